@@ -1,0 +1,3 @@
+module github.com/shoptrail/shoptrail
+
+go 1.26.8
