@@ -1,0 +1,57 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/shoptrail/shoptrail"
+)
+
+// connQuerier adapts a clickhouse-go connection to Querier.
+type connQuerier struct{ driver.Conn }
+
+var _ Querier = connQuerier{}
+
+func (c connQuerier) AppliedVersions(ctx context.Context) (map[int]bool, error) {
+	rows, err := c.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	done := map[int]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("cannot read schema_migrations: %w", err)
+		}
+		done[int(v)] = true
+	}
+	return done, rows.Err()
+}
+
+func (c connQuerier) RecordMigration(ctx context.Context, version int, name string, at time.Time) error {
+	// An INSERT with inline VALUES through Exec hangs on 18.16's native
+	// protocol; a prepared batch works on every version.
+	b, err := c.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
+	if err != nil {
+		return err
+	}
+	defer b.Abort()
+	if err := b.Append(uint32(version), name, at.UTC()); err != nil {
+		return err
+	}
+	return b.Send()
+}
+
+// MigrateEmbedded applies the migrations embedded in the binary to the
+// connection's database.
+func MigrateEmbedded(ctx context.Context, conn driver.Conn) ([]int, error) {
+	ms, err := LoadMigrations(shoptrail.Migrations, shoptrail.MigrationsDir)
+	if err != nil {
+		return nil, err
+	}
+	return Migrate(ctx, connQuerier{conn}, ms)
+}

@@ -1,0 +1,129 @@
+package clickhouse_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/internal/chdb"
+	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor/clickhouse"
+)
+
+func TestSplitStatements(t *testing.T) {
+	f := func(in string, want ...string) {
+		t.Helper()
+		if got := clickhouse.SplitStatements(in); !reflect.DeepEqual(got, want) {
+			t.Errorf("SplitStatements(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// one statement without a trailing semicolon
+	f("SELECT 1", "SELECT 1")
+	// comments dropped, two statements
+	f("-- c\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\n-- d\nSELECT 2;\n",
+		"CREATE TABLE a (x UInt8) ENGINE = Memory", "SELECT 2")
+	// a semicolon inside a line does not split
+	f("SELECT ';' AS x;\n", "SELECT ';' AS x")
+}
+
+func TestLoadMigrations(t *testing.T) {
+	ms, err := clickhouse.LoadMigrations(shoptrail.Migrations, shoptrail.MigrationsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 || ms[0].Version != 1 || ms[0].Name != "events" {
+		t.Fatalf("first migration = %+v, want 0001_events", ms[0])
+	}
+	for i := 1; i < len(ms); i++ {
+		if ms[i].Version <= ms[i-1].Version {
+			t.Errorf("migrations out of order: %d after %d", ms[i].Version, ms[i-1].Version)
+		}
+	}
+}
+
+// TestMigrateClickHouse18 applies every migration to Debian's ClickHouse
+// 18.16, twice: the second run must apply nothing.
+func TestMigrateClickHouse18(t *testing.T) {
+	_, conn := testenv.Database(t) // applies them once
+	ctx := context.Background()
+	applied, err := clickhouse.MigrateEmbedded(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 0 {
+		t.Fatalf("second run applied %v, want nothing", applied)
+	}
+	ms, _ := clickhouse.LoadMigrations(shoptrail.Migrations, shoptrail.MigrationsDir)
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT uniqExact(version) FROM schema_migrations").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if int(n) != len(ms) {
+		t.Fatalf("schema_migrations has %d versions, want %d", n, len(ms))
+	}
+}
+
+// chdbQuerier runs migrations in a chDB session.
+type chdbQuerier struct{ *chdb.Session }
+
+func (q chdbQuerier) AppliedVersions(context.Context) (map[int]bool, error) {
+	out, err := q.Query("SELECT DISTINCT version FROM schema_migrations", "TSV")
+	if err != nil {
+		return nil, err
+	}
+	done := map[int]bool{}
+	for _, l := range strings.Fields(out) {
+		var v int
+		fmt.Sscan(l, &v)
+		done[v] = true
+	}
+	return done, nil
+}
+
+func (q chdbQuerier) RecordMigration(ctx context.Context, version int, name string, at time.Time) error {
+	return q.Exec(ctx, fmt.Sprintf("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%d, '%s', %d)",
+		version, name, at.Unix()))
+}
+
+// TestMigrateClickHouse26 applies every migration to current ClickHouse
+// (chDB), so nothing that only 18.16 accepts slips in.
+func TestMigrateClickHouse26(t *testing.T) {
+	testenv.Integration(t)
+	s, err := chdb.Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("cannot open chDB: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for _, q := range []string{"CREATE DATABASE shoptrail", "USE shoptrail"} {
+		if err := s.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := clickhouse.LoadMigrations(shoptrail.Migrations, shoptrail.MigrationsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := clickhouse.Migrate(ctx, chdbQuerier{s}, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != len(ms) {
+		t.Fatalf("applied %v, want all %d", applied, len(ms))
+	}
+	again, err := clickhouse.Migrate(ctx, chdbQuerier{s}, ms)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second run applied %v (%v), want nothing", again, err)
+	}
+	out, err := s.Query("SELECT name FROM system.tables WHERE database = 'shoptrail' ORDER BY name", "TSV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "events\n") {
+		t.Fatalf("tables = %q, want events among them", out)
+	}
+}
