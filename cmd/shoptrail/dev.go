@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoptrail/shoptrail/collector"
+	"github.com/shoptrail/shoptrail/internal/devstack"
+	"github.com/shoptrail/shoptrail/processor"
+	"github.com/shoptrail/shoptrail/processor/clickhouse"
+)
+
+var devParts = []string{"broker", "clickhouse", "collector", "processor", "demo"}
+
+// devConfig is the configuration of `shoptrail dev`.
+type devConfig struct {
+	dir      string
+	only     []string
+	chHTTP   int
+	demoAddr string
+	col      collector.Config
+	ch       clickhouse.Config
+	proc     processor.Config
+}
+
+func (c *devConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.dir, "dir", "var", "directory for the broker's log and ClickHouse's data (kept across restarts)")
+	c.only = devParts
+	fs.Func("only", "comma-separated parts to start: "+strings.Join(devParts, ",")+" (default all)", func(s string) error {
+		c.only = nil
+		for _, p := range strings.Split(s, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(devParts, p) {
+				return fmt.Errorf("unknown part %q (want some of %s)", p, strings.Join(devParts, ","))
+			}
+			c.only = append(c.only, p)
+		}
+		return nil
+	})
+	fs.IntVar(&c.chHTTP, "clickhouse.http-port", 18123, "HTTP port of the dev ClickHouse server (its native port is that of -clickhouse.addr)")
+	fs.StringVar(&c.demoAddr, "demo.addr", "127.0.0.1:8081", "listen address of the demo shop")
+	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per ClickHouse insert, at most")
+	fs.DurationVar(&c.proc.BatchInterval, "batch.interval", time.Second, "processor: longest wait before a partial batch is inserted")
+	c.col.RegisterFlags(fs) // http.addr, kafka.*, sites: the broker listens on the port of -kafka.brokers
+	c.ch.RegisterFlags(fs)  // clickhouse.*: the server listens on the port of -clickhouse.addr
+}
+
+func (c *devConfig) has(part string) bool { return slices.Contains(c.only, part) }
+
+func portOf(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("address %q: %w", addr, err)
+	}
+	return strconv.Atoi(p)
+}
+
+// runDev starts the parts in data-flow order and stops them in reverse:
+// the demo and the collector first (no new events), then the processor
+// (flushes and commits), then ClickHouse and the broker.
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	var cfg devConfig
+	var lc logConfig
+	cfg.registerFlags(fs)
+	lc.RegisterFlags(fs, "text")
+	log, err := parse(fs, &lc, args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.col.Validate(); err != nil {
+		return err
+	}
+	cfg.proc.Brokers, cfg.proc.Topic = cfg.col.Brokers, cfg.col.Topic
+	var stops []func()
+	defer func() {
+		for _, stop := range slices.Backward(stops) {
+			stop()
+		}
+	}()
+	var urls []string
+
+	if cfg.has("broker") {
+		port, err := portOf(cfg.col.Brokers[0])
+		if err != nil {
+			return err
+		}
+		b, err := devstack.StartBroker(devstack.BrokerConfig{Port: port, DataDir: filepath.Join(cfg.dir, "kafka")})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() { b.Close(); log.Info("broker stopped") })
+		urls = append(urls, "Kafka broker        "+strings.Join(b.Addrs, ","))
+	}
+	if cfg.has("clickhouse") {
+		port, err := portOf(cfg.ch.Addr)
+		if err != nil {
+			return err
+		}
+		chs, err := devstack.StartClickHouse(ctx, devstack.ClickHouseConfig{
+			Dir: filepath.Join(cfg.dir, "clickhouse"), TCPPort: port, HTTPPort: cfg.chHTTP, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() { chs.Stop() })
+		urls = append(urls, "ClickHouse native   "+chs.Addr, "ClickHouse HTTP     http://"+chs.HTTPAddr+"/play  (database "+cfg.ch.Database+")")
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	runCtx, cancel := context.WithCancel(ctx)
+	stops = append(stops, func() { cancel(); wg.Wait() })
+	start := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(runCtx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	if cfg.has("processor") {
+		conn, err := clickhouse.Open(ctx, cfg.ch)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() { conn.Close() })
+		applied, err := clickhouse.MigrateEmbedded(ctx, conn)
+		if err != nil {
+			return err
+		}
+		log.Info("migrations applied", "applied", fmt.Sprint(applied))
+		p, err := processor.New(cfg.proc, &clickhouse.Sink{Conn: conn}, log)
+		if err != nil {
+			return err
+		}
+		start("processor", p.Run)
+	}
+	if cfg.has("collector") {
+		c, err := collector.New(cfg.col, log)
+		if err != nil {
+			return err
+		}
+		start("collector", c.Run)
+		urls = append(urls, "collector           http://"+cfg.col.Addr+"  (write key: dev)")
+	}
+	if cfg.has("demo") {
+		srv := &http.Server{Addr: cfg.demoAddr, Handler: demoHandler("http://" + cfg.col.Addr), ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", cfg.demoAddr)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		start("demo", func(ctx context.Context) error {
+			go func() { <-ctx.Done(); srv.Close() }()
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		urls = append(urls, "demo shop           http://"+cfg.demoAddr)
+	}
+	printURLs(log, urls)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func printURLs(log *slog.Logger, urls []string) {
+	fmt.Fprintln(os.Stderr, "\nshoptrail dev is running:")
+	for _, u := range urls {
+		fmt.Fprintln(os.Stderr, "  "+u)
+	}
+	fmt.Fprintln(os.Stderr, "Press Ctrl-C to stop.")
+	log.Debug("dev stack ready")
+}
