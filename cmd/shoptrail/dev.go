@@ -116,7 +116,7 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		stops = append(stops, func() { chs.Stop() })
-		urls = append(urls, "ClickHouse native   "+chs.Addr, "ClickHouse HTTP     http://"+chs.HTTPAddr+"/play  (database "+cfg.ch.Database+")")
+		urls = append(urls, "ClickHouse native   "+chs.Addr, "ClickHouse HTTP     http://"+chs.HTTPAddr+"  (database "+cfg.ch.Database+")")
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
