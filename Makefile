@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/shoptrail
 
-.PHONY: all run build test test-go lint deps bench clean
+.PHONY: all run build test test-go lint deps bench clean image up down
 
 all: build
 
@@ -31,6 +31,18 @@ lint:
 	@echo ">> go vet and gofmt"
 	@$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+image:
+	@echo ">> building the container image shoptrail:$(VERSION) (needs a Docker engine)"
+	@docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t shoptrail:$(VERSION) -t shoptrail:latest .
+
+up:
+	@echo ">> starting the compose stack in deploy/compose (needs a Docker engine)"
+	@docker compose -f deploy/compose/docker-compose.yml up -d --build
+
+down:
+	@echo ">> stopping the compose stack"
+	@docker compose -f deploy/compose/docker-compose.yml down
 
 clean:
 	@echo ">> removing bin/ and var/ (the dev stack's data)"
