@@ -38,9 +38,9 @@
         } catch (e) {}
       }
     const on = (target, type, f) => target.addEventListener(type, safe(f), true)
-    // 128 random bits. Segment ids are opaque strings, and crypto.randomUUID
-    // is missing on plain-http pages.
-    const newId = () => crypto.getRandomValues(new Uint32Array(4)).join('-')
+    // About 100 random bits in 20-odd characters. Segment ids are opaque
+    // strings, and crypto.randomUUID is missing on plain-http pages.
+    const newId = () => Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2)
     const iso = () => new Date().toISOString()
     const here = () => loc.href.split('#')[0]
 
@@ -183,7 +183,7 @@
     // the page is hidden or goes away, sends those never tried with
     // sendBeacon; failed ones stay stored for a later page to retry.
     const flush = safe((beacon) => {
-      if (!beacon) timer = 0
+      if (!beacon) clearTimeout(timer), (timer = 0)
       // Offline, a fetch fails and is retried; sendBeacon would lose it.
       if (!ok || busy > !!beacon || (beacon && !n.onLine)) return
       // The messages to send, each marked with how this copy goes.
@@ -223,14 +223,14 @@
       position: s.position
     })
 
-    const track = (event, properties = {}) => message('track', { event, properties })
+    const track = (event, properties) => message('track', { event, properties })
     const methods = {
-      page: (name, properties = {}) => {
+      page: (name, properties) => {
         lastUrl = here()
         message('page', { name, properties })
       },
       track,
-      identify: (userId, traits = {}) => {
+      identify: (userId, traits) => {
         if (userId) uid = '' + userId
         message('identify', { traits })
       },
