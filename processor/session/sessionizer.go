@@ -256,7 +256,10 @@ type Stats struct {
 	Invalid        int64
 	LinksEmitted   int64
 	VisitorsPurged int64 // visitor records dropped after VisitorRetention
-	Watermark      time.Time
+	// Replayed counts events skipped after a Restore because the visitor's
+	// changelog record already included them.
+	Replayed  int64
+	Watermark time.Time
 }
 
 // SessionID returns the deterministic id of a session: the first 16 bytes
@@ -500,6 +503,9 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 		s.maxSeen = t
 		if w := t - s.lateness; w > s.wm {
 			s.wm = w
+			// Fire what the new watermark makes due before this event
+			// looks up its visitor: an expired record is gone first.
+			s.runTimers()
 		}
 	}
 	s.keyBuf = packKey(s.keyBuf[:0], e.Site, e)
@@ -509,7 +515,7 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 			// Restored from a changelog record written after this event
 			// was applied: it is in the state already, and its outputs
 			// were emitted before that record was written.
-			s.runTimers()
+			s.stats.Replayed++
 			return
 		}
 	}
@@ -518,7 +524,6 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 	if vi < 0 {
 		if late && !stitch {
 			s.emitLate(e)
-			s.runTimers()
 			return
 		}
 		vi = s.newVisitor(s.keyBuf)
@@ -526,7 +531,6 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 	v := s.visitors.at(vi)
 	h := xxh64(e.MessageID)
 	if s.duplicate(vi, v, h, e) {
-		s.runTimers()
 		return
 	}
 	if stitch {
@@ -541,13 +545,11 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 			}
 			s.reschedule(vi, v)
 		}
-		s.runTimers()
 		return
 	}
 	s.insertPending(vi, v, s.newPending(e, t, h))
 	s.markDirty(vi, v)
 	s.schedule(vi, v, t+1)
-	s.runTimers()
 }
 
 // Advance moves the watermark to now minus AllowedLateness if that is later,
