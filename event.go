@@ -95,8 +95,13 @@ const (
 	// FlagClockClamped: the corrected time was in the future or absurdly
 	// old and was clamped to the receive time.
 	FlagClockClamped = "clock_clamped"
-	// FlagGeneratedID: the client sent no messageId; the collector made one.
+	// FlagGeneratedID: the client sent no messageId; the collector made one
+	// (derived from the event's content when it has a timestamp, so that a
+	// client's retry gets the same id).
 	FlagGeneratedID = "generated_id"
+	// FlagTruncated: a descriptive text (URL, referrer, title, user agent,
+	// campaign field) was longer than the collector keeps and was cut.
+	FlagTruncated = "truncated"
 )
 
 // Context is the Segment context object, plus the collector's enrichment.
@@ -150,7 +155,7 @@ type Library struct {
 
 // Device is what the collector parsed from the user agent.
 type Device struct {
-	Class   string `json:"class,omitempty"` // desktop, mobile, tablet, bot, other
+	Class   string `json:"class,omitempty"` // desktop, mobile, tablet, bot, server (sent by a server-side library), other
 	Browser string `json:"browser,omitempty"`
 	OS      string `json:"os,omitempty"`
 }

@@ -1,99 +1,200 @@
 package collector
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/collector/useragent"
 )
+
+// Options are the collector's collaborators.
+type Options struct {
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the collector's metrics; Gatherer serves them on
+	// /metrics. A nil Registerer means a fresh registry (both).
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Producer overrides the Kafka producer (tests); it is closed by Run.
+	Producer Producer
+	// Beacon, when set, is served at /beacon.js and at each path prefix's
+	// /beacon.js.
+	Beacon http.Handler
+}
 
 // Server is the collector's HTTP service.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
+	m        *metrics
+	gatherer prometheus.Gatherer
 	producer Producer
-	ready    atomic.Bool
+	kafka    *groupProducer // nil when Options.Producer is set
+	beacon   http.Handler
+	ua       *useragent.Classifier
+	budget   budget
+	ipLimit  *limiter[netip.Addr]
+	keyLimit *limiter[string]
+	cleaners map[*Site]*cleaner
 	now      func() time.Time
+
+	shuttingDown chan struct{}
+	closeOnce    sync.Once
 }
 
-// New returns a collector that produces to the brokers of cfg.
+// New returns a collector logging to log, with its own metrics registry;
+// it connects to Kafka when it runs.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
+	return NewWithOptions(cfg, Options{Logger: log})
+}
+
+// NewWithOptions returns a collector with the given collaborators.
+func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return NewWithProducer(cfg, log, newKafkaProducer(cfg.Brokers)), nil
-}
-
-// NewWithProducer returns a collector that produces through p.
-func NewWithProducer(cfg Config, log *slog.Logger, p Producer) *Server {
-	cfg.setDefaults()
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log.With("component", "collector"), producer: p, now: time.Now}
+	log = log.With("component", "collector")
+	reg, gat := opts.Registerer, opts.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gat = r, r
+	}
+	if gat == nil {
+		gat = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:          cfg,
+		log:          log,
+		m:            newMetrics(reg),
+		gatherer:     gat,
+		producer:     opts.Producer,
+		beacon:       opts.Beacon,
+		ua:           useragent.NewClassifier(0),
+		budget:       budget{limit: cfg.MaxInflightBytes},
+		ipLimit:      newLimiter(cfg.IPRate, cfg.IPBurst, hashAddr),
+		keyLimit:     newLimiter(cfg.KeyRate, cfg.KeyBurst, hashString),
+		cleaners:     map[*Site]*cleaner{},
+		now:          time.Now,
+		shuttingDown: make(chan struct{}),
+	}
+	for _, site := range cfg.Sites.List() {
+		c := &cleaner{extra: map[string]bool{}}
+		for _, p := range append(cfg.QueryParams, site.QueryParams...) {
+			c.extra[strings.ToLower(p)] = true
+		}
+		s.cleaners[site] = c
+		if site.anyOrigin && len(site.AllowedOrigins) == 0 {
+			log.Debug("site allows any origin", "site", site.ID)
+		}
+	}
+	if s.producer == nil {
+		codec, _ := compressionCodec(cfg.Compression)
+		s.kafka = newGroupProducer(cfg.Brokers, codec, cfg.ProduceTimeout, log, s.m)
+		s.producer = s.kafka
+	}
+	s.m.inflightBytes.Set(0)
+	return s, nil
+}
+
+// Ready tells whether the collector can deliver: Kafka acknowledged a
+// produce, and the last one succeeded.
+func (s *Server) Ready() bool {
+	if s.kafka == nil {
+		return true
+	}
+	return s.kafka.Ready()
 }
 
 // Handler returns the collector's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/batch", s.ingest(""))
-	for _, t := range []string{shoptrail.TypeTrack, shoptrail.TypePage, shoptrail.TypeScreen,
-		shoptrail.TypeIdentify, shoptrail.TypeGroup, shoptrail.TypeAlias} {
-		mux.HandleFunc("POST /v1/"+t, s.ingest(t))
+	prefixes := append([]string{"/v1"}, s.cfg.PathPrefixes...)
+	for _, p := range prefixes {
+		mux.HandleFunc("POST "+p+"/batch", s.ingestHandler("", "batch"))
+		for _, t := range []string{shoptrail.TypeTrack, shoptrail.TypePage, shoptrail.TypeScreen,
+			shoptrail.TypeIdentify, shoptrail.TypeGroup, shoptrail.TypeAlias} {
+			mux.HandleFunc("POST "+p+"/"+t, s.ingestHandler(t, t))
+		}
+		mux.HandleFunc("GET "+p+"/p.gif", s.pixelHandler)
+		mux.HandleFunc("GET "+p+"/id", s.idHandler)
+		mux.HandleFunc("OPTIONS "+p+"/", s.preflight)
+		if s.beacon != nil && p != "/v1" {
+			mux.Handle("GET "+p+"/beacon.js", s.beacon)
+		}
+	}
+	if s.beacon != nil {
+		mux.Handle("GET /beacon.js", s.beacon)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	return mux
 }
 
-// Run serves HTTP on cfg.Addr until ctx is done, then shuts down: stop
-// accepting, drain in-flight requests, close the Kafka writer (which flushes).
+// Run serves HTTP on cfg.Addr until ctx is done, then shuts down.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
+		s.producer.Close()
 		return fmt.Errorf("cannot listen on %s: %w", s.cfg.Addr, err)
 	}
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run on a listener the caller opened (tests use port 0).
+// Serve is Run on a listener the caller opened (tests use port 0). Shutdown
+// order: stop accepting connections, let in-flight requests finish (each
+// waits for Kafka's acknowledgement of its events), then close the
+// producer, which sends whatever is still queued.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      s.cfg.ProduceTimeout + 15*time.Second,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.ReadTimeout + s.cfg.ProduceTimeout + 5*time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	go s.probe(ctx)
+	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.heartbeat(hbCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("collector listening", "addr", ln.Addr().String())
+	var err error
 	select {
-	case err := <-errc:
-		s.producer.Close()
-		return fmt.Errorf("collector HTTP server: %w", err)
+	case err = <-errc:
+		err = fmt.Errorf("collector HTTP server: %w", err)
 	case <-ctx.Done():
+		shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadTimeout+s.cfg.ProduceTimeout+5*time.Second)
+		err = srv.Shutdown(shutCtx) // stop accepting, wait for in-flight requests
+		cancel()
+		<-errc
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout+5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(shutCtx) // stop accepting, wait for in-flight requests
+	s.closeOnce.Do(func() { close(s.shuttingDown) })
+	stopHeartbeat()
+	wg.Wait()
 	if cerr := s.producer.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -101,25 +202,34 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// probe checks that the broker answers until it does once, so /readyz turns
-// ready before the first event arrives.
-func (s *Server) probe(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
+// heartbeat keeps readiness true to its word: when nothing was produced for
+// a while (or the last produce failed), it produces a small message to the
+// heartbeat topic, and its outcome sets readiness.
+func (s *Server) heartbeat(ctx context.Context) {
+	if s.kafka == nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for !s.ready.Load() {
-		for _, b := range s.cfg.Brokers {
-			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			conn, err := kafka.DialContext(dctx, "tcp", b)
+	for {
+		if !s.kafka.Ready() || s.kafka.SinceOK() > 3*time.Second {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := s.kafka.Produce(pctx, []kafka.Message{{
+				Topic: s.cfg.HeartbeatTopic,
+				Key:   []byte("collector"),
+				Value: fmt.Appendf(nil, `{"at":%q}`, time.Now().UTC().Format(time.RFC3339Nano)),
+			}})
 			cancel()
-			if err != nil {
-				continue
+			if err != nil && ctx.Err() == nil {
+				s.kafka.setHealthy(false)
+				s.log.Debug("heartbeat failed", "err", err)
 			}
-			_, err = conn.ReadPartitions(s.cfg.Topic)
-			conn.Close()
-			if err == nil {
-				s.ready.Store(true)
-				return
-			}
+		}
+		ready := s.kafka.Ready()
+		if ready {
+			s.m.ready.Set(1)
+		} else {
+			s.m.ready.Set(0)
 		}
 		select {
 		case <-ctx.Done():
@@ -130,166 +240,91 @@ func (s *Server) probe(ctx context.Context) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if !s.ready.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "error": "Kafka not reached yet"})
+	w.Header().Set("Content-Type", "application/json")
+	select {
+	case <-s.shuttingDown:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"status":"shutting down"}` + "\n"))
+		return
+	default:
+	}
+	if !s.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"status":"not ready","error":"Kafka has not acknowledged a produce recently"}` + "\n"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	w.Write([]byte(`{"status":"ready"}` + "\n"))
 }
 
-// httpError is an error with the status it is answered with.
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func errorf(status int, format string, args ...any) error {
-	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
-}
-
-func (s *Server) ingest(typ string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		err := s.handle(r, typ)
-		if err == nil {
-			writeJSON(w, http.StatusOK, map[string]any{"success": true})
-			return
-		}
-		var he *httpError
-		if !errors.As(err, &he) {
-			s.log.Error("cannot ingest", "err", err)
-			he = &httpError{status: http.StatusServiceUnavailable, msg: "events could not be stored, retry later"}
-			w.Header().Set("Retry-After", "1")
-		}
-		writeJSON(w, he.status, map[string]any{"success": false, "error": he.msg})
-	}
-}
-
-func (s *Server) handle(r *http.Request, typ string) error {
-	receivedAt := s.now().UTC()
-	body, err := s.readBody(r)
+// clientAddr is the client's address: the connection's peer, or, when the
+// peer is a trusted proxy, the rightmost X-Forwarded-For address that is
+// not one.
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return err
+		return netip.Addr{}
 	}
-	var raws []json.RawMessage
-	var sentAt, bodyKey string
-	if typ == "" {
-		var b batchBody
-		if err := json.Unmarshal(body, &b); err != nil {
-			return errorf(http.StatusBadRequest, "body is not a JSON batch: %v", err)
-		}
-		raws, sentAt, bodyKey = b.Batch, b.SentAt, b.WriteKey
-		if len(raws) == 0 {
-			return errorf(http.StatusBadRequest, "batch is empty")
-		}
-		if len(raws) > s.cfg.MaxBatchEvents {
-			return errorf(http.StatusRequestEntityTooLarge, "batch has %d events, the limit is %d", len(raws), s.cfg.MaxBatchEvents)
-		}
-	} else {
-		if !json.Valid(body) {
-			return errorf(http.StatusBadRequest, "body is not JSON")
-		}
-		raws = []json.RawMessage{body}
+	a := ap.Addr().Unmap()
+	if len(s.cfg.TrustedProxies) == 0 || !s.trusted(a) {
+		return a
 	}
-	site, err := s.site(r, bodyKey, raws)
+	xff := r.Header.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			h, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return a
+			}
+			h = h.Unmap()
+			if !s.trusted(h) {
+				return h
+			}
+			a = h
+		}
+	}
+	return a
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// anonymize returns what is kept of a client address (privacy.ip):
+// truncated (IPv4 /24, IPv6 /48), nothing, or all of it.
+func (s *Server) anonymize(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	switch s.cfg.IPMode {
+	case "drop":
+		return ""
+	case "raw":
+		return a.String()
+	}
+	if a.Is4() {
+		b := a.As4()
+		b[3] = 0
+		return netip.AddrFrom4(b).String()
+	}
+	b := a.As16()
+	clear(b[6:])
+	return netip.AddrFrom16(b).String()
+}
+
+// anonymizeString anonymizes a context.ip sent by a server-side library on
+// behalf of its visitor; an unparsable one is replaced by the request's.
+func (s *Server) anonymizeString(ip string, rq *request) string {
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
 	if err != nil {
-		return err
+		return rq.ip
 	}
-	msgs := make([]kafka.Message, 0, len(raws))
-	var rejected []string
-	reject := func(i int, raw []byte, err error) {
-		reason := fmt.Sprintf("event %d: %v", i, err)
-		rejected = append(rejected, reason)
-		// Rejected events are kept, with the reason, in the dead-letter topic.
-		msgs = append(msgs, kafka.Message{Topic: s.cfg.DeadLetterTopic, Value: raw, Headers: []kafka.Header{
-			{Key: "reason", Value: []byte(err.Error())},
-			{Key: "site", Value: []byte(site)},
-			{Key: "received_at", Value: []byte(receivedAt.Format(time.RFC3339Nano))},
-		}})
-	}
-	for i, raw := range raws {
-		var m message
-		if err := json.Unmarshal(raw, &m); err != nil {
-			reject(i, raw, fmt.Errorf("not a JSON object: %w", err))
-			continue
-		}
-		e, err := normalize(&m, typ, site, sentAt, receivedAt)
-		if err != nil {
-			reject(i, raw, err)
-			continue
-		}
-		v, err := json.Marshal(&e)
-		if err != nil {
-			reject(i, raw, err)
-			continue
-		}
-		msgs = append(msgs, kafka.Message{Topic: s.cfg.Topic, Key: []byte(e.Key()), Value: v})
-	}
-	if len(msgs) > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
-		defer cancel()
-		if err := s.producer.Produce(ctx, msgs...); err != nil {
-			return err
-		}
-		s.ready.Store(true)
-	}
-	if len(rejected) > 0 {
-		return errorf(http.StatusBadRequest, "%d of %d events rejected: %s", len(rejected), len(raws), strings.Join(rejected, "; "))
-	}
-	return nil
+	return s.anonymize(a.Unmap())
 }
 
-// site finds the site of the request's write key: HTTP Basic auth username,
-// or the body's writeKey (Segment's own clients and sendBeacon put it there).
-func (s *Server) site(r *http.Request, bodyKey string, raws []json.RawMessage) (string, error) {
-	key, _, ok := r.BasicAuth()
-	if !ok || key == "" {
-		key = bodyKey
-	}
-	if key == "" && len(raws) == 1 {
-		var m struct {
-			WriteKey string `json:"writeKey"`
-		}
-		json.Unmarshal(raws[0], &m)
-		key = m.WriteKey
-	}
-	if key == "" {
-		return "", errorf(http.StatusUnauthorized, "missing write key: send it as the HTTP Basic auth username or as writeKey in the body")
-	}
-	site, ok := s.cfg.Sites[key]
-	if !ok {
-		return "", errorf(http.StatusUnauthorized, "unknown write key")
-	}
-	return site, nil
-}
-
-func (s *Server) readBody(r *http.Request) ([]byte, error) {
-	var rd io.Reader = http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "body is not valid gzip: %v", err)
-		}
-		defer zr.Close()
-		rd = io.LimitReader(zr, s.cfg.MaxBodyBytes+1)
-	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(rd)
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe), n > s.cfg.MaxBodyBytes:
-		return nil, errorf(http.StatusRequestEntityTooLarge, "body is larger than %d bytes", s.cfg.MaxBodyBytes)
-	case err != nil:
-		return nil, errorf(http.StatusBadRequest, "cannot read body: %v", err)
-	case n == 0:
-		return nil, errorf(http.StatusBadRequest, "body is empty")
-	}
-	return buf.Bytes(), nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+var errShuttingDown = errors.New("collector shutting down")

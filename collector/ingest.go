@@ -1,0 +1,597 @@
+package collector
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/valyala/fastjson"
+
+	"github.com/shoptrail/shoptrail"
+)
+
+// request is the state of one ingest request, pooled: its buffers are
+// reused by later requests once Kafka has answered for its events.
+type request struct {
+	s        *Server
+	site     *Site
+	cleaner  *cleaner
+	typ      string // the endpoint's type; "" for /v1/batch and the pixel
+	pixel    bool
+	browser  bool // sent by a browser (Origin header, or the pixel)
+	deep     bool // the body nests deeper than events may
+	badUTF8  bool // the body has invalid UTF-8 somewhere
+	headerUA string
+	ip       string
+	sentAt   time.Time // the batch's sentAt
+
+	receivedAt         time.Time
+	adoptFrom, adoptTo string // id cookie: rewrite this anonymousId
+
+	// Per message.
+	truncated        bool
+	ctxTraits, props *fastjson.Value
+	flags            [4]string
+
+	body     []byte
+	scratch  []byte
+	out      []byte
+	msgs     []kafka.Message
+	rejected []rejection
+	parser   fastjson.Parser
+	arena    fastjson.Arena
+	event    shoptrail.Event
+}
+
+type rejection struct {
+	index int
+	err   *fieldError
+}
+
+var requests = sync.Pool{New: func() any { return new(request) }}
+
+const maxPooledBuffer = 1 << 20 // larger buffers are left to the GC
+
+func (s *Server) getRequest() *request {
+	rq := requests.Get().(*request)
+	rq.s = s
+	return rq
+}
+
+func (s *Server) putRequest(rq *request) {
+	if cap(rq.body) > maxPooledBuffer || cap(rq.out) > maxPooledBuffer || cap(rq.scratch) > maxPooledBuffer {
+		return
+	}
+	clear(rq.msgs)
+	*rq = request{body: rq.body[:0], scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0],
+		rejected: rq.rejected[:0], parser: rq.parser, arena: rq.arena}
+	requests.Put(rq)
+}
+
+// status is an answer that is not 200: the HTTP status, the message, the
+// events it concerns and their result label.
+type status struct {
+	code       int
+	msg        string
+	retryAfter time.Duration
+}
+
+func (st *status) Error() string { return st.msg }
+
+func fail(code int, msg string) *status { return &status{code: code, msg: msg} }
+
+var (
+	okBody   = []byte(`{"success":true}` + "\n")
+	gifBytes = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+)
+
+func (s *Server) ingestHandler(typ, route string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code := s.ingest(w, r, typ, false)
+		s.observe(route, code, start)
+	}
+}
+
+func (s *Server) observe(route string, code int, start time.Time) {
+	s.m.requestSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+}
+
+// pixelHandler serves GET /v1/p.gif?data=<base64url JSON message>: one
+// message, answered with a 1x1 GIF whatever happens (the status tells the
+// outcome; X-Shoptrail-Error the reason).
+func (s *Server) pixelHandler(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code := s.ingest(w, r, "", true)
+	s.observe("pixel", code, start)
+}
+
+// idHandler answers the collector's anonymous id cookie, for pages that
+// want it before sending anything: {"anonymousId": "..."} ("" without one).
+func (s *Server) idHandler(w http.ResponseWriter, r *http.Request) {
+	s.cors(w, r, nil)
+	id := s.cookieID(r)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(appendString([]byte(`{"anonymousId":`), id))
+	w.Write([]byte("}\n"))
+}
+
+// preflight answers CORS preflight requests for the union of the sites'
+// allowed origins (preflights carry no write key).
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !s.cfg.Sites.anyAllows(origin) {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Content-Encoding")
+	h.Set("Access-Control-Max-Age", "86400")
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// cors sets the CORS headers of a response to a browser whose origin the
+// site (or, before the site is known, any site) allows.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request, site *Site) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	if (site != nil && site.AllowsOrigin(origin)) || (site == nil && s.cfg.Sites.anyAllows(origin)) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Add("Vary", "Origin")
+	}
+}
+
+// ingest handles one ingest request and returns the status it answered.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixel bool) int {
+	rq := s.getRequest()
+	rq.typ, rq.pixel = typ, pixel
+	rq.receivedAt = s.now().UTC()
+	n, reserved, ok, st := s.process(w, r, rq)
+	if reserved > 0 {
+		s.budget.release(reserved)
+		s.m.inflightBytes.Sub(float64(reserved))
+	}
+	code := http.StatusOK
+	if st != nil {
+		code = st.code
+	}
+	s.respond(w, rq, n, st)
+	if ok {
+		s.putRequest(rq)
+	}
+	return code
+}
+
+// process does the work of ingest; n is the number of events, reserved the
+// bytes taken from the budget, reusable whether rq's buffers may be reused.
+func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n int, reserved int64, reusable bool, st *status) {
+	select {
+	case <-s.shuttingDown:
+		return 0, 0, true, &status{code: http.StatusServiceUnavailable, msg: "collector is shutting down, retry later", retryAfter: time.Second}
+	default:
+	}
+	addr := s.clientAddr(r)
+	if ok, wait := s.ipLimit.allow(ipBlock(addr), 1); !ok {
+		s.m.events.WithLabelValues(resultShed, reasonRateIP).Inc()
+		return 0, 0, true, &status{code: http.StatusTooManyRequests, msg: "too many requests from this network, retry later", retryAfter: wait}
+	}
+
+	// Reserve memory before reading: the body, its parse and its encoding.
+	size := r.ContentLength
+	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip")
+	if rq.pixel {
+		size = int64(len(r.URL.RawQuery))
+	} else if size > s.cfg.MaxBodyBytes && !gz {
+		return 0, 0, true, fail(http.StatusRequestEntityTooLarge, "body is larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
+	} else if size < 0 || gz {
+		size = s.cfg.MaxBodyBytes
+	}
+	reserved = 4*size + 8<<10
+	if !s.budget.acquire(reserved) {
+		s.m.events.WithLabelValues(resultShed, reasonInflight).Inc()
+		return 0, 0, true, &status{code: http.StatusServiceUnavailable, msg: "collector is overloaded, retry later", retryAfter: time.Second}
+	}
+	s.m.inflightBytes.Add(float64(reserved))
+
+	origin := r.Header.Get("Origin")
+	rq.browser = origin != "" || rq.pixel
+	rq.headerUA = r.Header.Get("User-Agent")
+	rq.ip = s.anonymize(addr)
+
+	// Read and parse.
+	var err error
+	if rq.pixel {
+		rq.body, st = pixelBody(r, rq.body[:0], s.cfg.MaxBodyBytes)
+	} else {
+		rq.body, st = s.readBody(r, rq.body[:0], gz)
+	}
+	if st != nil {
+		return 0, reserved, true, st
+	}
+	rq.badUTF8 = !utf8.Valid(rq.body)
+	rq.deep = jsonDepth(rq.body) > maxDepth+3
+	root, err := rq.parser.ParseBytes(rq.body)
+	if err != nil {
+		what := "a JSON batch"
+		if rq.typ != "" || rq.pixel {
+			what = "a JSON message"
+		}
+		return 0, reserved, true, fail(http.StatusBadRequest, "body is not "+what+": "+truncate(err.Error(), 200))
+	}
+	var batch []*fastjson.Value
+	var bodyKey string
+	if rq.typ == "" && !rq.pixel {
+		if root.Type() != fastjson.TypeObject {
+			return 0, reserved, true, fail(http.StatusBadRequest, "body is not a JSON batch: want {\"batch\":[...]}")
+		}
+		bv := root.Get("batch")
+		if bv == nil || bv.Type() != fastjson.TypeArray {
+			return 0, reserved, true, fail(http.StatusBadRequest, "body is not a JSON batch: \"batch\" must be an array of messages")
+		}
+		batch, _ = bv.Array()
+		if v := root.Get("sentAt"); !isNull(v) {
+			var fe *fieldError
+			if rq.sentAt, fe = parseTime(v, "sentAt"); fe != nil {
+				return 0, reserved, true, fail(http.StatusBadRequest, fe.Error())
+			}
+		}
+		bodyKey = stringField(root, "writeKey")
+	} else {
+		batch = []*fastjson.Value{root}
+		if root.Type() == fastjson.TypeObject {
+			bodyKey = stringField(root, "writeKey")
+		}
+		if rq.pixel && bodyKey == "" {
+			bodyKey = r.URL.Query().Get("writeKey")
+		}
+	}
+
+	// Authenticate the site, then check its origin.
+	key, _, hasBasic := r.BasicAuth()
+	if !hasBasic || key == "" {
+		key = bodyKey
+	}
+	if key == "" {
+		return len(batch), reserved, true, fail(http.StatusUnauthorized, "missing write key: send it as the HTTP Basic auth username or as writeKey in the body")
+	}
+	site, ok := s.cfg.Sites.ByKey(key)
+	if !ok {
+		return len(batch), reserved, true, fail(http.StatusUnauthorized, "unknown write key")
+	}
+	rq.site, rq.cleaner = site, s.cleaners[site]
+	s.cors(w, r, site)
+	if origin != "" && !site.AllowsOrigin(origin) {
+		return len(batch), reserved, true, fail(http.StatusForbidden, "origin "+strconv.Quote(truncate(origin, 100))+" is not allowed to send events for this write key")
+	}
+	switch {
+	case len(batch) == 0:
+		return 0, reserved, true, fail(http.StatusBadRequest, "batch is empty")
+	case len(batch) > s.cfg.MaxBatchEvents:
+		return len(batch), reserved, true, fail(http.StatusRequestEntityTooLarge, "batch has "+strconv.Itoa(len(batch))+" events, the limit is "+strconv.Itoa(s.cfg.MaxBatchEvents))
+	}
+	if ok, wait := s.keyLimit.allow(key, float64(len(batch))); !ok {
+		s.m.events.WithLabelValues(resultShed, reasonRateKey).Add(float64(len(batch)))
+		return len(batch), reserved, true, &status{code: http.StatusTooManyRequests, msg: "too many events for this write key, retry later", retryAfter: wait}
+	}
+	s.idCookie(w, r, rq, root, batch)
+
+	// Build, check and encode every event; rejected ones go to the
+	// dead-letter topic with the reason.
+	accepted := 0
+	for i, v := range batch {
+		rq.scratch = rq.scratch[:0]
+		e := &rq.event
+		fe := rq.precheck(v)
+		if fe == nil {
+			fe = rq.build(v, e)
+		}
+		if fe != nil {
+			rq.reject(i, v, fe)
+			continue
+		}
+		topic := s.cfg.Topic
+		if e.Context.Bot.IsBot {
+			s.m.bots.Inc()
+			if s.cfg.BotTopic != "" {
+				topic = s.cfg.BotTopic
+			}
+		}
+		k := len(rq.out)
+		rq.out = append(rq.out, e.Key()...)
+		vstart := len(rq.out)
+		rq.out = appendEvent(rq.out, e)
+		rq.msgs = append(rq.msgs, kafka.Message{Topic: topic, Key: rq.out[k:vstart:vstart], Value: rq.out[vstart:]})
+		accepted++
+	}
+	// Messages keep slices of rq.out taken as it grew: append never
+	// changes bytes already written, and a moved array stays alive.
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
+	err = s.producer.Produce(ctx, rq.msgs)
+	cancel()
+	if err != nil {
+		reusable = !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+		s.m.events.WithLabelValues(resultShed, reasonKafka).Add(float64(len(batch)))
+		s.log.Warn("cannot store events", "site", site.ID, "events", len(batch), "err", err)
+		return len(batch), reserved, reusable, &status{code: http.StatusServiceUnavailable, msg: "events could not be stored, retry later", retryAfter: time.Second}
+	}
+	s.m.accepted.Add(float64(accepted))
+	for _, rj := range rq.rejected {
+		s.m.events.WithLabelValues(resultRejected, rj.err.label).Inc()
+	}
+	if len(rq.rejected) > 0 {
+		return len(batch), reserved, true, fail(http.StatusBadRequest, rejectedMessage(rq, len(batch)))
+	}
+	return len(batch), reserved, true, nil
+}
+
+// precheck rejects, before building, what the whole body's checks found
+// somewhere: invalid UTF-8 or too deep nesting in this event.
+func (rq *request) precheck(v *fastjson.Value) *fieldError {
+	if rq.badUTF8 {
+		start := len(rq.scratch)
+		rq.scratch = v.MarshalTo(rq.scratch)
+		ok := utf8.Valid(rq.scratch[start:])
+		rq.scratch = rq.scratch[:start]
+		if !ok {
+			return &fieldError{msg: "contains invalid UTF-8", label: reasonInvalid}
+		}
+	}
+	if rq.deep && depth(v) > maxDepth+2 {
+		return &fieldError{msg: "nests objects or arrays deeper than 16 levels", label: reasonInvalid}
+	}
+	return nil
+}
+
+// reject records a rejected event and queues it for the dead-letter topic:
+// the message as sent, with the reason, site and receive time in headers.
+func (rq *request) reject(i int, v *fastjson.Value, fe *fieldError) {
+	rq.rejected = append(rq.rejected, rejection{index: i, err: fe})
+	start := len(rq.out)
+	rq.out = v.MarshalTo(rq.out)
+	rq.msgs = append(rq.msgs, kafka.Message{
+		Topic: rq.s.cfg.DeadLetterTopic,
+		Value: rq.out[start:],
+		Headers: []kafka.Header{
+			{Key: "reason", Value: []byte(fe.Error())},
+			{Key: "field", Value: []byte(fe.field)},
+			{Key: "site", Value: []byte(rq.site.ID)},
+			{Key: "received_at", Value: rq.receivedAt.AppendFormat(nil, time.RFC3339Nano)},
+		},
+	})
+}
+
+func rejectedMessage(rq *request, total int) string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(len(rq.rejected)))
+	b.WriteString(" of ")
+	b.WriteString(strconv.Itoa(total))
+	b.WriteString(" events rejected: ")
+	for i, rj := range rq.rejected {
+		if i == 10 {
+			b.WriteString("; ...")
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString("event ")
+		b.WriteString(strconv.Itoa(rj.index))
+		b.WriteString(": ")
+		b.WriteString(rj.err.Error())
+	}
+	return b.String()
+}
+
+func stringField(o *fastjson.Value, k string) string {
+	v := o.Get(k)
+	if v == nil || v.Type() != fastjson.TypeString {
+		return ""
+	}
+	b, _ := v.StringBytes()
+	return string(b)
+}
+
+// respond writes the answer: Segment's {"success":true}, or a JSON error
+// with, for rejected events, which ones and why.
+func (s *Server) respond(w http.ResponseWriter, rq *request, n int, st *status) {
+	h := w.Header()
+	if st != nil && st.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(max(1, int((st.retryAfter+time.Second-1)/time.Second))))
+	}
+	if rq.pixel {
+		h.Set("Content-Type", "image/gif")
+		h.Set("Cache-Control", "no-store, max-age=0")
+		code := http.StatusOK
+		if st != nil {
+			code = st.code
+			h.Set("X-Shoptrail-Error", truncate(strings.ToValidUTF8(st.msg, "?"), 300))
+		}
+		w.WriteHeader(code)
+		w.Write(gifBytes)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	if st == nil {
+		if rq.adoptTo != "" {
+			w.WriteHeader(http.StatusOK)
+			b := appendString([]byte(`{"success":true,"anonymousId":`), rq.adoptTo)
+			w.Write(append(b, "}\n"...))
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		w.Write(okBody)
+		return
+	}
+	b := append(rq.scratch[:0], `{"success":false,"error":`...)
+	b = appendString(b, st.msg)
+	if len(rq.rejected) > 0 && st.code == http.StatusBadRequest {
+		b = append(b, `,"accepted":`...)
+		b = strconv.AppendInt(b, int64(n-len(rq.rejected)), 10)
+		b = append(b, `,"rejected":[`...)
+		for i, rj := range rq.rejected {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"index":`...)
+			b = strconv.AppendInt(b, int64(rj.index), 10)
+			b = append(b, `,"field":`...)
+			b = appendString(b, rj.err.field)
+			b = append(b, `,"error":`...)
+			b = appendString(b, rj.err.msg)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, "}\n"...)
+	rq.scratch = b
+	w.WriteHeader(st.code)
+	w.Write(b)
+}
+
+var gzipReaders sync.Pool
+
+// readBody reads the request body into buf, decoding gzip, within
+// MaxBodyBytes (after decoding: a gzip bomb stops at the limit).
+func (s *Server) readBody(r *http.Request, buf []byte, gz bool) ([]byte, *status) {
+	limit := s.cfg.MaxBodyBytes
+	var rd io.Reader = http.MaxBytesReader(nil, r.Body, limit)
+	if gz {
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(rd)
+		} else {
+			err = zr.Reset(rd)
+		}
+		if err != nil {
+			return buf, fail(http.StatusBadRequest, "body is not valid gzip")
+		}
+		defer gzipReaders.Put(zr)
+		rd = io.LimitReader(zr, limit+1)
+	}
+	if r.ContentLength > 0 && r.ContentLength <= limit && !gz && int64(cap(buf)) < r.ContentLength {
+		buf = make([]byte, 0, r.ContentLength)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if int64(len(buf)) > limit {
+			return buf, fail(http.StatusRequestEntityTooLarge, "body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return buf, fail(http.StatusRequestEntityTooLarge, "body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
+			}
+			if gz {
+				return buf, fail(http.StatusBadRequest, "body is not valid gzip")
+			}
+			return buf, fail(http.StatusBadRequest, "cannot read body")
+		}
+	}
+	if len(bytes.TrimSpace(buf)) == 0 {
+		return buf, fail(http.StatusBadRequest, "body is empty")
+	}
+	return buf, nil
+}
+
+// pixelBody decodes the pixel's data parameter: base64url (padding
+// optional; standard base64 accepted too).
+func pixelBody(r *http.Request, buf []byte, limit int64) ([]byte, *status) {
+	data := r.URL.Query().Get("data")
+	if data == "" {
+		return buf, fail(http.StatusBadRequest, "missing data parameter: want /v1/p.gif?data=<base64url JSON message>")
+	}
+	data = strings.TrimRight(data, "=")
+	enc := base64.RawURLEncoding
+	if strings.ContainsAny(data, "+/") {
+		enc = base64.RawStdEncoding
+	}
+	if int64(enc.DecodedLen(len(data))) > limit {
+		return buf, fail(http.StatusRequestEntityTooLarge, "data is larger than "+strconv.FormatInt(limit, 10)+" bytes")
+	}
+	out, err := enc.AppendDecode(buf, []byte(data))
+	if err != nil {
+		return buf, fail(http.StatusBadRequest, "data is not base64url")
+	}
+	return out, nil
+}
+
+// idCookie runs the collector's first-party anonymous id cookie for
+// browsers: a batch from a new visitor (the beacon's "anonymousIdNew":
+// true) whose browser already has the cookie takes the cookie's id, and the
+// response tells the beacon to adopt it ({"anonymousId": ...}); a browser
+// without the cookie gets one holding the batch's anonymousId. The cookie
+// is HttpOnly, so it survives where script-set cookies are cut short (Safari
+// ITP), when the collector runs on a subdomain of the shop.
+func (s *Server) idCookie(w http.ResponseWriter, r *http.Request, rq *request, root *fastjson.Value, batch []*fastjson.Value) {
+	if s.cfg.IDCookie == "" || !rq.browser || batch[0].Type() != fastjson.TypeObject {
+		return
+	}
+	cid := s.cookieID(r)
+	first := stringField(batch[0], "anonymousId")
+	if cid != "" {
+		if root.GetBool("anonymousIdNew") && first != "" && first != cid {
+			rq.adoptFrom, rq.adoptTo = first, cid
+		}
+		return
+	}
+	if !validCookieID(first) {
+		return
+	}
+	secure := r.TLS != nil || (len(s.cfg.TrustedProxies) > 0 && r.Header.Get("X-Forwarded-Proto") == "https")
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cfg.IDCookie, Value: first, Path: "/", Domain: s.cfg.IDCookieDomain,
+		MaxAge: 400 * 24 * 3600, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// cookieID returns the id in the request's id cookie, "" without a valid one.
+func (s *Server) cookieID(r *http.Request) string {
+	if s.cfg.IDCookie == "" || r.Header.Get("Cookie") == "" {
+		return ""
+	}
+	c, err := r.Cookie(s.cfg.IDCookie)
+	if err != nil || !validCookieID(c.Value) {
+		return ""
+	}
+	return c.Value
+}
+
+func validCookieID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

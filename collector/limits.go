@@ -1,0 +1,138 @@
+package collector
+
+import (
+	"math"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// budget is a non-blocking semaphore of bytes: the memory requests in
+// progress may hold. A request reserves its share before reading its body
+// and releases it after answering; when the budget is spent, new requests
+// are shed at once (503 + Retry-After) instead of queueing.
+type budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (b *budget) acquire(n int64) bool {
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *budget) release(n int64) { b.used.Add(-n) }
+
+// limiter is a set of token buckets keyed by K (an IP block or a write
+// key). Buckets idle long enough to be full again are forgotten, and the
+// set holds at most maxKeys (beyond, new keys share one bucket), so its
+// memory is bounded whatever the traffic. Safe for concurrent use.
+type limiter[K comparable] struct {
+	rate, burst float64 // tokens per second, bucket size
+	maxKeys     int
+	now         func() time.Time
+
+	shards [32]limiterShard[K]
+	hash   func(K) uint32
+}
+
+type limiterShard[K comparable] struct {
+	mu       sync.Mutex
+	buckets  map[K]*bucket
+	overflow bucket
+	swept    time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter[K comparable](rate float64, burst int, hash func(K) uint32) *limiter[K] {
+	if rate <= 0 {
+		return nil // no limit
+	}
+	l := &limiter[K]{rate: rate, burst: float64(burst), maxKeys: 1 << 16, now: time.Now, hash: hash}
+	for i := range l.shards {
+		l.shards[i].buckets = map[K]*bucket{}
+	}
+	return l
+}
+
+// allow takes n tokens from k's bucket; when there are not enough it takes
+// none and says how long until there will be.
+func (l *limiter[K]) allow(k K, n float64) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	now := l.now()
+	s := &l.shards[l.hash(k)%uint32(len(l.shards))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.buckets[k]
+	if !ok {
+		if now.Sub(s.swept) > time.Minute {
+			l.sweep(s, now)
+		}
+		if len(s.buckets) >= l.maxKeys/len(l.shards) {
+			b = &s.overflow
+		} else {
+			b = &bucket{tokens: l.burst, last: now}
+			s.buckets[k] = b
+		}
+	}
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens >= n {
+		b.tokens -= n
+		return true, 0
+	}
+	wait := time.Duration((n - b.tokens) / l.rate * float64(time.Second))
+	return false, wait
+}
+
+// sweep forgets the buckets that refilled since their last use.
+func (l *limiter[K]) sweep(s *limiterShard[K], now time.Time) {
+	s.swept = now
+	full := time.Duration(l.burst / l.rate * float64(time.Second))
+	for k, b := range s.buckets {
+		if now.Sub(b.last) > full {
+			delete(s.buckets, k)
+		}
+	}
+}
+
+// ipBlock is the rate-limited unit of client addresses: an IPv4 /24 or an
+// IPv6 /64 (one household or office).
+func ipBlock(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		b[3] = 0
+		return netip.AddrFrom4(b)
+	}
+	b := a.As16()
+	clear(b[8:])
+	return netip.AddrFrom16(b)
+}
+
+func hashAddr(a netip.Addr) uint32 {
+	b := a.As16()
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
+}
+
+func hashString(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}

@@ -1,0 +1,80 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Event results, the "result" label of shoptrail_collector_events_total.
+const (
+	resultAccepted = "accepted" // acknowledged by Kafka in the events (or bot) topic
+	resultRejected = "rejected" // invalid; in the dead-letter topic (reason label)
+	resultShed     = "shed"     // not taken: overload, rate limit or Kafka failure (reason label)
+)
+
+// Reasons, the "reason" label: typed so that dashboards can rely on them.
+const (
+	reasonNone         = ""
+	reasonInvalid      = "invalid"        // a field failed validation
+	reasonNotJSON      = "not_json"       // the event is not a JSON object
+	reasonTooLarge     = "too_large"      // the event exceeds http.max-event-bytes
+	reasonInflight     = "inflight_bytes" // shed: memory budget exhausted
+	reasonRateIP       = "rate_ip"        // shed: per-IP rate limit
+	reasonRateKey      = "rate_key"       // shed: per-write-key rate limit
+	reasonKafka        = "kafka"          // shed: Kafka did not acknowledge in time
+	reasonShuttingDown = "shutting_down"
+)
+
+type metrics struct {
+	events           *prometheus.CounterVec
+	accepted         prometheus.Counter
+	bots             prometheus.Counter
+	requestSeconds   *prometheus.HistogramVec
+	produceSeconds   *prometheus.HistogramVec
+	produceErrors    *prometheus.CounterVec
+	inflightBytes    prometheus.Gauge
+	inflightRequests prometheus.Gauge
+	ready            prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		events: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoptrail_collector_events_total",
+			Help: "Events by result (accepted, rejected, shed) and reason.",
+		}, []string{"result", "reason"}),
+		bots: f.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_collector_bot_events_total",
+			Help: "Accepted events flagged as coming from a crawler or automated browser.",
+		}),
+		requestSeconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shoptrail_collector_request_duration_seconds",
+			Help:    "Time from receiving an ingest request to answering it, by route and status code.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
+		}, []string{"route", "code"}),
+		produceSeconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shoptrail_collector_kafka_produce_duration_seconds",
+			Help:    "Time of one produce request (one partition's batch) until Kafka acknowledged or failed.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+		}, []string{"topic"}),
+		produceErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoptrail_collector_kafka_produce_errors_total",
+			Help: "Failed produce attempts (each retry counts).",
+		}, []string{"topic"}),
+		inflightBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "shoptrail_collector_inflight_bytes",
+			Help: "Memory reserved by requests in progress (see http.max-inflight-bytes).",
+		}),
+		inflightRequests: f.NewGauge(prometheus.GaugeOpts{
+			Name: "shoptrail_collector_inflight_requests",
+			Help: "Ingest requests in progress.",
+		}),
+		ready: f.NewGauge(prometheus.GaugeOpts{
+			Name: "shoptrail_collector_ready",
+			Help: "1 while the collector can deliver to Kafka (as /readyz).",
+		}),
+	}
+	m.accepted = m.events.WithLabelValues(resultAccepted, reasonNone)
+	return m
+}
