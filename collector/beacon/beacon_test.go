@@ -199,4 +199,3 @@ func TestHandlerOverHTTP(t *testing.T) {
 		t.Error("decoded body is not the script")
 	}
 }
-
