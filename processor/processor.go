@@ -1,21 +1,42 @@
-// Package processor consumes the events topic with a Kafka consumer group
-// and writes what it derives to ClickHouse in batches, committing offsets
-// only after ClickHouse has the rows.
+// Package processor consumes the events topic with a Kafka consumer group,
+// sessionizes each partition's events (processor/session) and writes the
+// events and everything derived from them to a Sink (ClickHouse) in batches.
+//
+// Exactly-once results rest on three rules:
+//
+//   - Every row has a deterministic key (message id, session id derived from
+//     the session's first event, identity link, loss bucket), and every
+//     table collapses rows written twice. So replaying events is harmless.
+//   - A partition's state (open sessions, pending events, visitor records,
+//     the open loss bucket) is checkpointed to a compacted changelog topic
+//     only after the rows derived so far are in ClickHouse, and the Kafka
+//     offset is committed only after the checkpoint. So a restart or a new
+//     owner of the partition restores the state of the last checkpoint and
+//     replays the events after it, producing the same rows again.
+//   - Partitions are owned through kafka-go's ConsumerGroup generations, one
+//     reader per assigned partition: a processor that loses a partition in a
+//     rebalance flushes and checkpoints it before it rejoins the group, and
+//     the new owner restores it only after that.
 package processor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/session"
 )
 
 // Config configures the processor.
@@ -25,11 +46,40 @@ type Config struct {
 	// Topic is the events topic; GroupID the consumer group.
 	Topic   string
 	GroupID string
+	// StateTopic is the compacted changelog topic of the partitions' state.
+	// It is created with the events topic's partition count if missing. The
+	// default is the events topic with ".state" appended. Each consumer
+	// group needs its own.
+	StateTopic string
 	// BatchSize and BatchInterval bound a batch: it is written when it has
-	// BatchSize events or BatchInterval passed since its first event.
+	// BatchSize events or BatchInterval passed since it began.
 	// The defaults are 10,000 events and 1 second.
 	BatchSize     int
 	BatchInterval time.Duration
+	// CheckpointInterval is how often a partition's state is written to the
+	// changelog and its offset committed (after a batch is written). Longer
+	// intervals write fewer state records; a crash replays up to this much
+	// of the stream. The default is 5 seconds.
+	CheckpointInterval time.Duration
+	// IdleAdvance: when a partition has been at its end without new events
+	// for this long, its watermark follows the wall clock, so that the
+	// sessions of a quiet partition still close. The default is 1 minute;
+	// negative turns it off (event time alone moves the watermark).
+	IdleAdvance time.Duration
+	// GroupSessionTimeout is how long the group coordinator waits without a
+	// heartbeat before it gives a processor's partitions to the others
+	// (kafka-go's default is 30 seconds). RebalanceTimeout bounds how long
+	// members may take to flush and checkpoint before rejoining.
+	GroupSessionTimeout time.Duration
+	RebalanceTimeout    time.Duration
+	// Session configures sessionization.
+	Session session.Config
+
+	// TestHook, when set, is called at named points of a checkpoint
+	// ("written": the batch is in ClickHouse; "state": the changelog has
+	// the checkpoint; "committed": the offset is committed) so tests can
+	// crash the process there. Nil in production.
+	TestHook func(point string, partition int)
 }
 
 // RegisterFlags registers the processor's flags.
@@ -45,8 +95,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.Topic, "kafka.topic", shoptrail.TopicEvents, "Kafka topic of events")
 	fs.StringVar(&c.GroupID, "kafka.group", "shoptrail-processor", "Kafka consumer group")
+	fs.StringVar(&c.StateTopic, "kafka.state-topic", "", "compacted Kafka topic of the sessionizer's state (default: the events topic + \".state\")")
+	fs.DurationVar(&c.GroupSessionTimeout, "kafka.session-timeout", 30*time.Second, "how long the group waits for a silent processor before moving its partitions")
+	fs.DurationVar(&c.RebalanceTimeout, "kafka.rebalance-timeout", 30*time.Second, "how long a rebalance waits for processors to checkpoint and rejoin")
 	fs.IntVar(&c.BatchSize, "batch.size", 10000, "events per ClickHouse insert, at most")
 	fs.DurationVar(&c.BatchInterval, "batch.interval", time.Second, "longest wait before a partial batch is inserted")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint.interval", 5*time.Second, "how often partition state is written to the state topic and offsets committed")
+	fs.DurationVar(&c.IdleAdvance, "session.idle-advance", time.Minute, "after a partition is idle at its end this long, its watermark follows the wall clock (negative: never)")
+	c.Session.RegisterFlags(fs)
 }
 
 func (c *Config) setDefaults() {
@@ -59,130 +115,205 @@ func (c *Config) setDefaults() {
 	if c.GroupID == "" {
 		c.GroupID = "shoptrail-processor"
 	}
+	if c.StateTopic == "" {
+		c.StateTopic = c.Topic + ".state"
+	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 10000
 	}
 	if c.BatchInterval == 0 {
 		c.BatchInterval = time.Second
 	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 5 * time.Second
+	}
+	if c.IdleAdvance == 0 {
+		c.IdleAdvance = time.Minute
+	}
+	if c.GroupSessionTimeout == 0 {
+		c.GroupSessionTimeout = 30 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 30 * time.Second
+	}
 }
 
-// Validate reports what is wrong with the config.
+// Validate reports what is wrong with the config, after filling in the
+// defaults.
 func (c *Config) Validate() error {
 	c.setDefaults()
-	if c.BatchSize < 1 {
+	switch {
+	case c.BatchSize < 1:
 		return errors.New("batch.size must be at least 1")
-	}
-	if c.BatchInterval <= 0 {
+	case c.BatchInterval <= 0:
 		return errors.New("batch.interval must be positive")
+	case c.CheckpointInterval <= 0:
+		return errors.New("checkpoint.interval must be positive")
+	case c.StateTopic == c.Topic:
+		return errors.New("kafka.state-topic must differ from kafka.topic")
 	}
-	return nil
+	return c.Session.Validate()
 }
 
-// Sink stores decoded events. Insert must be idempotent: after a crash the
-// same events are inserted again.
-type Sink interface {
-	Insert(ctx context.Context, events []shoptrail.Event) error
-}
-
-// Processor is the consumer loop.
+// Processor is the consumer: it joins the group, and for each partition it
+// is assigned restores the partition's state, consumes, writes batches and
+// checkpoints.
 type Processor struct {
-	cfg  Config
-	sink Sink
-	log  *slog.Logger
+	cfg       Config
+	sink      Sink
+	log       *slog.Logger
+	m         *metrics
+	changelog *changelog
+	gatherer  prometheus.Gatherer
+
+	ready   atomic.Bool // joined a generation and restored its partitions
+	failing atomic.Int32
 }
 
-// New returns a processor writing to sink.
-func New(cfg Config, sink Sink, log *slog.Logger) (*Processor, error) {
+// New returns a processor writing to sink. Its metrics are registered with
+// reg (nil: not registered); log nil discards.
+func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{cfg: cfg, sink: sink, log: log.With("component", "processor")}, nil
+	p := &Processor{
+		cfg:       cfg,
+		sink:      sink,
+		log:       log.With("component", "processor"),
+		m:         newMetrics(reg),
+		changelog: newChangelog(cfg.Brokers, cfg.StateTopic),
+	}
+	return p, nil
 }
 
-// Run consumes until ctx is done: fetch a batch, insert it, commit its
-// offsets. On shutdown the batch in progress is inserted and committed.
-func (p *Processor) Run(ctx context.Context) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        p.cfg.Brokers,
-		GroupID:        p.cfg.GroupID,
-		Topic:          p.cfg.Topic,
-		MinBytes:       1,
-		MaxBytes:       16 << 20,
-		MaxWait:        250 * time.Millisecond,
-		CommitInterval: 0, // synchronous commits, after the insert
-		StartOffset:    kafka.FirstOffset,
+// Handler serves /metrics from g, /healthz (200 while the process runs) and
+// /readyz (200 once the processor has joined its group and restored its
+// partitions, and while ClickHouse takes its batches; 503 otherwise).
+func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	if g != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
 	})
-	defer r.Close()
-	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.GroupID)
-	for {
-		msgs, err := p.fetchBatch(ctx, r)
-		if len(msgs) > 0 {
-			if ierr := p.flush(context.WithoutCancel(ctx), r, msgs); ierr != nil {
-				return ierr
-			}
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case !p.ready.Load():
+			http.Error(w, "not ready: joining the consumer group", http.StatusServiceUnavailable)
+		case p.failing.Load() > 0:
+			http.Error(w, "not ready: ClickHouse or Kafka refuses writes", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ready")
 		}
+	})
+	return mux
+}
+
+// Run consumes until ctx is done. On shutdown each partition stops
+// fetching, writes its last batch, checkpoints and commits, and the
+// processor leaves the group.
+func (p *Processor) Run(ctx context.Context) error {
+	defer p.changelog.Close()
+	for {
+		err := p.changelog.ensure(ctx, p.cfg.Topic)
+		if err == nil {
+			break
+		}
+		p.log.Warn("cannot prepare the state topic, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                p.cfg.GroupID,
+		Brokers:           p.cfg.Brokers,
+		Topics:            []string{p.cfg.Topic},
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    p.cfg.GroupSessionTimeout,
+		RebalanceTimeout:  p.cfg.RebalanceTimeout,
+		HeartbeatInterval: min(3*time.Second, p.cfg.GroupSessionTimeout/3),
+		JoinGroupBackoff:  time.Second,
+		// Sticky partitions would help, but kafka-go offers range and
+		// round robin; a partition that moves is restored from the
+		// changelog, which is what makes moving it safe.
+		GroupBalancers: []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		ErrorLogger:    kafka.LoggerFunc(p.kafkaLog),
+	})
+	if err != nil {
+		return fmt.Errorf("cannot join consumer group %q: %w", p.cfg.GroupID, err)
+	}
+	defer cg.Close() // leaves the group
+	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.GroupID, "state_topic", p.cfg.StateTopic)
+	for {
+		gen, err := cg.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				p.log.Info("processor stopped")
 				return nil
 			}
-			return fmt.Errorf("cannot fetch from %q: %w", p.cfg.Topic, err)
-		}
-	}
-}
-
-// fetchBatch gathers messages until the batch is full, the interval since
-// its first message passed, or ctx is done.
-func (p *Processor) fetchBatch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, error) {
-	first, err := r.FetchMessage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	msgs := []kafka.Message{first}
-	fctx, cancel := context.WithTimeout(ctx, p.cfg.BatchInterval)
-	defer cancel()
-	for len(msgs) < p.cfg.BatchSize {
-		m, err := r.FetchMessage(fctx)
-		if err != nil {
-			if ctx.Err() == nil && fctx.Err() != nil {
-				return msgs, nil // interval elapsed
-			}
-			return msgs, err
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
-}
-
-func (p *Processor) flush(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) error {
-	events := make([]shoptrail.Event, 0, len(msgs))
-	for _, m := range msgs {
-		var e shoptrail.Event
-		if err := json.Unmarshal(m.Value, &e); err != nil || e.V > shoptrail.EventVersion {
-			p.log.Warn("skipping undecodable event", "partition", m.Partition, "offset", m.Offset, "err", err, "version", e.V)
+			p.log.Warn("consumer group error, rejoining", "err", err)
 			continue
 		}
-		events = append(events, e)
+		p.runGeneration(ctx, gen)
 	}
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		err := p.sink.Insert(ctx, events)
-		if err == nil {
-			break
+}
+
+// kafkaLog passes kafka-go's error log on, throttled by slog's caller.
+func (p *Processor) kafkaLog(msg string, args ...any) {
+	p.log.Debug("kafka", "msg", fmt.Sprintf(msg, args...))
+}
+
+// runGeneration runs one worker per assigned partition and returns when
+// the generation ends (a rebalance) or ctx is done, after every worker has
+// checkpointed.
+func (p *Processor) runGeneration(ctx context.Context, gen *kafka.Generation) {
+	assigned := gen.Assignments[p.cfg.Topic]
+	p.m.partitions.Set(float64(len(assigned)))
+	ids := make([]int, len(assigned))
+	for i, a := range assigned {
+		ids[i] = a.ID
+	}
+	p.log.Info("partitions assigned", "generation", gen.ID, "partitions", fmt.Sprint(ids))
+	var commitMu sync.Mutex
+	commit := func(partition int, offset int64) error {
+		commitMu.Lock()
+		defer commitMu.Unlock()
+		return gen.CommitOffsets(map[string]map[int]int64{p.cfg.Topic: {partition: offset}})
+	}
+	var wg sync.WaitGroup
+	var restored sync.WaitGroup
+	restored.Add(len(assigned))
+	for _, a := range assigned {
+		wg.Add(1)
+		gen.Start(func(gctx context.Context) {
+			defer wg.Done()
+			w := newWorker(p, a.ID, a.Offset, commit)
+			err := w.run(ctx, gctx, restored.Done)
+			p.m.forget(a.ID)
+			if err != nil && ctx.Err() == nil {
+				// Ending the function ends the generation: the group
+				// rebalances and the partition is restored afresh.
+				p.log.Error("partition stopped", "partition", a.ID, "err", err)
+			}
+		})
+	}
+	// A member without partitions still has to notice the generation's end.
+	wg.Add(1)
+	gen.Start(func(gctx context.Context) {
+		defer wg.Done()
+		restored.Wait()
+		p.ready.Store(true)
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
 		}
-		if attempt == 5 {
-			return fmt.Errorf("cannot insert %d events: %w", len(events), err)
-		}
-		p.log.Warn("insert failed, retrying", "events", len(events), "attempt", attempt, "err", err)
-		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
-	}
-	if err := r.CommitMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("cannot commit %d offsets: %w", len(msgs), err)
-	}
-	p.log.Debug("batch written", "events", len(events), "took", time.Since(start))
-	return nil
+	})
+	wg.Wait()
+	p.m.partitions.Set(0)
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shoptrail/shoptrail/collector"
 	"github.com/shoptrail/shoptrail/internal/devstack"
 	"github.com/shoptrail/shoptrail/processor"
@@ -30,6 +32,7 @@ type devConfig struct {
 	only     []string
 	chHTTP   int
 	demoAddr string
+	procHTTP string
 	col      collector.Config
 	ch       clickhouse.Config
 	proc     processor.Config
@@ -51,6 +54,7 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&c.chHTTP, "clickhouse.http-port", 18123, "HTTP port of the dev ClickHouse server (its native port is that of -clickhouse.addr)")
 	fs.StringVar(&c.demoAddr, "demo.addr", "127.0.0.1:8081", "listen address of the demo shop")
+	fs.StringVar(&c.procHTTP, "processor.http-addr", "127.0.0.1:8082", "processor: listen address of /metrics, /healthz and /readyz")
 	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per ClickHouse insert, at most")
 	fs.DurationVar(&c.proc.BatchInterval, "batch.interval", time.Second, "processor: longest wait before a partial batch is inserted")
 	c.col.RegisterFlags(fs) // http.addr, kafka.*, sites: the broker listens on the port of -kafka.brokers
@@ -143,10 +147,16 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		log.Info("migrations applied", "applied", fmt.Sprint(applied))
-		p, err := processor.New(cfg.proc, &clickhouse.Sink{Conn: conn}, log)
+		reg := prometheus.NewRegistry()
+		p, err := processor.New(cfg.proc, clickhouse.NewSink(conn, log, reg), log, reg)
 		if err != nil {
 			return err
 		}
+		stopHTTP, err := serveHTTP(cfg.procHTTP, p.Handler(reg), log)
+		if err != nil {
+			return fmt.Errorf("processor: %w", err)
+		}
+		stops = append(stops, stopHTTP)
 		start("processor", p.Run)
 	}
 	if cfg.has("collector") {

@@ -2,8 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/shoptrail/shoptrail/collector"
 	"github.com/shoptrail/shoptrail/processor"
@@ -20,7 +28,11 @@ func runCollector(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := collector.New(cfg, log)
+	// One registry per process: the collector's metrics plus the process
+	// and Go runtime ones (CPU seconds for the load generator's µs/event).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	c, err := collector.NewWithOptions(cfg, collector.Options{Logger: log, Registerer: reg, Gatherer: reg})
 	if err != nil {
 		return err
 	}
@@ -34,6 +46,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	var lc logConfig
 	cfg.RegisterFlags(fs)
 	chc.RegisterFlags(fs)
+	httpAddr := fs.String("http.addr", "127.0.0.1:8082", "listen address of /metrics, /healthz and /readyz (empty: none)")
 	lc.RegisterFlags(fs, "json")
 	log, err := parse(fs, &lc, args)
 	if err != nil {
@@ -44,11 +57,43 @@ func runProcessor(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	p, err := processor.New(cfg, &clickhouse.Sink{Conn: conn}, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p, err := processor.New(cfg, clickhouse.NewSink(conn, log, reg), log, reg)
 	if err != nil {
 		return err
 	}
+	// Shutdown order: the processor stops fetching, writes its last
+	// batches, checkpoints and leaves the group; then /metrics goes.
+	if *httpAddr != "" {
+		stop, err := serveHTTP(*httpAddr, p.Handler(reg), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return p.Run(ctx)
+}
+
+// serveHTTP serves h on addr until stop is called.
+func serveHTTP(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "addr", addr, "err", err)
+		}
+	}()
+	log.Info("serving metrics and health", "addr", ln.Addr().String())
+	return func() {
+		srv.Close()
+		<-done
+	}, nil
 }
 
 func runMigrate(ctx context.Context, args []string) error {

@@ -1,17 +1,14 @@
 package clickhouse
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor"
 )
 
-// eventColumns are the columns of the events table written by InsertEvents,
+// eventColumns are the columns of the events table,
 // in the order of eventRow. Always list columns: ClickHouse 18.16 refuses a
 // prepared INSERT without them.
 var eventColumns = []string{
@@ -26,13 +23,19 @@ var eventColumns = []string{
 
 var insertEvents = "INSERT INTO events (" + strings.Join(eventColumns, ", ") + ")"
 
-// minTime is the earliest time a DateTime column holds; zero times are
-// stored as it (1970-01-01 00:00:00).
-var minTime = time.Unix(0, 0).UTC()
+// minTime and maxTime bound what a DateTime column holds; zero times are
+// stored as minTime (1970-01-01 00:00:00), absurd ones clamped.
+var (
+	minTime = time.Unix(0, 0).UTC()
+	maxTime = time.Unix(1<<32-1, 0).UTC()
+)
 
 func dt(t time.Time) time.Time {
-	if t.Before(minTime) {
+	switch {
+	case t.Before(minTime):
 		return minTime
+	case t.After(maxTime):
+		return maxTime
 	}
 	return t.UTC()
 }
@@ -70,25 +73,17 @@ func orEmpty(b []byte) []byte {
 	return b
 }
 
-// InsertEvents writes events to the events table in one insert. The table
-// collapses rows with the same (site, message_id), so inserting a batch
-// twice after a crash leaves one row per event once merged (read with FINAL).
-func InsertEvents(ctx context.Context, conn driver.Conn, events []shoptrail.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	batch, err := conn.PrepareBatch(ctx, insertEvents)
-	if err != nil {
-		return fmt.Errorf("cannot prepare insert of %d events: %w", len(events), err)
-	}
-	defer batch.Abort()
-	for i := range events {
-		if err := batch.Append(eventRow(&events[i])...); err != nil {
-			return fmt.Errorf("cannot append event %q: %w", events[i].MessageID, err)
+// eventsTable is the events table: ReplacingMergeTree keyed by (site,
+// message_id), so an event written twice collapses.
+var eventsTable = table[shoptrail.Event]{
+	name:  "events",
+	query: insertEvents,
+	row:   eventRow,
+	dead: func(e *shoptrail.Event, b *processor.Batch, i int) processor.DeadLetter {
+		d := processor.DeadLetter{RowKey: e.MessageID, Time: e.Timestamp, Payload: payload(e)}
+		if i < len(b.Offsets) {
+			d.Offset = b.Offsets[i]
 		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("cannot insert %d events: %w", len(events), err)
-	}
-	return nil
+		return d
+	},
 }

@@ -1,0 +1,107 @@
+package processor
+
+import (
+	"context"
+	"time"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/session"
+)
+
+// Batch is what one flush of a partition writes: the raw events and what
+// the sessionizer derived from them. Every row has a deterministic key, so
+// writing a batch twice (after a crash, or when a partition moves to another
+// processor and replays) leaves the tables as if it was written once.
+type Batch struct {
+	// Topic and Partition are the Kafka source of the batch.
+	Topic     string
+	Partition int
+
+	// Events are the decoded events, with their Kafka offsets in Offsets
+	// (same length).
+	Events  []shoptrail.Event
+	Offsets []int64
+
+	Sessions    []session.Session
+	Assignments []session.Assignment
+	Links       []session.IdentityLink
+	Loss        []LossRow
+	// DeadLetters are messages that could not be decoded; a Sink adds the
+	// rows ClickHouse refuses.
+	DeadLetters []DeadLetter
+
+	// Written records which tables a Sink has written already, so that a
+	// retry after a transient error skips them. Sinks set and read it.
+	Written uint32
+}
+
+// Rows is the number of rows of the batch, over all tables.
+func (b *Batch) Rows() int {
+	return len(b.Events) + len(b.Sessions) + len(b.Assignments) + len(b.Links) + len(b.Loss) + len(b.DeadLetters)
+}
+
+// reset empties b for reuse, keeping its capacity.
+func (b *Batch) reset() {
+	clear(b.Events)
+	b.Events = b.Events[:0]
+	b.Offsets = b.Offsets[:0]
+	clear(b.Sessions)
+	b.Sessions = b.Sessions[:0]
+	clear(b.Assignments)
+	b.Assignments = b.Assignments[:0]
+	clear(b.Links)
+	b.Links = b.Links[:0]
+	clear(b.Loss)
+	b.Loss = b.Loss[:0]
+	clear(b.DeadLetters)
+	b.DeadLetters = b.DeadLetters[:0]
+	b.Written = 0
+}
+
+// LossRow is one row of the delivery_loss table: beacon events received and
+// lost per site, browser and page, summed over the Kafka offsets
+// [Bucket, Bucket+LossBucketSize) of one partition, up to Through.
+type LossRow struct {
+	Site, Browser, Path string
+	Partition           int
+	Bucket              int64
+	// Day is the day of the partition's watermark when the bucket began:
+	// it only places the row in a monthly partition of the table.
+	Day            time.Time
+	Received, Lost int64
+	// Through is the last offset whose events are counted: the version of
+	// the row. A bucket's rows are rewritten with growing sums.
+	Through int64
+}
+
+// DeadLetter is a message or row that could not be stored, kept with the
+// reason.
+type DeadLetter struct {
+	// Table is where the row was meant to go; empty for a Kafka message
+	// that could not be decoded.
+	Table string
+	// RowKey identifies the row in Table (message id, session id), or the
+	// message by "partition/offset".
+	RowKey    string
+	Topic     string
+	Partition int
+	Offset    int64
+	// Time is the row's own time (event time, session start) or the Kafka
+	// message's timestamp.
+	Time time.Time
+	// Code is ClickHouse's exception code, 0 when the client refused the
+	// row or the message did not decode.
+	Code    int32
+	Error   string
+	Payload string
+}
+
+// Sink stores batches. Write must be idempotent: after a crash or a
+// rebalance the same rows are written again. It returns an error only when
+// the batch could not be stored and may be retried (the server is down,
+// slow, out of memory, or has too many parts); rows that can never be
+// stored go to the dead letters instead. On error, nothing of the batch
+// counts as stored and the processor commits nothing past it.
+type Sink interface {
+	Write(ctx context.Context, b *Batch) error
+}

@@ -1,0 +1,73 @@
+package processor_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/shoptrail/shoptrail/processor"
+	"github.com/shoptrail/shoptrail/processor/clickhouse"
+)
+
+// The crash tests run the processor as its own OS process, so that it can
+// be killed with SIGKILL: the test binary runs itself with
+// SHOPTRAIL_PROCESSOR_CHILD set to a childSpec in JSON.
+const childEnv = "SHOPTRAIL_PROCESSOR_CHILD"
+
+type childSpec struct {
+	Processor  processor.Config
+	ClickHouse clickhouse.Config
+	// KillAt, if set, makes the process SIGKILL itself at the KillAfter-th
+	// call of the test hook at this point ("written": the batch is in
+	// ClickHouse but not checkpointed; "state": checkpointed but not
+	// committed).
+	KillAt    string
+	KillAfter int64
+}
+
+// childMain runs the processor when the test binary was started as a
+// child, and reports whether it was.
+func childMain() bool {
+	spec := os.Getenv(childEnv)
+	if spec == "" {
+		return false
+	}
+	var c childSpec
+	if err := json.Unmarshal([]byte(spec), &c); err != nil {
+		fmt.Fprintln(os.Stderr, "bad child spec:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	conn, err := clickhouse.Open(ctx, c.ClickHouse)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if c.KillAt != "" {
+		var n atomic.Int64
+		c.Processor.TestHook = func(point string, _ int) {
+			if point == c.KillAt && n.Add(1) == c.KillAfter {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal is on its way
+			}
+		}
+	}
+	p, err := processor.New(c.Processor, clickhouse.NewSink(conn, log, nil), log, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := p.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+	return true
+}

@@ -1,0 +1,119 @@
+package clickhouse
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoptrail/shoptrail/processor"
+	"github.com/shoptrail/shoptrail/processor/session"
+)
+
+// The tables of migration 0002, one table value each: the INSERT with its
+// column list (ClickHouse 18.16 needs one) and the row in that order.
+
+func insertInto(name string, cols ...string) string {
+	return "INSERT INTO " + name + " (" + strings.Join(cols, ", ") + ")"
+}
+
+func boolU8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var sessionsTable = table[session.Session]{
+	name: "sessions",
+	query: insertInto("sessions",
+		"site", "session_id", "anonymous_id", "customer_id", "start_time", "end_time", "duration_ms",
+		"events", "page_views", "landing_page", "exit_page", "referrer",
+		"source", "medium", "campaign", "term", "content", "click_id_kind", "channel", "rules_version",
+		"device_class", "browser", "os", "is_bot", "is_returning", "is_engaged",
+		"funnel_step", "cart_value", "orders", "revenue"),
+	row: func(s *session.Session) []any {
+		return []any{
+			s.Site, s.SessionID, s.AnonymousID, s.UserID, dt(s.Start), dt(s.End), uint32(s.Duration.Milliseconds()),
+			s.Events, s.PageViews, s.LandingPage, s.ExitPage, s.Referrer,
+			s.Source, s.Medium, s.Campaign, s.Term, s.Content, s.ClickIDKind, s.Channel, s.RulesVersion,
+			s.DeviceClass, s.Browser, s.OS, boolU8(s.IsBot), boolU8(s.Returning), boolU8(s.Engaged),
+			s.Funnel.String(), s.CartValue, s.Orders, s.Revenue,
+		}
+	},
+	dead: func(s *session.Session, _ *processor.Batch, _ int) processor.DeadLetter {
+		return processor.DeadLetter{RowKey: s.SessionID, Time: s.Start, Payload: payload(s)}
+	},
+}
+
+// assignmentRank orders the statuses of copies of one message id: the
+// highest wins in event_sessions (ReplacingMergeTree(rank)).
+func assignmentRank(s session.Status) uint8 {
+	switch s {
+	case session.Assigned:
+		return 3
+	case session.Duplicate:
+		return 2
+	case session.Late:
+		return 1
+	}
+	return 0
+}
+
+var assignmentsTable = table[session.Assignment]{
+	name:  "event_sessions",
+	query: insertInto("event_sessions", "site", "message_id", "session_id", "status", "rank"),
+	row: func(a *session.Assignment) []any {
+		return []any{a.Site, a.MessageID, a.SessionID, a.Status.String(), assignmentRank(a.Status)}
+	},
+	dead: func(a *session.Assignment, _ *processor.Batch, _ int) processor.DeadLetter {
+		return processor.DeadLetter{RowKey: a.MessageID, Payload: payload(a)}
+	},
+}
+
+var linksTable = table[session.IdentityLink]{
+	name:  "identity_links",
+	query: insertInto("identity_links", "site", "anonymous_id", "customer_id", "first_seen"),
+	row: func(l *session.IdentityLink) []any {
+		return []any{l.Site, l.AnonymousID, l.UserID, dt(l.FirstSeen)}
+	},
+	dead: func(l *session.IdentityLink, _ *processor.Batch, _ int) processor.DeadLetter {
+		return processor.DeadLetter{RowKey: l.AnonymousID + " " + l.UserID, Time: l.FirstSeen, Payload: payload(l)}
+	},
+}
+
+// maxDate is the last day a Date column holds on every ClickHouse version.
+var maxDate = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
+
+func date(t time.Time) time.Time {
+	t = dt(t)
+	if t.After(maxDate) {
+		t = maxDate
+	}
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+var lossTable = table[processor.LossRow]{
+	name: "delivery_loss",
+	query: insertInto("delivery_loss", "site", "browser", "page_path", "kafka_partition", "bucket_offset",
+		"day", "received", "lost", "through_offset"),
+	row: func(r *processor.LossRow) []any {
+		return []any{r.Site, r.Browser, r.Path, uint32(r.Partition), uint64(r.Bucket),
+			date(r.Day), r.Received, r.Lost, uint64(r.Through)}
+	},
+	dead: func(r *processor.LossRow, _ *processor.Batch, _ int) processor.DeadLetter {
+		return processor.DeadLetter{
+			RowKey: r.Site + " " + r.Browser + " " + r.Path + " " + strconv.Itoa(r.Partition) + "/" + strconv.FormatInt(r.Bucket, 10),
+			Time:   r.Day, Offset: r.Through, Payload: payload(r),
+		}
+	},
+}
+
+var deadLettersTable = table[processor.DeadLetter]{
+	name: "dead_letters",
+	query: insertInto("dead_letters", "table_name", "row_key", "topic", "kafka_partition", "kafka_offset",
+		"time", "error_code", "error", "payload"),
+	row: func(d *processor.DeadLetter) []any {
+		return []any{d.Table, d.RowKey, d.Topic, uint32(d.Partition), d.Offset, dt(d.Time), d.Code, d.Error, d.Payload}
+	},
+}

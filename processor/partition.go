@@ -1,0 +1,384 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/session"
+)
+
+// worker owns one partition for one consumer group generation: it restores
+// the partition's state from the changelog, consumes from the checkpoint's
+// offset, writes a batch about every BatchInterval and checkpoints about
+// every CheckpointInterval. It runs on one goroutine; nothing is shared with
+// the other partitions' workers but the sink and the changelog writer.
+type worker struct {
+	p         *Processor
+	cfg       *Config
+	partition int
+	label     string
+	committed int64 // the group's offset at assignment (or kafka.FirstOffset)
+	commit    func(partition int, offset int64) error
+	log       *slog.Logger
+
+	sess  *session.Sessionizer
+	loss  lossAcc
+	out   session.Output
+	batch Batch
+	recs  []session.StateRecord
+
+	next      int64     // offset of the next message to read
+	lastMsg   time.Time // wall time of the last message (or of the start)
+	lastCkpt  time.Time
+	dirty     bool // state changed since the last checkpoint
+	lossDirty bool // the open loss bucket changed since its rows were written
+	failing   bool // counted in Processor.failing
+}
+
+func newWorker(p *Processor, partition int, committed int64, commit func(int, int64) error) *worker {
+	return &worker{
+		p:         p,
+		cfg:       &p.cfg,
+		partition: partition,
+		label:     strconv.Itoa(partition),
+		committed: committed,
+		commit:    commit,
+		log:       p.log.With("partition", partition),
+		loss:      newLossAcc(),
+		batch:     Batch{Topic: p.cfg.Topic, Partition: partition},
+	}
+}
+
+// run restores the partition, then consumes until ctx (the process) or
+// gctx (the generation) is done, then writes what it has, checkpoints and
+// returns. It calls restored once the state is restored (or restoring
+// failed). An error means the partition's state in memory was abandoned:
+// the next owner restores the last checkpoint.
+func (w *worker) run(ctx, gctx context.Context, restored func()) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(gctx, cancel)()
+	restoredOnce := sync.OnceFunc(restored)
+	defer restoredOnce()
+	defer w.setFailing(false)
+
+	if err := w.restore(wctx); err != nil {
+		return err
+	}
+	restoredOnce()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:       w.cfg.Brokers,
+		Topic:         w.cfg.Topic,
+		Partition:     w.partition,
+		MinBytes:      1,
+		MaxBytes:      8 << 20,
+		MaxWait:       200 * time.Millisecond,
+		QueueCapacity: 4096,
+		ErrorLogger:   kafka.LoggerFunc(w.p.kafkaLog),
+	})
+	defer r.Close()
+	if err := r.SetOffset(w.next); err != nil {
+		return fmt.Errorf("cannot seek partition %d to %d: %w", w.partition, w.next, err)
+	}
+	w.lastMsg, w.lastCkpt = time.Now(), time.Now()
+	for {
+		err := w.fetch(wctx, r)
+		stopping := wctx.Err() != nil
+		if err != nil && !stopping {
+			return fmt.Errorf("cannot read partition %d at %d: %w", w.partition, w.next, err)
+		}
+		if !stopping {
+			w.idle()
+			if err := w.flush(wctx, false); err != nil {
+				return err
+			}
+			continue
+		}
+		// Stop fetching, write the last batch, checkpoint, commit: within
+		// a bound, since the group waits for us before handing the
+		// partition to its next owner.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.RebalanceTimeout*2/3)
+		err = w.flush(fctx, true)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cannot checkpoint partition %d on leaving: %w", w.partition, err)
+		}
+		w.log.Info("partition released", "offset", w.next)
+		return nil
+	}
+}
+
+// restore loads the partition's state from the changelog and sets the
+// offset to resume at: after the checkpoint, or the group's committed
+// offset when there is no checkpoint yet.
+func (w *worker) restore(ctx context.Context) error {
+	start := time.Now()
+	recs, loss, err := w.p.changelog.read(ctx, w.partition)
+	if err != nil {
+		return err
+	}
+	w.sess, err = session.New(w.cfg.Session)
+	if err != nil {
+		return err
+	}
+	if len(recs) > 0 {
+		if err := w.sess.Restore(recs); err != nil {
+			return fmt.Errorf("cannot restore partition %d from %s: %w", w.partition, w.cfg.StateTopic, err)
+		}
+	}
+	if loss != nil {
+		if err := w.loss.decode(loss); err != nil {
+			return fmt.Errorf("cannot restore partition %d's loss bucket: %w", w.partition, err)
+		}
+	}
+	w.next = w.committed
+	if off := w.sess.Offset(); off >= 0 {
+		w.next = off + 1
+	}
+	w.p.m.restore.Observe(time.Since(start).Seconds())
+	st := w.sess.Stats()
+	w.log.Info("partition restored", "records", len(recs), "resume_at", w.next, "committed", w.committed,
+		"open_sessions", st.OpenSessions, "visitors", st.Visitors, "took", time.Since(start).Round(time.Millisecond))
+	w.gauges()
+	return nil
+}
+
+// fetch adds messages to the batch until it is full, BatchInterval has
+// passed, or ctx is done.
+func (w *worker) fetch(ctx context.Context, r *kafka.Reader) error {
+	fctx, cancel := context.WithTimeout(ctx, w.cfg.BatchInterval)
+	defer cancel()
+	for len(w.batch.Events) < w.cfg.BatchSize {
+		m, err := r.FetchMessage(fctx)
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				return nil
+			}
+			return err
+		}
+		w.add(&m)
+	}
+	return nil
+}
+
+// add decodes one message and feeds it to the sessionizer.
+func (w *worker) add(m *kafka.Message) {
+	w.p.m.messages.Inc()
+	w.next = m.Offset + 1
+	w.lastMsg = time.Now()
+	if lag := m.HighWaterMark - w.next; lag >= 0 {
+		w.p.m.lag.WithLabelValues(w.label).Set(float64(lag))
+	}
+	w.dirty = true
+	var e shoptrail.Event
+	err := json.Unmarshal(m.Value, &e)
+	if err == nil && e.V > shoptrail.EventVersion {
+		err = fmt.Errorf("event schema version %d is newer than this processor's %d", e.V, shoptrail.EventVersion)
+	}
+	day := e.Timestamp
+	if err != nil {
+		day = m.Time
+	}
+	if b := bucketOf(m.Offset); b != w.loss.bucket {
+		w.rollLossBucket(m.Offset, day)
+	}
+	if err != nil {
+		w.p.m.events.WithLabelValues("undecodable").Inc()
+		w.batch.DeadLetters = append(w.batch.DeadLetters, DeadLetter{
+			RowKey: fmt.Sprintf("%d/%d", m.Partition, m.Offset), Topic: m.Topic, Partition: m.Partition,
+			Offset: m.Offset, Time: m.Time, Error: "cannot decode event: " + err.Error(), Payload: string(m.Value),
+		})
+		// The sessionizer still takes the offset, so the checkpoint moves
+		// past the message; it counts it as invalid and emits nothing.
+		w.sess.Add(m.Offset, &shoptrail.Event{})
+		return
+	}
+	w.batch.Events = append(w.batch.Events, e)
+	w.batch.Offsets = append(w.batch.Offsets, m.Offset)
+	w.sess.Add(m.Offset, &w.batch.Events[len(w.batch.Events)-1])
+}
+
+// rollLossBucket closes the open loss bucket before the first message of
+// another: what the sessionizer produced so far belongs to the old one.
+func (w *worker) rollLossBucket(offset int64, day time.Time) {
+	if w.loss.bucket >= 0 {
+		w.drain()
+		if w.lossDirty {
+			w.batch.Loss = w.loss.rows(w.batch.Loss, w.partition, w.sess.Offset())
+		}
+	}
+	w.loss.start(offset, day)
+	w.lossDirty = false
+}
+
+// idle lets the watermark follow the wall clock on a partition that has
+// been at its end for IdleAdvance, so its sessions close.
+func (w *worker) idle() {
+	if w.cfg.IdleAdvance <= 0 || w.sess.Offset() < 0 || time.Since(w.lastMsg) < w.cfg.IdleAdvance {
+		return
+	}
+	before := w.sess.Watermark()
+	w.sess.Advance(time.Now())
+	if !w.sess.Watermark().Equal(before) {
+		w.dirty = true
+	}
+}
+
+// drain moves the sessionizer's output into the batch and the loss bucket.
+func (w *worker) drain() {
+	w.sess.Drain(&w.out)
+	o := &w.out
+	w.batch.Sessions = append(w.batch.Sessions, o.Sessions...)
+	w.batch.Links = append(w.batch.Links, o.Links...)
+	for _, a := range o.Assignments {
+		if a.MessageID == "" {
+			continue // an undecodable message: in dead_letters already
+		}
+		w.p.m.events.WithLabelValues(a.Status.String()).Inc()
+		w.batch.Assignments = append(w.batch.Assignments, a)
+	}
+	if len(o.Loss) > 0 {
+		w.loss.add(o.Loss)
+		w.lossDirty = true
+		for _, l := range o.Loss {
+			w.p.m.beaconLost.Add(float64(max(l.Lost, 0)))
+		}
+	}
+	w.p.m.sessions.Add(float64(len(o.Sessions)))
+	w.p.m.links.Add(float64(len(o.Links)))
+	o.Reset()
+}
+
+// flush writes the batch and, when due (or final), checkpoints.
+func (w *worker) flush(ctx context.Context, final bool) error {
+	w.drain()
+	checkpoint := w.dirty && (final || time.Since(w.lastCkpt) >= w.cfg.CheckpointInterval)
+	if checkpoint && w.lossDirty {
+		// The open bucket's sums so far; the checkpoint carries them on.
+		w.batch.Loss = w.loss.rows(w.batch.Loss, w.partition, w.sess.Offset())
+		w.lossDirty = false
+	}
+	if w.batch.Rows() > 0 {
+		if err := w.write(ctx); err != nil {
+			return err
+		}
+	}
+	w.hook("written")
+	w.gauges()
+	if !checkpoint {
+		return nil
+	}
+	return w.checkpoint(ctx)
+}
+
+// write writes the batch, retrying transient failures with capped,
+// jittered backoff until it succeeds or ctx is done.
+func (w *worker) write(ctx context.Context) error {
+	start := time.Now()
+	events := len(w.batch.Events)
+	err := w.retry(ctx, "write batch", func() error { return w.p.sink.Write(ctx, &w.batch) })
+	if err != nil {
+		return err
+	}
+	w.p.m.flushDuration.Observe(time.Since(start).Seconds())
+	if events > 0 {
+		w.p.m.batchEvents.Observe(float64(events))
+	}
+	w.log.Debug("batch written", "events", events, "rows", w.batch.Rows(), "took", time.Since(start))
+	w.batch.reset()
+	return nil
+}
+
+// checkpoint writes the partition's changed state to the changelog, then
+// commits the offset after it.
+func (w *worker) checkpoint(ctx context.Context) error {
+	start := time.Now()
+	w.recs = w.sess.Checkpoint(w.recs[:0])
+	loss := w.loss.encode()
+	err := w.retry(ctx, "write checkpoint", func() error { return w.p.changelog.write(ctx, w.partition, w.recs, loss) })
+	if err != nil {
+		return err
+	}
+	w.p.m.stateRecords.Add(float64(len(w.recs)))
+	clear(w.recs)
+	w.hook("state")
+	if off := w.sess.Offset() + 1; off > 0 {
+		// A refused commit is harmless: the changelog's meta record is
+		// where a restore resumes; the committed offset serves lag
+		// monitoring and the group's tools.
+		if err := w.commit(w.partition, off); err != nil {
+			w.p.m.commitErrors.Inc()
+			w.log.Warn("offset commit refused", "offset", off, "err", err)
+		}
+	}
+	w.hook("committed")
+	w.dirty = false
+	w.lastCkpt = time.Now()
+	w.p.m.checkpoint.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// retry runs fn until it succeeds or ctx is done, backing off from 100ms
+// to 30s with jitter; while it fails, the processor reports not ready.
+func (w *worker) retry(ctx context.Context, what string, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			w.setFailing(false)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("cannot %s of partition %d: %w", what, w.partition, err)
+		}
+		w.setFailing(true)
+		w.p.m.sinkRetries.Inc()
+		if attempt&(attempt-1) == 0 { // 1, 2, 4, 8, ...: a throttled log
+			w.log.Warn("cannot "+what+", retrying", "attempt", attempt, "err", err)
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot %s of partition %d: %w", what, w.partition, err)
+		case <-time.After(sleep):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func (w *worker) setFailing(f bool) {
+	if f != w.failing {
+		w.failing = f
+		if f {
+			w.p.failing.Add(1)
+		} else {
+			w.p.failing.Add(-1)
+		}
+	}
+}
+
+func (w *worker) gauges() {
+	st := w.sess.Stats()
+	w.p.m.openSessions.WithLabelValues(w.label).Set(float64(st.OpenSessions))
+	w.p.m.visitors.WithLabelValues(w.label).Set(float64(st.Visitors))
+	w.p.m.pending.WithLabelValues(w.label).Set(float64(st.PendingEvents))
+	if !st.Watermark.IsZero() {
+		w.p.m.watermark.WithLabelValues(w.label).Set(float64(st.Watermark.UnixMilli()) / 1000)
+	}
+}
+
+func (w *worker) hook(point string) {
+	if w.cfg.TestHook != nil {
+		w.cfg.TestHook(point, w.partition)
+	}
+}
