@@ -164,7 +164,7 @@
       var orderId = 'o-' + Date.now().toString(36)
       shoptrail.checkoutStarted({ order_id: orderId, value: total(), revenue: total(), currency: CURRENCY, products: lines() })
       $('#sum').textContent = cart.length + ' line(s), ' + money(total())
-      $('form').onsubmit = function (e) {
+      $('#order').onsubmit = function (e) {
         e.preventDefault()
         var f = e.target.elements
         var email = f.email.value.trim().toLowerCase()
