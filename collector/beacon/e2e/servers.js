@@ -51,7 +51,7 @@ function listen(server) {
 
 // startShop serves the demo shop (its pages post to endpoint with writeKey)
 // plus pages, a map of path to HTML, and the beacon at /s.js.
-async function startShop({ endpoint, writeKey = 'wk_e2e', pages = {} } = {}) {
+async function startShop({ endpoint = '/v1/batch', writeKey = 'wk_e2e', pages = {} } = {}) {
   const files = {
     '/s.js': ['text/javascript', read('dist/beacon.min.js')],
     '/shop.js': ['text/javascript', read('demo/shop.js')]
