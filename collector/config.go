@@ -100,6 +100,10 @@ type Config struct {
 	// collector's host only.
 	IDCookie       string
 	IDCookieDomain string
+
+	// Pprof serves Go's profiler at /debug/pprof/ (off by default: it is
+	// no public endpoint).
+	Pprof bool
 }
 
 // RegisterFlags registers the collector's flags.
@@ -155,6 +159,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.StringVar(&c.IDCookie, "http.id-cookie", "st_vid", "name of the collector's HttpOnly anonymous id cookie (empty: none)")
+	fs.BoolVar(&c.Pprof, "debug.pprof", false, "serve Go's profiler at /debug/pprof/ (never on a public address)")
 	fs.StringVar(&c.IDCookieDomain, "http.id-cookie-domain", "", "Domain attribute of the id cookie, e.g. shop.example (default: the collector's host)")
 }
 

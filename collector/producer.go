@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
 )
 
 // Producer writes messages to Kafka.
@@ -31,22 +33,24 @@ type Producer interface {
 var errProducerClosed = errors.New("producer closed")
 
 // groupProducer is a group-commit producer on kafka-go's protocol client.
-// Every partition has a queue and one worker; a worker sends everything
-// queued for its partition in one produce request (acks=all), then hands
-// the outcome to every waiting caller. While a request is in flight the
-// next batch gathers, so batches grow with load and no timer adds latency
-// (kafka-go's Writer waits BatchTimeout to fill a batch). One request in
-// flight per partition keeps each partition's order.
+// Every topic has a queue and one flusher: the flusher sends everything
+// queued in one produce request per leader broker (all partitions of that
+// broker at once, acks=all), then hands the outcome to every waiting
+// caller. While a request is in flight the next batch gathers, so batches
+// grow with load and no timer adds latency (kafka-go's Writer waits
+// BatchTimeout to fill a batch, and sends one request per partition). One
+// flush in flight per topic keeps each partition's order.
 type groupProducer struct {
-	client   *kafka.Client
-	codec    kafka.Compression
-	timeout  time.Duration
-	maxBytes int // most bytes in one produce request
-	log      *slog.Logger
-	m        *metrics
+	transport *kafka.Transport
+	addr      net.Addr
+	attrs     int16 // record batch attributes: the compression codec
+	timeout   time.Duration
+	maxBytes  int // most bytes in one flush
+	log       *slog.Logger
+	m         *metrics
 
 	mu     sync.Mutex
-	topics map[string]*topicQueues
+	topics map[string]*topicQueue
 	closed bool
 	wg     sync.WaitGroup
 	stop   chan struct{}
@@ -59,24 +63,22 @@ type groupProducer struct {
 	lastOKNs atomic.Int64
 }
 
-type topicQueues struct {
-	parts []*partQueue // by index into the sorted partition ids
-}
-
-type partQueue struct {
-	topic     string
-	partition int
-	wake      chan struct{}
+type topicQueue struct {
+	name       string
+	partitions []int32 // sorted partition ids
+	wake       chan struct{}
 
 	mu      sync.Mutex
+	leaders map[int32]int32 // partition -> leader broker id
 	pending []*entry
 	spare   []*entry // the previous batch's slice, reused
 }
 
 // entry is one caller's messages for one partition.
 type entry struct {
-	msgs []kafka.Message
-	w    *waiter
+	partition int32
+	msgs      []kafka.Message
+	w         *waiter
 }
 
 // waiter collects the outcome of one Produce call's entries.
@@ -102,78 +104,83 @@ func (w *waiter) finish(err error) {
 }
 
 func newGroupProducer(brokers []string, codec kafka.Compression, timeout time.Duration, log *slog.Logger, m *metrics) *groupProducer {
-	transport := &kafka.Transport{
-		Dial:        (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
-		IdleTimeout: 60 * time.Second,
-		MetadataTTL: 10 * time.Second,
-		ClientID:    "shoptrail-collector",
-	}
 	return &groupProducer{
-		client:   &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: timeout, Transport: transport},
-		codec:    codec,
+		transport: &kafka.Transport{
+			Dial:        (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+			IdleTimeout: 60 * time.Second,
+			MetadataTTL: 10 * time.Second,
+			ClientID:    "shoptrail-collector",
+		},
+		addr:     kafka.TCP(brokers...),
+		attrs:    int16(protocol.Attributes(codec) & 0x7),
 		timeout:  timeout,
-		maxBytes: 4 << 20,
+		maxBytes: 8 << 20,
 		log:      log,
 		m:        m,
-		topics:   map[string]*topicQueues{},
+		topics:   map[string]*topicQueue{},
 		stop:     make(chan struct{}),
 	}
 }
 
-// queues returns the partition queues of topic, asking Kafka for its
-// partitions the first time (the count never changes: events are
-// partitioned by visitor). The broker may create the topic if it allows.
-func (p *groupProducer) queues(ctx context.Context, topic string) (*topicQueues, error) {
-	p.mu.Lock()
-	tq, ok := p.topics[topic]
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return nil, errProducerClosed
-	}
-	if ok {
-		return tq, nil
-	}
-	res, err := p.client.Transport.RoundTrip(ctx, p.client.Addr, &metadataAPI.Request{
+// metadata reads a topic's partitions and their leaders; the broker may
+// create the topic if it allows.
+func (p *groupProducer) metadata(ctx context.Context, topic string) (ids []int32, leaders map[int32]int32, err error) {
+	res, err := p.transport.RoundTrip(ctx, p.addr, &metadataAPI.Request{
 		TopicNames: []string{topic}, AllowAutoTopicCreation: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the partitions of %q: %w", topic, err)
+		return nil, nil, fmt.Errorf("cannot read the partitions of %q: %w", topic, err)
 	}
-	md := res.(*metadataAPI.Response)
-	var ids []int
-	for _, t := range md.Topics {
+	leaders = map[int32]int32{}
+	for _, t := range res.(*metadataAPI.Response).Topics {
 		if t.Name != topic {
 			continue
 		}
 		if t.ErrorCode != 0 {
-			return nil, fmt.Errorf("cannot read the partitions of %q: %w", topic, kafka.Error(t.ErrorCode))
+			return nil, nil, fmt.Errorf("cannot read the partitions of %q: %w", topic, kafka.Error(t.ErrorCode))
 		}
 		for _, pt := range t.Partitions {
-			ids = append(ids, int(pt.PartitionIndex))
+			ids = append(ids, pt.PartitionIndex)
+			leaders[pt.PartitionIndex] = pt.LeaderID
 		}
 	}
 	if len(ids) == 0 {
-		return nil, fmt.Errorf("topic %q has no partitions", topic)
+		return nil, nil, fmt.Errorf("topic %q has no partitions", topic)
 	}
-	sort.Ints(ids)
+	slices.Sort(ids)
+	return ids, leaders, nil
+}
+
+// queue returns topic's queue, asking Kafka for its partitions the first
+// time (the count never changes: events are partitioned by visitor).
+func (p *groupProducer) queue(ctx context.Context, topic string) (*topicQueue, error) {
+	p.mu.Lock()
+	q, ok := p.topics[topic]
+	closed := p.closed
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return nil, errProducerClosed
+	case ok:
+		return q, nil
+	}
+	ids, leaders, err := p.metadata(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errProducerClosed
 	}
-	if tq, ok := p.topics[topic]; ok {
-		return tq, nil
+	if q, ok := p.topics[topic]; ok {
+		return q, nil
 	}
-	tq = &topicQueues{}
-	for _, id := range ids {
-		q := &partQueue{topic: topic, partition: id, wake: make(chan struct{}, 1)}
-		tq.parts = append(tq.parts, q)
-		p.wg.Add(1)
-		go p.run(q)
-	}
-	p.topics[topic] = tq
-	return tq, nil
+	q = &topicQueue{name: topic, partitions: ids, leaders: leaders, wake: make(chan struct{}, 1)}
+	p.topics[topic] = q
+	p.wg.Add(1)
+	go p.run(q)
+	return q, nil
 }
 
 // partitionIndex is kafka-go's Hash balancer (FNV-1a, as Sarama), the one
@@ -196,53 +203,53 @@ func (p *groupProducer) Produce(ctx context.Context, msgs []kafka.Message) error
 		return nil
 	}
 	w := &waiter{done: make(chan struct{})}
-	// Group the messages by partition; most requests have one topic.
+	// Group the messages by topic and partition; most requests have one
+	// topic and few partitions.
 	type slot struct {
-		q *partQueue
+		q *topicQueue
 		e *entry
 	}
 	var slotsBuf [8]slot
 	slots := slotsBuf[:0]
-	var tq *topicQueues
-	var tqTopic string
+	var q *topicQueue
 	for i := range msgs {
 		m := &msgs[i]
-		if tq == nil || m.Topic != tqTopic {
+		if q == nil || m.Topic != q.name {
 			var err error
-			if tq, err = p.queues(ctx, m.Topic); err != nil {
+			if q, err = p.queue(ctx, m.Topic); err != nil {
 				p.setHealthy(false)
 				return err
 			}
-			tqTopic = m.Topic
 		}
-		var idx int
+		var part int32
 		if len(m.Key) == 0 {
-			idx = int(p.rr.Add(1) % uint32(len(tq.parts)))
+			part = q.partitions[p.rr.Add(1)%uint32(len(q.partitions))]
 		} else {
-			idx = partitionIndex(m.Key, len(tq.parts))
+			part = q.partitions[partitionIndex(m.Key, len(q.partitions))]
 		}
-		q := tq.parts[idx]
 		var e *entry
 		for _, s := range slots {
-			if s.q == q {
+			if s.q == q && s.e.partition == part {
 				e = s.e
 				break
 			}
 		}
 		if e == nil {
-			e = &entry{w: w}
+			e = &entry{partition: part, w: w}
 			slots = append(slots, slot{q, e})
 		}
 		e.msgs = append(e.msgs, *m)
 	}
 	w.left.Store(int32(len(slots)))
-	for _, s := range slots {
+	for i, s := range slots {
 		s.q.mu.Lock()
 		s.q.pending = append(s.q.pending, s.e)
 		s.q.mu.Unlock()
-		select {
-		case s.q.wake <- struct{}{}:
-		default:
+		if i == len(slots)-1 || slots[i+1].q != s.q {
+			select {
+			case s.q.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 	select {
@@ -254,76 +261,184 @@ func (p *groupProducer) Produce(ctx context.Context, msgs []kafka.Message) error
 	}
 }
 
-// run is a partition's worker: it sends what gathered while it was busy.
-func (p *groupProducer) run(q *partQueue) {
+// run is a topic's flusher: it sends what gathered while it was busy.
+func (p *groupProducer) run(q *topicQueue) {
 	defer p.wg.Done()
-	var recs []kafka.Record
 	for {
 		select {
 		case <-q.wake:
 		case <-p.stop:
 			// Close waited for the callers; send what may be left.
-			for p.flush(q, &recs) {
+			for p.flush(q) {
 			}
 			return
 		}
-		for p.flush(q, &recs) {
+		for p.flush(q) {
 		}
 	}
 }
 
 // flush sends one batch of q's pending entries; false when there was none.
-func (p *groupProducer) flush(q *partQueue, recs *[]kafka.Record) bool {
+func (p *groupProducer) flush(q *topicQueue) bool {
 	q.mu.Lock()
 	batch := q.pending
 	if len(batch) == 0 {
 		q.mu.Unlock()
 		return false
 	}
-	// Take entries up to maxBytes (at least one).
 	n, size := 0, 0
-	for n < len(batch) {
+	for n < len(batch) && (n == 0 || size < p.maxBytes) {
 		for _, m := range batch[n].msgs {
 			size += len(m.Key) + len(m.Value) + 64
 		}
 		n++
-		if size >= p.maxBytes {
-			break
-		}
 	}
 	taken := batch[:n:n]
-	rest := append(q.spare[:0], batch[n:]...)
-	q.pending, q.spare = rest, nil
+	q.pending, q.spare = append(q.spare[:0], batch[n:]...), nil
 	q.mu.Unlock()
 
-	now := time.Now()
-	rs := (*recs)[:0]
-	live := taken[:0:0]
+	live := make([]*entry, 0, len(taken))
 	for _, e := range taken {
 		if e.w.abandoned.Load() {
 			e.w.finish(context.DeadlineExceeded)
 			continue
 		}
 		live = append(live, e)
-		for _, m := range e.msgs {
-			rs = append(rs, kafka.Record{Time: now, Key: bytesOrNil(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers})
-		}
 	}
-	if len(rs) > 0 {
-		err := p.send(q, rs)
-		for _, e := range live {
-			e.w.finish(err)
-		}
+	if len(live) > 0 {
+		p.send(q, live)
 	}
-	clear(rs) // drop references to request buffers
-	*recs = rs
+	clear(taken)
 	q.mu.Lock()
 	if q.spare == nil {
 		q.spare = taken[:0]
-		clear(taken)
 	}
 	q.mu.Unlock()
 	return true
+}
+
+// send produces the entries, one request per leader broker, retrying
+// transient failures (refreshing the leaders) while time is left, and
+// finishes every entry.
+func (p *groupProducer) send(q *topicQueue, entries []*entry) {
+	deadline := time.Now().Add(p.timeout)
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		failed, err := p.attempt(q, entries, deadline)
+		if len(failed) == 0 {
+			p.setHealthy(true)
+			return
+		}
+		p.m.produceErrors.WithLabelValues(q.name).Inc()
+		if time.Now().Add(backoff).After(deadline) || attempt >= 5 {
+			p.setHealthy(false)
+			p.log.Warn("cannot produce", "topic", q.name, "entries", len(failed), "attempts", attempt, "err", err)
+			err = fmt.Errorf("cannot produce to %q: %w", q.name, err)
+			for _, e := range failed {
+				e.w.finish(err)
+			}
+			return
+		}
+		select {
+		case <-time.After(backoff):
+		case <-p.stop:
+		}
+		backoff *= 3
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if _, leaders, merr := p.metadata(ctx, q.name); merr == nil {
+			q.mu.Lock()
+			q.leaders = leaders
+			q.mu.Unlock()
+		}
+		cancel()
+		entries = failed
+	}
+}
+
+// attempt sends entries once and finishes those acknowledged; it returns
+// the others with an error.
+func (p *groupProducer) attempt(q *topicQueue, entries []*entry, deadline time.Time) (failed []*entry, err error) {
+	q.mu.Lock()
+	byLeader := map[int32][]*entry{}
+	for _, e := range entries {
+		l := q.leaders[e.partition]
+		byLeader[l] = append(byLeader[l], e)
+	}
+	q.mu.Unlock()
+	type outcome struct {
+		failed []*entry
+		err    error
+	}
+	results := make(chan outcome, len(byLeader))
+	for _, group := range byLeader {
+		go func() {
+			f, err := p.request(q.name, group, deadline)
+			results <- outcome{f, err}
+		}()
+	}
+	for range byLeader {
+		o := <-results
+		if len(o.failed) > 0 {
+			failed = append(failed, o.failed...)
+			err = o.err
+		}
+	}
+	return failed, err
+}
+
+// request sends one produce request holding every partition of entries
+// (one leader's) and finishes the acknowledged entries.
+func (p *groupProducer) request(topic string, entries []*entry, deadline time.Time) ([]*entry, error) {
+	now := time.Now()
+	var parts []produceAPI.RequestPartition
+	index := map[int32]int{}
+	var recs [][]kafka.Record
+	for _, e := range entries {
+		i, ok := index[e.partition]
+		if !ok {
+			i = len(parts)
+			index[e.partition] = i
+			parts = append(parts, produceAPI.RequestPartition{Partition: e.partition})
+			recs = append(recs, nil)
+		}
+		for _, m := range e.msgs {
+			recs[i] = append(recs[i], kafka.Record{Time: now, Key: bytesOrNil(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers})
+		}
+	}
+	for i := range parts {
+		parts[i].RecordSet = protocol.RecordSet{Attributes: protocol.Attributes(p.attrs), Records: protocol.NewRecordReader(recs[i]...)}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	timeoutMs := int32(time.Until(deadline) / time.Millisecond)
+	res, err := p.transport.RoundTrip(ctx, p.addr, &produceAPI.Request{
+		Acks:    int16(kafka.RequireAll),
+		Timeout: max(timeoutMs, 1),
+		Topics:  []produceAPI.RequestTopic{{Topic: topic, Partitions: parts}},
+	})
+	p.m.produceSeconds.WithLabelValues(topic).Observe(time.Since(now).Seconds())
+	if err != nil {
+		return entries, err
+	}
+	partErr := map[int32]error{}
+	for _, t := range res.(*produceAPI.Response).Topics {
+		for _, pr := range t.Partitions {
+			if pr.ErrorCode != 0 {
+				partErr[pr.Partition] = kafka.Error(pr.ErrorCode)
+			}
+		}
+	}
+	var failed []*entry
+	var firstErr error
+	for _, e := range entries {
+		if perr, bad := partErr[e.partition]; bad {
+			failed = append(failed, e)
+			firstErr = perr
+			continue
+		}
+		e.w.finish(nil)
+	}
+	return failed, firstErr
 }
 
 func bytesOrNil(b []byte) kafka.Bytes {
@@ -331,60 +446,6 @@ func bytesOrNil(b []byte) kafka.Bytes {
 		return nil
 	}
 	return kafka.NewBytes(b)
-}
-
-// send produces rs to q's partition, retrying transient failures while
-// time is left.
-func (p *groupProducer) send(q *partQueue, rs []kafka.Record) error {
-	deadline := time.Now().Add(p.timeout)
-	backoff := 20 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		for i := range rs { // a record's Bytes are read once per attempt
-			rs[i].Key, rs[i].Value = rewind(rs[i].Key), rewind(rs[i].Value)
-		}
-		res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
-			Topic:        q.topic,
-			Partition:    q.partition,
-			RequiredAcks: kafka.RequireAll,
-			Records:      kafka.NewRecordReader(rs...),
-			Compression:  p.codec,
-		})
-		cancel()
-		if err == nil && res.Error != nil {
-			err = res.Error
-		}
-		p.m.produceSeconds.WithLabelValues(q.topic).Observe(time.Since(start).Seconds())
-		if err == nil {
-			p.setHealthy(true)
-			return nil
-		}
-		p.m.produceErrors.WithLabelValues(q.topic).Inc()
-		if time.Now().Add(backoff).After(deadline) || attempt >= 5 {
-			p.setHealthy(false)
-			p.log.Warn("cannot produce", "topic", q.topic, "partition", q.partition, "records", len(rs), "attempts", attempt, "err", err)
-			return fmt.Errorf("cannot produce %d events to %q: %w", len(rs), q.topic, err)
-		}
-		select {
-		case <-time.After(backoff):
-		case <-p.stop:
-		}
-		backoff *= 3
-	}
-}
-
-// rewind returns a Bytes that reads from the start again.
-func rewind(b kafka.Bytes) kafka.Bytes {
-	if b == nil {
-		return nil
-	}
-	if s, ok := b.(interface {
-		Seek(int64, int) (int64, error)
-	}); ok {
-		s.Seek(0, 0)
-	}
-	return b
 }
 
 func (p *groupProducer) setHealthy(ok bool) {
@@ -417,8 +478,6 @@ func (p *groupProducer) Close() error {
 	p.mu.Unlock()
 	close(p.stop)
 	p.wg.Wait()
-	if t, ok := p.client.Transport.(*kafka.Transport); ok {
-		t.CloseIdleConnections()
-	}
+	p.transport.CloseIdleConnections()
 	return nil
 }
