@@ -263,12 +263,35 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// noKeepAlive leaves no idle connection behind: ClickHouse waits for open
+// HTTP connections when it is stopped at the end of the tests.
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+// groupMembers returns how many members of the group have partitions.
+func (e *env) groupMembers(group string) int {
+	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 5 * time.Second}
+	resp, err := c.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil || len(resp.Groups) != 1 || resp.Groups[0].GroupState != "Stable" {
+		return -1
+	}
+	n := 0
+	for _, m := range resp.Groups[0].Members {
+		for _, t := range m.MemberAssignments.Topics {
+			if len(t.Partitions) > 0 {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
 // query runs a query over ClickHouse's HTTP interface in db and returns
 // the TSV result.
 func (e *env) query(db, q string) string {
 	e.t.Helper()
 	u := "http://" + e.http + "/?database=" + db + "&query=" + url.QueryEscape(q)
-	resp, err := http.Get(u)
+	resp, err := noKeepAlive.Get(u)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -91,6 +91,14 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 		return fmt.Errorf("cannot seek partition %d to %d: %w", w.partition, w.next, err)
 	}
 	w.lastMsg, w.lastCkpt = time.Now(), time.Now()
+	// Writes and checkpoints run under a context that outlives wctx by a
+	// grace period: a batch being inserted when the partition is revoked
+	// is finished and checkpointed, so the next owner has little to
+	// replay. The group waits for us meanwhile, up to RebalanceTimeout.
+	wctxDone := wctx.Done()
+	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFlush()
+	defer context.AfterFunc(wctx, func() { time.AfterFunc(w.cfg.RebalanceTimeout*2/3, cancelFlush) })()
 	for {
 		err := w.fetch(wctx, r)
 		stopping := wctx.Err() != nil
@@ -99,22 +107,14 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 		}
 		if !stopping {
 			w.idle()
-			if err := w.flush(wctx, false); err != nil {
-				return err
-			}
-			continue
 		}
-		// Stop fetching, write the last batch, checkpoint, commit: within
-		// a bound, since the group waits for us before handing the
-		// partition to its next owner.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.RebalanceTimeout*2/3)
-		err = w.flush(fctx, true)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("cannot checkpoint partition %d on leaving: %w", w.partition, err)
+		if err := w.flush(flushCtx, wctxDone, stopping); err != nil {
+			return err
 		}
-		w.log.Info("partition released", "offset", w.next)
-		return nil
+		if stopping {
+			w.log.Info("partition released", "offset", w.next)
+			return nil
+		}
 	}
 }
 
@@ -259,8 +259,10 @@ func (w *worker) drain() {
 	o.Reset()
 }
 
-// flush writes the batch and, when due (or final), checkpoints.
-func (w *worker) flush(ctx context.Context, final bool) error {
+// flush writes the batch and, when due (or final), checkpoints. Failed
+// writes are retried until ctx is done, or until leaving is closed (the
+// partition is being revoked or the process stops): then it gives up.
+func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool) error {
 	w.drain()
 	checkpoint := w.dirty && (final || time.Since(w.lastCkpt) >= w.cfg.CheckpointInterval)
 	if checkpoint && w.lossDirty {
@@ -269,7 +271,7 @@ func (w *worker) flush(ctx context.Context, final bool) error {
 		w.lossDirty = false
 	}
 	if w.batch.Rows() > 0 {
-		if err := w.write(ctx); err != nil {
+		if err := w.write(ctx, leaving); err != nil {
 			return err
 		}
 	}
@@ -278,15 +280,15 @@ func (w *worker) flush(ctx context.Context, final bool) error {
 	if !checkpoint {
 		return nil
 	}
-	return w.checkpoint(ctx)
+	return w.checkpoint(ctx, leaving)
 }
 
 // write writes the batch, retrying transient failures with capped,
 // jittered backoff until it succeeds or ctx is done.
-func (w *worker) write(ctx context.Context) error {
+func (w *worker) write(ctx context.Context, leaving <-chan struct{}) error {
 	start := time.Now()
 	events := len(w.batch.Events)
-	err := w.retry(ctx, "write batch", func() error { return w.p.sink.Write(ctx, &w.batch) })
+	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.sink.Write(ctx, &w.batch) })
 	if err != nil {
 		return err
 	}
@@ -301,11 +303,11 @@ func (w *worker) write(ctx context.Context) error {
 
 // checkpoint writes the partition's changed state to the changelog, then
 // commits the offset after it.
-func (w *worker) checkpoint(ctx context.Context) error {
+func (w *worker) checkpoint(ctx context.Context, leaving <-chan struct{}) error {
 	start := time.Now()
 	w.recs = w.sess.Checkpoint(w.recs[:0])
 	loss := w.loss.encode()
-	err := w.retry(ctx, "write checkpoint", func() error { return w.p.changelog.write(ctx, w.partition, w.recs, loss) })
+	err := w.retry(ctx, leaving, "write checkpoint", func() error { return w.p.changelog.write(ctx, w.partition, w.recs, loss) })
 	if err != nil {
 		return err
 	}
@@ -328,9 +330,10 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// retry runs fn until it succeeds or ctx is done, backing off from 100ms
-// to 30s with jitter; while it fails, the processor reports not ready.
-func (w *worker) retry(ctx context.Context, what string, fn func() error) error {
+// retry runs fn until it succeeds, ctx is done or leaving is closed,
+// backing off from 100ms to 30s with jitter; while it fails, the processor
+// reports not ready.
+func (w *worker) retry(ctx context.Context, leaving <-chan struct{}, what string, fn func() error) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := fn()
@@ -338,8 +341,12 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 			w.setFailing(false)
 			return nil
 		}
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return fmt.Errorf("cannot %s of partition %d: %w", what, w.partition, err)
+		case <-leaving:
+			return fmt.Errorf("cannot %s of partition %d before leaving it: %w", what, w.partition, err)
+		default:
 		}
 		w.setFailing(true)
 		w.p.m.sinkRetries.Inc()
@@ -350,6 +357,8 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cannot %s of partition %d: %w", what, w.partition, err)
+		case <-leaving:
+			return fmt.Errorf("cannot %s of partition %d before leaving it: %w", what, w.partition, err)
 		case <-time.After(sleep):
 		}
 		backoff = min(2*backoff, 30*time.Second)

@@ -79,7 +79,7 @@ type Config struct {
 	// ("written": the batch is in ClickHouse; "state": the changelog has
 	// the checkpoint; "committed": the offset is committed) so tests can
 	// crash the process there. Nil in production.
-	TestHook func(point string, partition int)
+	TestHook func(point string, partition int) `json:"-"`
 }
 
 // RegisterFlags registers the processor's flags.

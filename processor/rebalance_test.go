@@ -1,0 +1,72 @@
+package processor_test
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoptrail/shoptrail/internal/testenv"
+)
+
+// TestRebalance shares the topic between processors of one group while the
+// stream flows: A runs alone, B joins (A hands partitions over), A leaves
+// gracefully and C joins, then B is killed with SIGKILL mid-stream (C takes
+// its partitions once the group notices). The tables must equal those of
+// one processor that ran alone: no session split, lost or doubled.
+func TestRebalance(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	e := newEnv(t)
+	stream := workload(rng, 600)
+	t.Logf("%d messages", len(stream))
+	group := "rebal-" + testenv.RandomSuffix()
+	cfg := e.config(group)
+	spec := childSpec{Processor: cfg, ClickHouse: e.ch}
+	count := func() int {
+		n, _ := strconv.Atoi(strings.TrimSpace(e.query(e.ch.Database, "SELECT count() FROM events")))
+		return n
+	}
+	part := func(i int) int { return len(stream) * i / 4 }
+	progress := func(i int) {
+		t.Helper()
+		target := part(i) + rng.IntN(part(i+1)-part(i))/2
+		waitFor(t, 60*time.Second, "progress in part "+strconv.Itoa(i), func() bool { return count() >= target })
+	}
+	members := func(n int) {
+		t.Helper()
+		waitFor(t, 60*time.Second, strconv.Itoa(n)+" members with partitions", func() bool { return e.groupMembers(group) == n })
+	}
+
+	a := startChild(t, spec)
+	e.produce(stream[part(0):part(1)])
+	progress(0)
+	b := startChild(t, spec)
+	members(2)
+	e.produce(stream[part(1):part(2)])
+	progress(1)
+	// A leaves: it writes and checkpoints its partitions, then the group
+	// gives them to B and C.
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	if !a.exited(30 * time.Second) {
+		t.Fatal("A did not stop on SIGTERM")
+	}
+	c := startChild(t, spec)
+	members(2)
+	e.produce(stream[part(2):part(3)])
+	progress(2)
+	b.kill()
+	t.Logf("B killed after %d rows in events", count())
+	e.produce(stream[part(3):])
+	e.waitDone(group, 120*time.Second)
+	_ = c
+
+	refDB, _ := e.database()
+	refCfg := e.config("ref-" + testenv.RandomSuffix())
+	e.start(refCfg, refDB)
+	e.waitDone(refCfg.GroupID, 120*time.Second)
+	e.compareTables(e.ch.Database, refDB.Database)
+	checkNotVacuous(t, e, e.ch.Database, stream)
+}
