@@ -229,7 +229,13 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	}
 	rq.badUTF8 = !utf8.Valid(rq.body)
 	rq.deep = jsonDepth(rq.body) > maxDepth+3
-	root, err := rq.parser.ParseBytes(rq.body)
+	// fastjson's parser accepts more than JSON (NaN, +1, 01): validate
+	// strictly first, so that only JSON reaches Kafka.
+	err = fastjson.ValidateBytes(rq.body)
+	var root *fastjson.Value
+	if err == nil {
+		root, err = rq.parser.ParseBytes(rq.body)
+	}
 	if err != nil {
 		what := "a JSON batch"
 		if rq.typ != "" || rq.pixel {

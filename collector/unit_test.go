@@ -1,0 +1,160 @@
+package collector
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/shoptrail/shoptrail"
+)
+
+// fill sets every field of v (recursively) to a non-zero value, so that a
+// field added to shoptrail.Event shows up in the encoder test.
+func fill(v reflect.Value, r *rand.Rand) {
+	switch v.Kind() {
+	case reflect.String:
+		words := []string{"a", "é漢", "q\"uo\\te", "tab\t", "<html>&", "\u2028", "ctl\x01"}
+		v.SetString(words[r.IntN(len(words))] + strings.Repeat("x", r.IntN(5)))
+	case reflect.Int, reflect.Int64:
+		v.SetInt(r.Int64N(1<<40) + 1)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Slice:
+		if v.Type() == reflect.TypeOf(json.RawMessage{}) {
+			v.SetBytes([]byte(`{"k":[1,2.5,"s",null,true],"n":{"x":"y"}}`))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := 0; i < 2; i++ {
+			fill(s.Index(i), r)
+		}
+		v.Set(s)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			v.Set(reflect.ValueOf(time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC()))
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			fill(v.Field(i), r)
+		}
+	}
+}
+
+// TestEncodeMatchesEncodingJSON: the hand-written encoder says the same as
+// encoding/json for fully filled events, empty ones and mixes.
+func TestEncodeMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 300; i++ {
+		var e shoptrail.Event
+		fill(reflect.ValueOf(&e).Elem(), r)
+		if i%3 == 1 { // zero some parts to exercise omitempty/omitzero
+			e.Context = shoptrail.Context{UserAgent: e.Context.UserAgent}
+			e.Properties, e.Flags, e.OriginalTimestamp = nil, nil, time.Time{}
+		}
+		if i == 2 {
+			e = shoptrail.Event{}
+		}
+		got := appendEvent(nil, &e)
+		want, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("encoder output is not JSON: %v\n%s", err, got)
+		}
+		json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
+		}
+		var back shoptrail.Event
+		if err := json.Unmarshal(got, &back); err != nil || back.Site != e.Site {
+			t.Fatalf("round trip: %v", err)
+		}
+	}
+}
+
+func TestAppendStringInvalidUTF8(t *testing.T) {
+	got := string(appendString(nil, "a\xffb\xc3"))
+	want, _ := json.Marshal("a\xffb\xc3")
+	if got != string(want) {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestPartitionIndex: the collector partitions exactly as kafka-go's Hash
+// balancer, the pipeline's one partitioner.
+func TestPartitionIndex(t *testing.T) {
+	h := &kafka.Hash{}
+	for _, n := range []int{1, 3, 4, 12} {
+		parts := make([]int, n)
+		for i := range parts {
+			parts[i] = i
+		}
+		for i := 0; i < 2000; i++ {
+			key := []byte("visitor-" + strings.Repeat("z", i%7) + string(rune('a'+i%26)) + itoa(i))
+			if got, want := partitionIndex(key, n), h.Balance(kafka.Message{Key: key}, parts...); got != want {
+				t.Fatalf("key %q, %d partitions: got %d, want %d", key, n, got, want)
+			}
+		}
+	}
+}
+
+func TestCleanURL(t *testing.T) {
+	c := &cleaner{extra: map[string]bool{"page": true}}
+	f := func(in string, referrer bool, want string) {
+		t.Helper()
+		if got := c.cleanURL(in, referrer, nil); got != want {
+			t.Errorf("cleanURL(%q, %v)\n got %q\nwant %q", in, referrer, got, want)
+		}
+	}
+	// Nothing to clean: unchanged.
+	f("https://shop.example/products/resistor-10k", false, "https://shop.example/products/resistor-10k")
+	// utm and click ids stay, other parameters and the fragment go.
+	f("https://shop.example/?utm_source=baidu&session=abc&gclid=Cj0K#top", false, "https://shop.example/?utm_source=baidu&gclid=Cj0K")
+	// The site's own parameters stay.
+	f("https://shop.example/list?page=2&sort=price", false, "https://shop.example/list?page=2")
+	// Credentials in the URL go.
+	f("https://user:secret@shop.example/a", false, "https://shop.example/a")
+	// Search terms stay in referrers only.
+	f("https://www.baidu.com/s?wd=resistor&rsv_spt=1", true, "https://www.baidu.com/s?wd=resistor")
+	f("https://shop.example/search?q=resistor", false, "https://shop.example/search")
+	// Emails, phones and tokens are redacted.
+	f("https://shop.example/?utm_content=bob%40example.com", false, "https://shop.example/?utm_content=%5Bemail%5D")
+	f("https://shop.example/users/bob@example.com/orders", false, "https://shop.example/users/[email]/orders")
+	f("https://shop.example/reset/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", false, "https://shop.example/reset/[token]")
+	f("https://shop.example/confirm/4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c", false, "https://shop.example/confirm/[token]")
+	f("https://shop.example/?utm_term=%2B86%20138%200013%208000", false, "https://shop.example/?utm_term=%5Bphone%5D")
+	// A long slug is no token.
+	f("https://shop.example/products/metal-film-resistor-10k-ohm-1-percent", false, "https://shop.example/products/metal-film-resistor-10k-ohm-1-percent")
+	// Click ids are not phones.
+	f("https://shop.example/?qz_gdt=1234567890123", false, "https://shop.example/?qz_gdt=1234567890123")
+}
+
+func TestCorrectTime(t *testing.T) {
+	recv := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	f := func(orig, sent time.Time, want time.Time, wantClamped bool) {
+		t.Helper()
+		got, clamped := correctTime(orig, sent, recv)
+		if !got.Equal(want) || clamped != wantClamped {
+			t.Errorf("correctTime(%v, %v) = %v %v, want %v %v", orig, sent, got, clamped, want, wantClamped)
+		}
+	}
+	// Device clock 2 h ahead: corrected by the skew.
+	f(recv.Add(2*time.Hour-10*time.Second), recv.Add(2*time.Hour), recv.Add(-10*time.Second), false)
+	// 3 days behind: corrected.
+	f(recv.Add(-72*time.Hour-5*time.Second), recv.Add(-72*time.Hour), recv.Add(-5*time.Second), false)
+	// 1970 without sentAt: clamped.
+	f(time.Unix(0, 0).UTC(), time.Time{}, recv, true)
+	// 2100 without sentAt: clamped.
+	f(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, recv, true)
+	// An event queued 10 days on the device: clamped.
+	f(recv.Add(-240*time.Hour), recv, recv, true)
+	// No client time: the receive time.
+	f(time.Time{}, time.Time{}, recv, false)
+}
