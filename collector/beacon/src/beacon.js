@@ -28,7 +28,7 @@
     const PROMO = '[data-promotion-id]'
     const FLUSH_AT = 10 // messages: a batch is sent when this many wait
     const FLUSH_INTERVAL = 1e3 // ms: or when the oldest waited this long
-    const MAX_QUEUE = 100 // undelivered messages kept; the oldest go first
+    const MAX_QUEUE = 100 // undelivered messages kept; beyond, the oldest are dropped
 
     const safe =
       (f) =>
