@@ -5,12 +5,12 @@
   'use strict'
   var CURRENCY = 'USD'
   var CATALOG = [
-    { id: 'lm358', sku: 'TI-LM358DR', name: 'LM358 dual op-amp', brand: 'Texas Instruments', category: 'Amplifiers', price: 0.42, icon: '🔺', datasheet: 'https://www.ti.com/lit/ds/symlink/lm358.pdf' },
-    { id: 'ne555', sku: 'TI-NE555P', name: 'NE555 timer', brand: 'Texas Instruments', category: 'Timers', price: 0.35, icon: '⏱️', datasheet: 'https://www.ti.com/lit/ds/symlink/ne555.pdf' },
-    { id: 'stm32f103', sku: 'ST-STM32F103C8T6', name: 'STM32F103 MCU', brand: 'STMicroelectronics', category: 'Microcontrollers', price: 3.9, icon: '🧠', datasheet: 'https://www.st.com/resource/en/datasheet/stm32f103c8.pdf' },
-    { id: 'r-kit', sku: 'YG-RK-600', name: 'Resistor kit, 600 pcs', brand: 'Yageo', category: 'Passives', price: 9.9, icon: '🧰', datasheet: 'https://www.yageo.com/' },
-    { id: 'usb-c', sku: 'GCT-USB4105', name: 'USB-C receptacle', brand: 'GCT', category: 'Connectors', price: 0.78, icon: '🔌', datasheet: 'https://gct.co/connector/usb4105' },
-    { id: 'ldo-3v3', sku: 'DI-AP2112K-3.3', name: 'AP2112 3.3 V LDO', brand: 'Diodes Inc.', category: 'Power', price: 0.29, icon: '⚡', datasheet: 'https://www.diodes.com/assets/Datasheets/AP2112.pdf' }
+    { id: 'lm358', sku: 'TI-LM358DR', name: 'LM358 dual op-amp', brand: 'Texas Instruments', category: 'Amplifiers', price: 0.42, icon: 'OP', datasheet: 'https://www.ti.com/lit/ds/symlink/lm358.pdf' },
+    { id: 'ne555', sku: 'TI-NE555P', name: 'NE555 timer', brand: 'Texas Instruments', category: 'Timers', price: 0.35, icon: '555', datasheet: 'https://www.ti.com/lit/ds/symlink/ne555.pdf' },
+    { id: 'stm32f103', sku: 'ST-STM32F103C8T6', name: 'STM32F103 MCU', brand: 'STMicroelectronics', category: 'Microcontrollers', price: 3.9, icon: 'MCU', datasheet: 'https://www.st.com/resource/en/datasheet/stm32f103c8.pdf' },
+    { id: 'r-kit', sku: 'YG-RK-600', name: 'Resistor kit, 600 pcs', brand: 'Yageo', category: 'Passives', price: 9.9, icon: 'Ω', datasheet: 'https://www.yageo.com/' },
+    { id: 'usb-c', sku: 'GCT-USB4105', name: 'USB-C receptacle', brand: 'GCT', category: 'Connectors', price: 0.78, icon: 'USB', datasheet: 'https://gct.co/connector/usb4105' },
+    { id: 'ldo-3v3', sku: 'DI-AP2112K-3.3', name: 'AP2112 3.3 V LDO', brand: 'Diodes Inc.', category: 'Power', price: 0.29, icon: 'LDO', datasheet: 'https://www.diodes.com/assets/Datasheets/AP2112.pdf' }
   ]
 
   var $ = function (sel) {
