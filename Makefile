@@ -5,13 +5,17 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/shoptrail
 
-.PHONY: all run build test test-go lint deps bench clean image up down
+.PHONY: all run build test test-go test-beacon lint deps deps-test bench clean image up down
 
 all: build
 
 deps:
 	@echo ">> installing dependencies (apt, Go modules, chDB) where missing"
 	@scripts/deps.sh
+
+deps-test:
+	@echo ">> installing test dependencies (also Debian's chromium for the beacon's browser tests) where missing"
+	@scripts/deps.sh browser
 
 build:
 	@echo ">> building $(BIN) $(VERSION)"
@@ -21,7 +25,11 @@ run: deps build
 	@echo ">> starting the whole pipeline locally (Ctrl-C stops it)"
 	@$(BIN) dev
 
-test: deps lint test-go
+test: deps-test lint test-beacon test-go
+
+test-beacon:
+	@echo ">> building and testing the beacon (npm ci if needed, reproducible build, node --test, Chromium)"
+	@collector/beacon/ci.sh
 
 test-go:
 	@echo ">> running Go unit and integration tests (real ClickHouse and Kafka broker)"

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoptrail/shoptrail/collector"
+	"github.com/shoptrail/shoptrail/collector/beacon"
 	"github.com/shoptrail/shoptrail/internal/devstack"
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
@@ -32,6 +33,7 @@ type devConfig struct {
 	only     []string
 	chHTTP   int
 	demoAddr string
+	demoKey  string
 	procHTTP string
 	col      collector.Config
 	ch       clickhouse.Config
@@ -54,6 +56,7 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&c.chHTTP, "clickhouse.http-port", 18123, "HTTP port of the dev ClickHouse server (its native port is that of -clickhouse.addr)")
 	fs.StringVar(&c.demoAddr, "demo.addr", "127.0.0.1:8081", "listen address of the demo shop")
+	fs.StringVar(&c.demoKey, "demo.write-key", "dev", "write key the demo shop's beacon sends with (one of -sites)")
 	fs.StringVar(&c.procHTTP, "processor.http-addr", "127.0.0.1:8082", "processor: listen address of /metrics, /healthz and /readyz")
 	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per ClickHouse insert, at most")
 	fs.DurationVar(&c.proc.BatchInterval, "batch.interval", time.Second, "processor: longest wait before a partial batch is inserted")
@@ -168,7 +171,7 @@ func runDev(ctx context.Context, args []string) error {
 		urls = append(urls, "collector           http://"+cfg.col.Addr+"  (write key: dev)")
 	}
 	if cfg.has("demo") {
-		srv := &http.Server{Addr: cfg.demoAddr, Handler: demoHandler("http://" + cfg.col.Addr), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Addr: cfg.demoAddr, Handler: beacon.DemoHandler("http://"+cfg.col.Addr, cfg.demoKey), ReadHeaderTimeout: 5 * time.Second}
 		ln, err := net.Listen("tcp", cfg.demoAddr)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)

@@ -4,6 +4,9 @@
 //
 //   SHOPTRAIL_E2E_BASE_URL=http://127.0.0.1:8081 node e2e/journey.js
 //
+// SHOPTRAIL_E2E_LANDING_QUERY (e.g. "?utm_source=newsletter&gclid=x") is
+// added to the first page's URL, so a campaign landing can be checked.
+//
 // home page (a page view, the hero banner's impression) -> click the banner
 // -> product page -> add to cart -> cart -> checkout (identify) -> place the
 // order -> thank-you page -> start a chat (Inquiry Started) and close the
@@ -47,7 +50,7 @@ const name = (m) => (m.type === 'track' ? m.event : m.type)
 
 // runJourney runs the journey against the demo shop at baseURL and returns
 // the result printed by the command.
-async function runJourney({ baseURL, log = (s) => process.stderr.write(s + '\n') }) {
+async function runJourney({ baseURL, landingQuery = '', log = (s) => process.stderr.write(s + '\n') }) {
   const base = baseURL.replace(/\/+$/, '') + '/'
   const proxy = await startProxy()
   const context = await launch({ proxy: `127.0.0.1:${proxy.port}` })
@@ -55,7 +58,7 @@ async function runJourney({ baseURL, log = (s) => process.stderr.write(s + '\n')
   try {
     const page = await context.newPage()
     log('home page')
-    await page.goto(base, { waitUntil: 'load' })
+    await page.goto(base + landingQuery, { waitUntil: 'load' })
     await until(() => sent('Promotion Viewed'), 'the hero banner impression')
 
     log('banner click -> product page')
@@ -106,7 +109,7 @@ if (require.main === module) {
     process.stderr.write('journey: set SHOPTRAIL_E2E_BASE_URL to the demo shop, e.g. http://127.0.0.1:8081\n')
     process.exit(2)
   }
-  runJourney({ baseURL }).then(
+  runJourney({ baseURL, landingQuery: process.env.SHOPTRAIL_E2E_LANDING_QUERY || '' }).then(
     (r) => {
       delete r.messages
       process.stdout.write(JSON.stringify(r, null, 2) + '\n')
