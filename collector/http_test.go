@@ -176,7 +176,7 @@ func TestPathPrefixAndBeacon(t *testing.T) {
 	if a := do(h, "POST", "/e/track", []byte(`{"writeKey":"dev","event":"E","anonymousId":"a"}`)); a.code != 200 {
 		t.Errorf("/e/track: %d", a.code)
 	}
-	for _, p := range []string{"/beacon.js", "/e/beacon.js"} {
+	for _, p := range []string{"/beacon.js", "/e/beacon.js", "/s.js", "/e/s.js"} {
 		if a := do(h, "GET", p, nil); a.code != 200 || string(a.body) != "/*beacon*/" {
 			t.Errorf("%s: %d %q", p, a.code, a.body)
 		}
@@ -203,5 +203,15 @@ func TestShedWhenBudgetSpent(t *testing.T) {
 	s.budget.release(250 << 10)
 	if a := do(s.Handler(), "POST", "/v1/track", []byte(`{"writeKey":"dev","event":"E","anonymousId":"a"}`)); a.code != 200 {
 		t.Errorf("after release: %d", a.code)
+	}
+}
+
+// TestDefaultBeacon: without Options.Beacon the collector serves the
+// embedded beacon build.
+func TestDefaultBeacon(t *testing.T) {
+	s, _ := newTestServer(t, Config{})
+	a := do(s.Handler(), "GET", "/beacon.js", nil)
+	if a.code != 200 || !strings.Contains(a.header.Get("Content-Type"), "javascript") || len(a.body) < 500 {
+		t.Errorf("/beacon.js: %d %v %d bytes", a.code, a.header, len(a.body))
 	}
 }

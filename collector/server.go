@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/collector/beacon"
 	"github.com/shoptrail/shoptrail/collector/useragent"
 )
 
@@ -31,8 +33,9 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Producer overrides the Kafka producer (tests); it is closed by Run.
 	Producer Producer
-	// Beacon, when set, is served at /beacon.js and at each path prefix's
-	// /beacon.js.
+	// Beacon serves the website beacon at /beacon.js and /s.js (a name no
+	// ad-blocking list matches), also under each path prefix. The default
+	// is collector/beacon's Handler.
 	Beacon http.Handler
 }
 
@@ -86,7 +89,7 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 		m:            newMetrics(reg),
 		gatherer:     gat,
 		producer:     opts.Producer,
-		beacon:       opts.Beacon,
+		beacon:       cmp.Or[http.Handler](opts.Beacon, beacon.Handler()),
 		ua:           useragent.NewClassifier(0),
 		budget:       budget{limit: cfg.MaxInflightBytes},
 		ipLimit:      newLimiter(cfg.IPRate, cfg.IPBurst, hashAddr),
@@ -136,13 +139,13 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET "+p+"/p.gif", s.pixelHandler)
 		mux.HandleFunc("GET "+p+"/id", s.idHandler)
 		mux.HandleFunc("OPTIONS "+p+"/", s.preflight)
-		if s.beacon != nil && p != "/v1" {
-			mux.Handle("GET "+p+"/beacon.js", s.beacon)
+		if p != "/v1" {
+			mux.Handle("GET "+p+beacon.ScriptPath, s.beacon)
+			mux.Handle("GET "+p+beacon.NeutralScriptPath, s.beacon)
 		}
 	}
-	if s.beacon != nil {
-		mux.Handle("GET /beacon.js", s.beacon)
-	}
+	mux.Handle("GET "+beacon.ScriptPath, s.beacon)
+	mux.Handle("GET "+beacon.NeutralScriptPath, s.beacon)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))
