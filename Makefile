@@ -35,6 +35,11 @@ test-go:
 	@echo ">> running Go unit and integration tests (real ClickHouse and Kafka broker)"
 	@$(GO) test -count=1 -timeout 30m ./...
 
+bench: build
+	@echo ">> collector benchmarks: request path (go test -bench), then load on a local stack (broker + collector + load generator, loopback, ~1 min)"
+	@$(GO) test -run '^$$' -bench . -benchtime 2s ./collector/ ./collector/useragent/
+	@$(BIN) loadgen -stack -suite -duration 10s -warmup 2s
+
 lint:
 	@echo ">> go vet and gofmt"
 	@$(GO) vet ./...
