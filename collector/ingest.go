@@ -104,8 +104,16 @@ func (s *Server) ingestHandler(typ, route string) http.HandlerFunc {
 }
 
 func (s *Server) observe(route string, code int, start time.Time) {
-	s.m.requestSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+	s.m.observer(route, code).Observe(time.Since(start).Seconds())
 }
+
+// Header values set on every answer, shared (net/http does not modify them).
+var (
+	jsonType    = []string{"application/json"}
+	gifType     = []string{"image/gif"}
+	noStore     = []string{"no-store, max-age=0"}
+	retryOneSec = []string{"1"}
+)
 
 // pixelHandler serves GET /v1/p.gif?data=<base64url JSON message>: one
 // message, answered with a 1x1 GIF whatever happens (the status tells the
@@ -330,7 +338,9 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	}
 	// Messages keep slices of rq.out taken as it grew: append never
 	// changes bytes already written, and a moved array stays alive.
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
+	// Not r.Context(): a client that goes away does not cancel the
+	// produce of events already taken (and a background deadline is cheaper).
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
 	err = s.producer.Produce(ctx, rq.msgs)
 	cancel()
 	if err != nil {
@@ -421,11 +431,15 @@ func stringField(o *fastjson.Value, k string) string {
 func (s *Server) respond(w http.ResponseWriter, rq *request, n int, st *status) {
 	h := w.Header()
 	if st != nil && st.retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(max(1, int((st.retryAfter+time.Second-1)/time.Second))))
+		if secs := max(1, int((st.retryAfter+time.Second-1)/time.Second)); secs == 1 {
+			h["Retry-After"] = retryOneSec
+		} else {
+			h.Set("Retry-After", strconv.Itoa(secs))
+		}
 	}
 	if rq.pixel {
-		h.Set("Content-Type", "image/gif")
-		h.Set("Cache-Control", "no-store, max-age=0")
+		h["Content-Type"] = gifType
+		h["Cache-Control"] = noStore
 		code := http.StatusOK
 		if st != nil {
 			code = st.code
@@ -435,7 +449,7 @@ func (s *Server) respond(w http.ResponseWriter, rq *request, n int, st *status) 
 		w.Write(gifBytes)
 		return
 	}
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonType
 	if st == nil {
 		if rq.adoptTo != "" {
 			w.WriteHeader(http.StatusOK)

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -26,6 +28,10 @@ const (
 )
 
 type metrics struct {
+	// observers caches requestSeconds' children for the usual routes and
+	// codes: WithLabelValues hashes its labels on every call.
+	observers map[string]map[int]prometheus.Observer
+
 	events           *prometheus.CounterVec
 	accepted         prometheus.Counter
 	bots             prometheus.Counter
@@ -76,5 +82,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	m.accepted = m.events.WithLabelValues(resultAccepted, reasonNone)
+	m.observers = map[string]map[int]prometheus.Observer{}
+	for _, route := range []string{"batch", "track", "page", "screen", "identify", "group", "alias", "pixel"} {
+		m.observers[route] = map[int]prometheus.Observer{}
+		for _, code := range []int{200, 400, 401, 403, 413, 429, 503} {
+			m.observers[route][code] = m.requestSeconds.WithLabelValues(route, strconv.Itoa(code))
+		}
+	}
 	return m
+}
+
+func (m *metrics) observer(route string, code int) prometheus.Observer {
+	if o, ok := m.observers[route][code]; ok {
+		return o
+	}
+	return m.requestSeconds.WithLabelValues(route, strconv.Itoa(code))
 }
