@@ -51,6 +51,10 @@ type Config struct {
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement; past it
 	// the request is answered 503. The default is 5 seconds.
 	ProduceTimeout time.Duration
+	// Linger is the shortest time between two produce requests of a topic:
+	// at low load it gathers events that would each need a request. The
+	// default is 1ms; under load requests take longer and nothing waits.
+	Linger time.Duration
 	// Compression of produced batches: none, gzip, snappy, lz4 or zstd.
 	// The default is lz4.
 	Compression string
@@ -122,6 +126,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BotTopic, "kafka.bot-topic", "", "Kafka topic for crawler events (default: the events topic; bot events are flagged either way)")
 	fs.StringVar(&c.HeartbeatTopic, "kafka.heartbeat-topic", defaultHeartbeatTopic, "Kafka topic of the readiness heartbeat")
 	fs.DurationVar(&c.ProduceTimeout, "kafka.produce-timeout", 5*time.Second, "longest wait for Kafka to acknowledge before answering 503")
+	fs.DurationVar(&c.Linger, "kafka.linger", time.Millisecond, "shortest time between two produce requests of a topic (gathers events at low load)")
 	fs.StringVar(&c.Compression, "kafka.compression", "lz4", "compression of produced batches: none, gzip, snappy, lz4, zstd")
 	fs.Func("sites", `sites and their write keys: "site=key1|key2,site2=key3" (default "dev=dev"); any origin is allowed`, func(s string) error {
 		sites, err := ParseSites(s)
@@ -199,6 +204,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 10 * time.Second
+	}
+	if c.Linger == 0 {
+		c.Linger = time.Millisecond
 	}
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = 5 * time.Second

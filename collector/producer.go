@@ -46,6 +46,7 @@ type groupProducer struct {
 	attrs     int16 // record batch attributes: the compression codec
 	timeout   time.Duration
 	maxBytes  int // most bytes in one flush
+	linger    time.Duration
 	log       *slog.Logger
 	m         *metrics
 
@@ -103,7 +104,7 @@ func (w *waiter) finish(err error) {
 	}
 }
 
-func newGroupProducer(brokers []string, codec kafka.Compression, timeout time.Duration, log *slog.Logger, m *metrics) *groupProducer {
+func newGroupProducer(brokers []string, codec kafka.Compression, timeout, linger time.Duration, log *slog.Logger, m *metrics) *groupProducer {
 	return &groupProducer{
 		transport: &kafka.Transport{
 			Dial:        (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
@@ -115,6 +116,7 @@ func newGroupProducer(brokers []string, codec kafka.Compression, timeout time.Du
 		attrs:    int16(protocol.Attributes(codec) & 0x7),
 		timeout:  timeout,
 		maxBytes: 8 << 20,
+		linger:   linger,
 		log:      log,
 		m:        m,
 		topics:   map[string]*topicQueue{},
@@ -261,9 +263,14 @@ func (p *groupProducer) Produce(ctx context.Context, msgs []kafka.Message) error
 	}
 }
 
-// run is a topic's flusher: it sends what gathered while it was busy.
+// run is a topic's flusher: it sends what gathered while it was busy. At
+// low load every event would go alone in its own request, which costs the
+// collector and the broker far more than the event; so a flush starts at
+// least linger after the previous one started (under load flushes take
+// longer than that, and nothing waits).
 func (p *groupProducer) run(q *topicQueue) {
 	defer p.wg.Done()
+	var last time.Time
 	for {
 		select {
 		case <-q.wake:
@@ -273,7 +280,12 @@ func (p *groupProducer) run(q *topicQueue) {
 			}
 			return
 		}
+		if wait := p.linger - time.Since(last); wait > 0 {
+			time.Sleep(wait)
+		}
+		last = time.Now()
 		for p.flush(q) {
+			last = time.Now()
 		}
 	}
 }

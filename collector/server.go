@@ -110,7 +110,7 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 	}
 	if s.producer == nil {
 		codec, _ := compressionCodec(cfg.Compression)
-		s.kafka = newGroupProducer(cfg.Brokers, codec, cfg.ProduceTimeout, log, s.m)
+		s.kafka = newGroupProducer(cfg.Brokers, codec, cfg.ProduceTimeout, cfg.Linger, log, s.m)
 		s.producer = s.kafka
 	}
 	s.m.inflightBytes.Set(0)
