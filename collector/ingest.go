@@ -170,6 +170,8 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, site *Site) {
 
 // ingest handles one ingest request and returns the status it answered.
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixel bool) int {
+	s.m.inflightRequests.Inc()
+	defer s.m.inflightRequests.Dec()
 	rq := s.getRequest()
 	rq.typ, rq.pixel = typ, pixel
 	rq.receivedAt = s.now().UTC()
