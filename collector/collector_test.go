@@ -220,6 +220,11 @@ func TestSegmentAPI(t *testing.T) {
 	ok(send(t, "POST", st.url+"/v1/identify", []byte(`{"anonymousId":"a1","userId":"u1","messageId":"i-1","traits":{"company":"ACME"}}`), basic...))
 	ok(send(t, "POST", st.url+"/v1/group", []byte(`{"userId":"u1","groupId":"g1","messageId":"g-1","traits":{"name":"ACME"}}`), basic...))
 	ok(send(t, "POST", st.url+"/v1/alias", []byte(`{"userId":"u1","previousId":"a1","messageId":"al-1"}`), basic...))
+	// analytics.js (analytics-next): the calls' first letters, writeKey in
+	// each message, text/plain.
+	ok(send(t, "POST", st.url+"/v1/t", []byte(`{"type":"track","event":"Cart Viewed","anonymousId":"a1","messageId":"ajs-t","writeKey":"dev","sentAt":"2026-11-22T10:00:00Z"}`), "Content-Type", "text/plain"))
+	ok(send(t, "POST", st.url+"/v1/p", []byte(`{"type":"page","anonymousId":"a1","messageId":"ajs-p","writeKey":"dev"}`), "Content-Type", "text/plain"))
+	ok(send(t, "POST", st.url+"/v1/b", []byte(`{"batch":[{"type":"identify","userId":"u3","messageId":"ajs-b","writeKey":"dev"}],"sentAt":"2026-11-22T10:00:00Z"}`), "Content-Type", "text/plain"))
 	var zb bytes.Buffer
 	zw := gzip.NewWriter(&zb)
 	zw.Write([]byte(`{"batch":[{"type":"track","event":"Signed Up","userId":"u2","messageId":"gz-1"}],"writeKey":"dev"}`))
@@ -228,7 +233,7 @@ func TestSegmentAPI(t *testing.T) {
 
 	got := events(t, topicMessages(t, st.broker.Addrs[0], shoptrail.TopicEvents))
 	want := map[string]string{"b-page": "page", "b-track": "track", "t-1": "track", "p-1": "page", "s-1": "screen",
-		"i-1": "identify", "g-1": "group", "al-1": "alias", "gz-1": "track"}
+		"i-1": "identify", "g-1": "group", "al-1": "alias", "gz-1": "track", "ajs-t": "track", "ajs-p": "page", "ajs-b": "identify"}
 	if len(got) != len(want) {
 		t.Errorf("%d events in Kafka, want %d", len(got), len(want))
 	}

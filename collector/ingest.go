@@ -271,6 +271,10 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 			}
 		}
 		bodyKey = stringField(root, "writeKey")
+		if bodyKey == "" && len(batch) > 0 && batch[0].Type() == fastjson.TypeObject {
+			// analytics.js in batching mode puts the key in every message.
+			bodyKey = stringField(batch[0], "writeKey")
+		}
 	} else {
 		batch = []*fastjson.Value{root}
 		if root.Type() == fastjson.TypeObject {

@@ -131,10 +131,16 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	prefixes := append([]string{"/v1"}, s.cfg.PathPrefixes...)
 	for _, p := range prefixes {
-		mux.HandleFunc("POST "+p+"/batch", s.ingestHandler("", "batch"))
+		// analytics.js (analytics-next) posts to the calls' first letters:
+		// /v1/t, /v1/p, /v1/i, ... and batches to /v1/b.
+		batch := s.ingestHandler("", "batch")
+		mux.HandleFunc("POST "+p+"/batch", batch)
+		mux.HandleFunc("POST "+p+"/b", batch)
 		for _, t := range []string{shoptrail.TypeTrack, shoptrail.TypePage, shoptrail.TypeScreen,
 			shoptrail.TypeIdentify, shoptrail.TypeGroup, shoptrail.TypeAlias} {
-			mux.HandleFunc("POST "+p+"/"+t, s.ingestHandler(t, t))
+			h := s.ingestHandler(t, t)
+			mux.HandleFunc("POST "+p+"/"+t, h)
+			mux.HandleFunc("POST "+p+"/"+t[:1], h)
 		}
 		mux.HandleFunc("GET "+p+"/p.gif", s.pixelHandler)
 		mux.HandleFunc("GET "+p+"/id", s.idHandler)
