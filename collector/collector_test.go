@@ -510,3 +510,32 @@ func TestShutdownFlushes(t *testing.T) {
 	<-done
 	l.check(t, broker.Addrs[0])
 }
+
+// TestSlowAndOversizedClients: a client dribbling its headers or body is
+// cut off after the read timeout (no slowloris), and headers over 16 KiB
+// are refused.
+func TestSlowAndOversizedClients(t *testing.T) {
+	st := startCollector(t, Config{ReadTimeout: 300 * time.Millisecond}, nil)
+	addr := strings.TrimPrefix(st.url, "http://")
+	for _, partial := range []string{
+		"POST /v1/track HTTP/1.1\r\nHost: x\r\nX-Slow: ",                                  // headers never end
+		"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"event\":", // body never ends
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		c.Write([]byte(partial))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c) // returns when the server closes the connection
+		c.Close()
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("a slow client held its connection for %v (read timeout 300ms)", d)
+		}
+	}
+	r := send(t, "POST", st.url+"/v1/track", []byte(`{}`), "X-Big", strings.Repeat("h", 40<<10))
+	if r.code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("40 KiB header: %d, want 431", r.code)
+	}
+}
