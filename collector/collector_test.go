@@ -518,7 +518,7 @@ func TestSlowAndOversizedClients(t *testing.T) {
 	st := startCollector(t, Config{ReadTimeout: 300 * time.Millisecond}, nil)
 	addr := strings.TrimPrefix(st.url, "http://")
 	for _, partial := range []string{
-		"POST /v1/track HTTP/1.1\r\nHost: x\r\nX-Slow: ",                                  // headers never end
+		"POST /v1/track HTTP/1.1\r\nHost: x\r\nX-Slow: ",                                // headers never end
 		"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"event\":", // body never ends
 	} {
 		c, err := net.Dial("tcp", addr)
