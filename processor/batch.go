@@ -96,12 +96,15 @@ type DeadLetter struct {
 	Payload string
 }
 
-// Sink stores batches. Write must be idempotent: after a crash or a
-// rebalance the same rows are written again. It returns an error only when
-// the batch could not be stored and may be retried (the server is down,
-// slow, out of memory, or has too many parts); rows that can never be
-// stored go to the dead letters instead. On error, nothing of the batch
-// counts as stored and the processor commits nothing past it.
+// Sink stores batches, several at once (the batches of several partitions
+// written together make fewer, larger inserts). Write must be idempotent:
+// after a crash or a rebalance the same rows are written again. It returns
+// an error only when the batches could not be stored and may be retried
+// (the server is down, slow, out of memory, or has too many parts); rows
+// that can never be stored go to their batch's dead letters instead. On
+// error, nothing of the batches counts as stored and the processor commits
+// nothing past them. A Sink may record in Batch.Written what it stored, to
+// skip it when the same batch is retried.
 type Sink interface {
-	Write(ctx context.Context, b *Batch) error
+	Write(ctx context.Context, batches []*Batch) error
 }

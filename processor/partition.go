@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +30,7 @@ type worker struct {
 	commit    func(partition int, offset int64) error
 	log       *slog.Logger
 
+	dec   *eventDecoder
 	sess  *session.Sessionizer
 	loss  lossAcc
 	out   session.Output
@@ -55,6 +55,7 @@ func newWorker(p *Processor, partition int, committed int64, commit func(int, in
 		commit:    commit,
 		log:       p.log.With("partition", partition),
 		loss:      newLossAcc(),
+		dec:       newEventDecoder(),
 		batch:     Batch{Topic: p.cfg.Topic, Partition: partition},
 	}
 }
@@ -180,8 +181,9 @@ func (w *worker) add(m *kafka.Message) {
 		w.p.m.lag.WithLabelValues(w.label).Set(float64(lag))
 	}
 	w.dirty = true
-	var e shoptrail.Event
-	err := json.Unmarshal(m.Value, &e)
+	w.batch.Events = append(w.batch.Events, shoptrail.Event{})
+	e := &w.batch.Events[len(w.batch.Events)-1]
+	err := w.dec.decode(m.Value, e)
 	if err == nil && e.V > shoptrail.EventVersion {
 		err = fmt.Errorf("event schema version %d is newer than this processor's %d", e.V, shoptrail.EventVersion)
 	}
@@ -193,6 +195,7 @@ func (w *worker) add(m *kafka.Message) {
 		w.rollLossBucket(m.Offset, day)
 	}
 	if err != nil {
+		w.batch.Events = w.batch.Events[:len(w.batch.Events)-1]
 		w.p.m.events.WithLabelValues("undecodable").Inc()
 		w.batch.DeadLetters = append(w.batch.DeadLetters, DeadLetter{
 			RowKey: fmt.Sprintf("%d/%d", m.Partition, m.Offset), Topic: m.Topic, Partition: m.Partition,
@@ -203,9 +206,8 @@ func (w *worker) add(m *kafka.Message) {
 		w.sess.Add(m.Offset, &shoptrail.Event{})
 		return
 	}
-	w.batch.Events = append(w.batch.Events, e)
 	w.batch.Offsets = append(w.batch.Offsets, m.Offset)
-	w.sess.Add(m.Offset, &w.batch.Events[len(w.batch.Events)-1])
+	w.sess.Add(m.Offset, e)
 }
 
 // rollLossBucket closes the open loss bucket before the first message of
@@ -288,7 +290,7 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 func (w *worker) write(ctx context.Context, leaving <-chan struct{}) error {
 	start := time.Now()
 	events := len(w.batch.Events)
-	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.sink.Write(ctx, &w.batch) })
+	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.writer.write(ctx, &w.batch) })
 	if err != nil {
 		return err
 	}

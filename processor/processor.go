@@ -164,7 +164,7 @@ type Processor struct {
 	log       *slog.Logger
 	m         *metrics
 	changelog *changelog
-	gatherer  prometheus.Gatherer
+	writer    *groupWriter
 
 	ready   atomic.Bool // joined a generation and restored its partitions
 	failing atomic.Int32
@@ -185,6 +185,7 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) (*P
 		log:       log.With("component", "processor"),
 		m:         newMetrics(reg),
 		changelog: newChangelog(cfg.Brokers, cfg.StateTopic),
+		writer:    newGroupWriter(sink, 20*time.Millisecond),
 	}
 	return p, nil
 }
@@ -218,6 +219,18 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 // processor leaves the group.
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.changelog.Close()
+	// The writer outlives the partitions' last batches, written on the
+	// way out.
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		p.writer.run(wctx)
+	}()
+	defer func() {
+		stopWriter()
+		<-writerDone
+	}()
 	for {
 		err := p.changelog.ensure(ctx, p.cfg.Topic)
 		if err == nil {

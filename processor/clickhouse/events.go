@@ -2,7 +2,9 @@ package clickhouse
 
 import (
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/processor"
@@ -76,9 +78,11 @@ func orEmpty(b []byte) []byte {
 // eventsTable is the events table: ReplacingMergeTree keyed by (site,
 // message_id), so an event written twice collapses.
 var eventsTable = table[shoptrail.Event]{
-	name:  "events",
-	query: insertEvents,
-	row:   eventRow,
+	name:    "events",
+	rows:    func(b *processor.Batch) []shoptrail.Event { return b.Events },
+	query:   insertEvents,
+	row:     eventRow,
+	columns: eventColumnValues,
 	dead: func(e *shoptrail.Event, b *processor.Batch, i int) processor.DeadLetter {
 		d := processor.DeadLetter{RowKey: e.MessageID, Time: e.Timestamp, Payload: payload(e)}
 		if i < len(b.Offsets) {
@@ -86,4 +90,118 @@ var eventsTable = table[shoptrail.Event]{
 		}
 		return d
 	},
+}
+
+// eventCols holds the events table's values column by column, in
+// eventColumns order: appending whole columns costs a fraction of
+// appending row by row through []any.
+type eventCols struct {
+	strs     [31][]string // the String columns, in eventColumns order
+	times    [4][]time.Time
+	eventMS  []uint16
+	isBot    []uint8
+	seq      []int64
+	flags    [][]string
+	versions []uint8
+	libs     map[shoptrail.Library]string // "name/version"
+}
+
+// bytesString returns b as a string without copying; b must not change
+// while the string is in use.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// eventColsCache keeps one eventCols between inserts (a sync.Pool would
+// lose it at every garbage collection, and it is large).
+var eventColsCache struct {
+	sync.Mutex
+	c *eventCols
+}
+
+func getEventCols() *eventCols {
+	eventColsCache.Lock()
+	defer eventColsCache.Unlock()
+	c := eventColsCache.c
+	eventColsCache.c = nil
+	if c == nil {
+		c = new(eventCols)
+	}
+	return c
+}
+
+func putEventCols(c *eventCols) {
+	eventColsCache.Lock()
+	eventColsCache.c = c
+	eventColsCache.Unlock()
+}
+
+// eventColumnValues returns the values of the events rows refs, one slice
+// per column, and a function that releases them once appended.
+func eventColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func()) {
+	c := getEventCols()
+	for i := range c.strs {
+		c.strs[i] = c.strs[i][:0]
+	}
+	for i := range c.times {
+		c.times[i] = c.times[i][:0]
+	}
+	c.eventMS, c.isBot, c.seq, c.flags, c.versions = c.eventMS[:0], c.isBot[:0], c.seq[:0], c.flags[:0], c.versions[:0]
+	if c.libs == nil {
+		c.libs = map[shoptrail.Library]string{}
+	}
+	for _, r := range refs {
+		e := &batches[r.b].Events[r.i]
+		x := &e.Context
+		library := x.Library.Name
+		if x.Library.Version != "" {
+			var ok bool
+			if library, ok = c.libs[x.Library]; !ok {
+				library = x.Library.Name + "/" + x.Library.Version
+				if len(c.libs) > 1000 {
+					clear(c.libs)
+				}
+				c.libs[x.Library] = library
+			}
+		}
+		for i, v := range [...]string{
+			e.Site, e.MessageID, e.Type, e.Event, e.Name, e.AnonymousID, e.UserID,
+			x.Page.URL, x.Page.Path, x.Page.Referrer, x.Page.Title,
+			x.Campaign.Source, x.Campaign.Medium, x.Campaign.Name, x.Campaign.Term, x.Campaign.Content,
+			x.Campaign.ClickIDKind, x.Campaign.ClickID, x.UserAgent, x.IP, x.Device.Class, x.Device.Browser, x.Device.OS,
+			x.Bot.Reason, library, x.Locale, x.Delivery.Tab, x.Delivery.Transport,
+			// The columns copy the bytes; no need to copy them first.
+			bytesString(orEmpty(e.Properties)), bytesString(orEmpty(e.Traits)),
+		} {
+			c.strs[i] = append(c.strs[i], v)
+		}
+		c.times[0] = append(c.times[0], dt(e.Timestamp))
+		c.times[1] = append(c.times[1], dt(e.OriginalTimestamp))
+		c.times[2] = append(c.times[2], dt(e.SentAt))
+		c.times[3] = append(c.times[3], dt(e.ReceivedAt))
+		c.eventMS = append(c.eventMS, uint16(e.Timestamp.Nanosecond()/1e6))
+		c.isBot = append(c.isBot, boolU8(x.Bot.IsBot))
+		c.seq = append(c.seq, x.Delivery.Seq)
+		f := e.Flags
+		if f == nil {
+			f = []string{}
+		}
+		c.flags = append(c.flags, f)
+		c.versions = append(c.versions, uint8(e.V))
+	}
+	s := &c.strs
+	vals := []any{
+		s[0], s[1], s[2], s[3], s[4], s[5], s[6], // site .. user_id
+		c.times[0], c.eventMS, c.times[1], c.times[2], c.times[3],
+		s[7], s[8], s[9], s[10], // page
+		s[11], s[12], s[13], s[14], s[15], // utm
+		s[16], s[17], s[18], s[19], s[20], s[21], s[22], // click id .. os
+		c.isBot, s[23], s[24], s[25], s[26], c.seq, s[27], // is_bot .. transport
+		c.flags, s[28], s[29], c.versions,
+	}
+	return vals, func() {
+		for i := range c.strs {
+			clear(c.strs[i])
+		}
+		clear(c.flags)
+		putEventCols(c)
+	}
 }

@@ -86,43 +86,40 @@ const (
 	wroteDeadLetters
 )
 
-// Write stores the batch: events, event_sessions, sessions,
-// identity_links, delivery_loss, then dead_letters (which include the rows
-// refused on the way).
-func (s *Sink) Write(ctx context.Context, b *processor.Batch) error {
-	steps := []struct {
+// Write stores the batches, one insert per table for all of them:
+// events, event_sessions, sessions, identity_links, delivery_loss, then
+// dead_letters (which include the rows refused on the way).
+func (s *Sink) Write(ctx context.Context, batches []*processor.Batch) error {
+	type step struct {
 		bit uint32
-		fn  func(context.Context, *processor.Batch) error
-	}{
-		{wroteEvents, func(ctx context.Context, b *processor.Batch) error {
-			return insertRows(ctx, s, &eventsTable, b.Events, b)
-		}},
-		{wroteAssignments, func(ctx context.Context, b *processor.Batch) error {
-			return insertRows(ctx, s, &assignmentsTable, b.Assignments, b)
-		}},
-		{wroteSessions, func(ctx context.Context, b *processor.Batch) error {
-			return insertRows(ctx, s, &sessionsTable, b.Sessions, b)
-		}},
-		{wroteLinks, func(ctx context.Context, b *processor.Batch) error {
-			return insertRows(ctx, s, &linksTable, b.Links, b)
-		}},
-		{wroteLoss, func(ctx context.Context, b *processor.Batch) error {
-			return insertRows(ctx, s, &lossTable, b.Loss, b)
-		}},
-		{wroteDeadLetters, func(ctx context.Context, b *processor.Batch) error {
-			// Dead letters are the last resort: a refused dead letter is
-			// not split further but retried like a transient error.
-			return insertRows(ctx, s, &deadLettersTable, b.DeadLetters, nil)
-		}},
+		fn  func(context.Context, *Sink, []*processor.Batch) error
+	}
+	steps := []step{
+		{wroteEvents, tableWriter(&eventsTable)},
+		{wroteAssignments, tableWriter(&assignmentsTable)},
+		{wroteSessions, tableWriter(&sessionsTable)},
+		{wroteLinks, tableWriter(&linksTable)},
+		{wroteLoss, tableWriter(&lossTable)},
+		// Dead letters are the last resort: a refused dead letter is not
+		// split further but retried like a transient error.
+		{wroteDeadLetters, tableWriter(&deadLettersTable)},
 	}
 	for _, st := range steps {
-		if b.Written&st.bit != 0 {
+		var todo []*processor.Batch
+		for _, b := range batches {
+			if b.Written&st.bit == 0 {
+				todo = append(todo, b)
+			}
+		}
+		if len(todo) == 0 {
 			continue
 		}
-		if err := st.fn(ctx, b); err != nil {
+		if err := st.fn(ctx, s, todo); err != nil {
 			return err
 		}
-		b.Written |= st.bit
+		for _, b := range todo {
+			b.Written |= st.bit
+		}
 	}
 	return nil
 }
@@ -131,82 +128,124 @@ func (s *Sink) Write(ctx context.Context, b *processor.Batch) error {
 type table[T any] struct {
 	name  string
 	query string
+	// rows returns a batch's rows for the table.
+	rows func(*processor.Batch) []T
 	// row returns the values of a row in the order of the query's columns.
 	row func(*T) []any
-	// dead describes a row that cannot be stored.
+	// dead describes a row that cannot be stored; nil means the table's
+	// rows are never split off (dead letters themselves).
 	dead func(*T, *processor.Batch, int) processor.DeadLetter
+	// columns, if set, returns the values of rows refs column by column
+	// (the fast way to append), and a function to release them.
+	columns func(batches []*processor.Batch, refs []rowRef) ([]any, func())
 }
 
-// insertRows inserts rows into tb. Rows that fail on their own data are
-// appended to b.DeadLetters (with b nil, any failure is returned).
-func insertRows[T any](ctx context.Context, s *Sink, tb *table[T], rows []T, b *processor.Batch) error {
-	if len(rows) == 0 {
+func tableWriter[T any](tb *table[T]) func(context.Context, *Sink, []*processor.Batch) error {
+	return func(ctx context.Context, s *Sink, batches []*processor.Batch) error {
+		return insertRows(ctx, s, tb, batches)
+	}
+}
+
+// rowRef addresses row i of batch b.
+type rowRef struct{ b, i int }
+
+// insertRows inserts the table's rows of all batches in one insert. Rows
+// that fail on their own data are moved to their batch's dead letters.
+func insertRows[T any](ctx context.Context, s *Sink, tb *table[T], batches []*processor.Batch) error {
+	var refs []rowRef
+	for bi, b := range batches {
+		for i := range tb.rows(b) {
+			refs = append(refs, rowRef{bi, i})
+		}
+	}
+	if len(refs) == 0 {
 		return nil
 	}
-	idx := make([]int, len(rows))
-	for i := range idx {
-		idx[i] = i
-	}
-	return insertIdx(ctx, s, tb, rows, idx, b)
+	return insertRefs(ctx, s, tb, batches, refs)
 }
 
-func insertIdx[T any](ctx context.Context, s *Sink, tb *table[T], rows []T, idx []int, b *processor.Batch) error {
-	for len(idx) > 0 {
+func insertRefs[T any](ctx context.Context, s *Sink, tb *table[T], batches []*processor.Batch, refs []rowRef) error {
+	byRow := tb.columns == nil
+	for len(refs) > 0 {
 		start := time.Now()
 		ictx, cancel := context.WithTimeout(ctx, s.InsertTimeout)
-		bad, err := sendRows(ictx, s, tb, rows, idx)
+		bad, err := sendRows(ictx, s, tb, batches, refs, byRow)
 		cancel()
 		switch {
+		case bad == byColumnFailed:
+			// Find the row the client refuses by appending row by row.
+			byRow = true
+			continue
 		case err == nil:
 			s.duration.WithLabelValues(tb.name).Observe(time.Since(start).Seconds())
-			s.rows.WithLabelValues(tb.name).Observe(float64(len(idx)))
+			s.rows.WithLabelValues(tb.name).Observe(float64(len(refs)))
 			return nil
-		case bad >= 0 && b != nil:
-			// The client refused row idx[bad]: it spoiled the batch, so
-			// keep it aside and send the others again.
+		case bad >= 0 && tb.dead != nil:
+			// The client refused this row: it spoiled the insert, so keep
+			// it aside and send the others again.
 			s.failures.WithLabelValues(tb.name, "poison").Inc()
-			addDeadLetter(s, b, tb, rows, idx[bad], 0, err)
-			idx = append(idx[:bad:bad], idx[bad+1:]...)
+			addDeadLetter(s, batches, tb, refs[bad], 0, err)
+			refs = append(refs[:bad:bad], refs[bad+1:]...)
 			continue
-		case IsPoison(err) && b != nil:
+		case IsPoison(err) && tb.dead != nil:
 			s.failures.WithLabelValues(tb.name, "poison").Inc()
-			if len(idx) == 1 {
+			if len(refs) == 1 {
 				code, _ := exceptionCode(err)
-				addDeadLetter(s, b, tb, rows, idx[0], code, err)
+				addDeadLetter(s, batches, tb, refs[0], code, err)
 				return nil
 			}
-			mid := len(idx) / 2
-			if err := insertIdx(ctx, s, tb, rows, idx[:mid:mid], b); err != nil {
+			mid := len(refs) / 2
+			if err := insertRefs(ctx, s, tb, batches, refs[:mid:mid]); err != nil {
 				return err
 			}
-			return insertIdx(ctx, s, tb, rows, idx[mid:], b)
+			return insertRefs(ctx, s, tb, batches, refs[mid:])
 		default:
 			s.failures.WithLabelValues(tb.name, "transient").Inc()
-			return fmt.Errorf("cannot insert %d rows into %s: %w", len(idx), tb.name, err)
+			return fmt.Errorf("cannot insert %d rows into %s: %w", len(refs), tb.name, err)
 		}
 	}
 	return nil
 }
 
-// sendRows inserts the rows at idx in one insert. When the client refuses
-// a row it returns that row's position in idx, else -1.
-func sendRows[T any](ctx context.Context, s *Sink, tb *table[T], rows []T, idx []int) (int, error) {
+// byColumnFailed is what sendRows returns when appending by column failed.
+const byColumnFailed = -2
+
+// sendRows inserts the rows of refs in one insert, column by column unless
+// byRow. When the client refuses a row it returns that row's position in
+// refs (or byColumnFailed), else -1.
+func sendRows[T any](ctx context.Context, s *Sink, tb *table[T], batches []*processor.Batch, refs []rowRef, byRow bool) (int, error) {
 	batch, err := s.conn.PrepareBatch(ctx, tb.query)
 	if err != nil {
 		return -1, err
 	}
 	defer batch.Abort()
-	for j, i := range idx {
-		if err := batch.Append(tb.row(&rows[i])...); err != nil {
+	if !byRow {
+		cols, release := tb.columns(batches, refs)
+		defer release()
+		for i, c := range cols {
+			if err := batch.Column(i).Append(c); err != nil {
+				return byColumnFailed, err
+			}
+		}
+		return -1, batch.Send()
+	}
+	var rows []T
+	last := -1
+	for j, r := range refs {
+		if r.b != last {
+			rows, last = tb.rows(batches[r.b]), r.b
+		}
+		if err := batch.Append(tb.row(&rows[r.i])...); err != nil {
 			return j, err
 		}
 	}
 	return -1, batch.Send()
 }
 
-// addDeadLetter keeps row i of tb in the batch's dead letters.
-func addDeadLetter[T any](s *Sink, b *processor.Batch, tb *table[T], rows []T, i int, code int32, err error) {
-	d := tb.dead(&rows[i], b, i)
+// addDeadLetter keeps a refused row in its batch's dead letters.
+func addDeadLetter[T any](s *Sink, batches []*processor.Batch, tb *table[T], r rowRef, code int32, err error) {
+	b := batches[r.b]
+	d := tb.dead(&tb.rows(b)[r.i], b, r.i)
 	d.Table, d.Code, d.Error = tb.name, code, err.Error()
 	if d.Topic == "" {
 		d.Topic, d.Partition = b.Topic, b.Partition

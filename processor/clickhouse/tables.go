@@ -25,6 +25,7 @@ func boolU8(b bool) uint8 {
 
 var sessionsTable = table[session.Session]{
 	name: "sessions",
+	rows: func(b *processor.Batch) []session.Session { return b.Sessions },
 	query: insertInto("sessions",
 		"site", "session_id", "anonymous_id", "customer_id", "start_time", "end_time", "duration_ms",
 		"events", "page_views", "landing_page", "exit_page", "referrer",
@@ -60,8 +61,10 @@ func assignmentRank(s session.Status) uint8 {
 }
 
 var assignmentsTable = table[session.Assignment]{
-	name:  "event_sessions",
-	query: insertInto("event_sessions", "site", "message_id", "session_id", "status", "rank"),
+	name:    "event_sessions",
+	rows:    func(b *processor.Batch) []session.Assignment { return b.Assignments },
+	columns: assignmentColumnValues,
+	query:   insertInto("event_sessions", "site", "message_id", "session_id", "status", "rank"),
 	row: func(a *session.Assignment) []any {
 		return []any{a.Site, a.MessageID, a.SessionID, a.Status.String(), assignmentRank(a.Status)}
 	},
@@ -72,6 +75,7 @@ var assignmentsTable = table[session.Assignment]{
 
 var linksTable = table[session.IdentityLink]{
 	name:  "identity_links",
+	rows:  func(b *processor.Batch) []session.IdentityLink { return b.Links },
 	query: insertInto("identity_links", "site", "anonymous_id", "customer_id", "first_seen"),
 	row: func(l *session.IdentityLink) []any {
 		return []any{l.Site, l.AnonymousID, l.UserID, dt(l.FirstSeen)}
@@ -95,6 +99,7 @@ func date(t time.Time) time.Time {
 
 var lossTable = table[processor.LossRow]{
 	name: "delivery_loss",
+	rows: func(b *processor.Batch) []processor.LossRow { return b.Loss },
 	query: insertInto("delivery_loss", "site", "browser", "page_path", "kafka_partition", "bucket_offset",
 		"day", "received", "lost", "through_offset"),
 	row: func(r *processor.LossRow) []any {
@@ -111,9 +116,21 @@ var lossTable = table[processor.LossRow]{
 
 var deadLettersTable = table[processor.DeadLetter]{
 	name: "dead_letters",
+	rows: func(b *processor.Batch) []processor.DeadLetter { return b.DeadLetters },
 	query: insertInto("dead_letters", "table_name", "row_key", "topic", "kafka_partition", "kafka_offset",
 		"time", "error_code", "error", "payload"),
 	row: func(d *processor.DeadLetter) []any {
 		return []any{d.Table, d.RowKey, d.Topic, uint32(d.Partition), d.Offset, dt(d.Time), d.Code, d.Error, d.Payload}
 	},
+}
+
+// assignmentColumnValues returns event_sessions rows column by column.
+func assignmentColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func()) {
+	site, msg, sid, status := make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs))
+	rank := make([]uint8, len(refs))
+	for j, r := range refs {
+		a := &batches[r.b].Assignments[r.i]
+		site[j], msg[j], sid[j], status[j], rank[j] = a.Site, a.MessageID, a.SessionID, a.Status.String(), assignmentRank(a.Status)
+	}
+	return []any{site, msg, sid, status, rank}, func() {}
 }
