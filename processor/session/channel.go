@@ -267,9 +267,18 @@ func Attribute(pageURL, referrer string, c shoptrail.Campaign, ownDomains []stri
 
 // attribute is Attribute, also telling whether the referrer is external.
 func attribute(pageURL, referrer string, c *shoptrail.Campaign, ownDomains []string) (Source, bool) {
-	refSource, refMedium, external := referrerSource(referrer, hostOf(pageURL), ownDomains)
-	kind := lowerASCII(strings.TrimSpace(c.ClickIDKind))
-	ck, hasClick := clickIDs[kind]
+	var refSource, refMedium string
+	var external bool
+	if referrer != "" {
+		refSource, refMedium, external = referrerSource(referrer, hostOf(pageURL), ownDomains)
+	}
+	var kind string
+	var ck clickID
+	var hasClick bool
+	if c.ClickIDKind != "" {
+		kind = lowerASCII(strings.TrimSpace(c.ClickIDKind))
+		ck, hasClick = clickIDs[kind]
+	}
 	if c.Source != "" || c.Medium != "" || c.Name != "" {
 		s := Source{
 			Source:      lowerASCII(strings.TrimSpace(c.Source)),
@@ -387,9 +396,14 @@ func hostWithin(host, domain string) bool {
 
 // hostOf returns the lower-case host of an http(s) or android-app URL (or a
 // scheme-relative "//host/..." one), without port, user info or trailing
-// dot; "" for anything else.
+// dot; "" for anything else. One pass, no allocation unless the host has
+// upper-case letters.
 func hostOf(u string) string {
 	switch {
+	case strings.HasPrefix(u, "https://"):
+		u = u[8:]
+	case strings.HasPrefix(u, "http://"):
+		u = u[7:]
 	case hasPrefixFold(u, "https://"):
 		u = u[8:]
 	case hasPrefixFold(u, "http://"):
@@ -401,23 +415,39 @@ func hostOf(u string) string {
 	default:
 		return ""
 	}
-	if i := strings.IndexAny(u, "/?#\\"); i >= 0 {
-		u = u[:i]
-	}
-	if i := strings.LastIndexByte(u, '@'); i >= 0 {
-		u = u[i+1:]
-	}
-	if strings.HasPrefix(u, "[") {
-		if i := strings.IndexByte(u, ']'); i > 0 {
-			return lowerASCII(u[1:i])
+	start, end, colon, upper := 0, len(u), -1, false
+scan:
+	for i := 0; i < len(u); i++ {
+		switch c := u[i]; {
+		case c == '/' || c == '?' || c == '#' || c == '\\':
+			end = i
+			break scan
+		case c == '@':
+			start, colon, upper = i+1, -1, false
+		case c == ':':
+			colon = i
+		case c == ']':
+			colon = -1 // a colon inside an IPv6 literal is no port
+		case 'A' <= c && c <= 'Z':
+			upper = true
 		}
-		return ""
 	}
-	if i := strings.LastIndexByte(u, ':'); i >= 0 {
-		u = u[:i]
+	if colon >= start {
+		end = colon
 	}
-	u = strings.TrimSuffix(u, ".")
-	return lowerASCII(u)
+	h := u[start:end]
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			h = h[1:i]
+		} else {
+			return ""
+		}
+	}
+	h = strings.TrimSuffix(h, ".")
+	if upper {
+		h = lowerASCII(h)
+	}
+	return h
 }
 
 func hasPrefixFold(s, prefix string) bool {

@@ -1,5 +1,7 @@
 package session
 
+import "math/bits"
+
 // interner keeps one copy of each distinct key (a string, or a tuple joined
 // with NUL bytes) with a payload, under a small integer id, and counts the
 // references to it: sessions, pending events and tab records hold ids
@@ -91,41 +93,100 @@ func (t strTab) ref(s string) uint32 {
 
 func (t strTab) str(id uint32) string { return t.keys[id] }
 
-// slab stores values in fixed chunks addressed by an int32 index, reusing
-// freed slots: no per-value allocation, no pointer per value, and chunks
-// that never move, so a *T stays valid while its slot is live.
+// slab stores values in fixed chunks addressed by an int32 index: no
+// per-value allocation, no pointer per value, and chunks that never move, so
+// a *T stays valid while its slot is live. It hands out the lowest free slot
+// of the lowest chunk with room, so that live values gather in the low
+// chunks after a peak, and it frees a chunk's memory when the chunk empties
+// (keeping one empty chunk, so that a count hovering at a chunk boundary
+// does not allocate and free over and over).
 type slab[T any] struct {
 	chunks [][]T
-	n      int32 // slots ever handed out
-	free   []int32
+	free   [][slabWords]uint64 // per chunk: a 1 bit per free slot
+	used   []int32             // per chunk: live slots
+	hint   int                 // no chunk below hint has a free slot
+	empty  int                 // an allocated chunk without live slots, or -1
+	live   int
 }
 
-const slabChunkBits = 10
+const (
+	slabChunkBits = 10
+	slabChunk     = 1 << slabChunkBits
+	slabWords     = slabChunk / 64
+)
 
 func (s *slab[T]) alloc() int32 {
-	if n := len(s.free); n > 0 {
-		i := s.free[n-1]
-		s.free = s.free[:n-1]
-		return i
+	for c := s.hint; ; c++ {
+		if c == len(s.chunks) {
+			s.chunks = append(s.chunks, nil)
+			var all [slabWords]uint64
+			for w := range all {
+				all[w] = ^uint64(0)
+			}
+			s.free = append(s.free, all)
+			s.used = append(s.used, 0)
+			if len(s.chunks) == 1 {
+				s.empty = -1
+			}
+		}
+		if s.used[c] == slabChunk {
+			continue
+		}
+		s.hint = c
+		if s.chunks[c] == nil {
+			s.chunks[c] = make([]T, slabChunk)
+		}
+		if c == s.empty {
+			s.empty = -1
+		}
+		f := &s.free[c]
+		for w := range f {
+			if x := f[w]; x != 0 {
+				b := bits.TrailingZeros64(x)
+				f[w] = x &^ (1 << b)
+				s.used[c]++
+				s.live++
+				return int32(c<<slabChunkBits | w<<6 | b)
+			}
+		}
+		panic("slab: chunk count out of step with its bitmap")
 	}
-	if int(s.n>>slabChunkBits) == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]T, 1<<slabChunkBits))
-	}
-	i := s.n
-	s.n++
-	return i
 }
 
 func (s *slab[T]) at(i int32) *T {
-	return &s.chunks[i>>slabChunkBits][i&(1<<slabChunkBits-1)]
+	return &s.chunks[i>>slabChunkBits][i&(slabChunk-1)]
+}
+
+// valid tells whether i is a live slot.
+func (s *slab[T]) valid(i int32) bool {
+	c := int(i >> slabChunkBits)
+	if i < 0 || c >= len(s.chunks) || s.chunks[c] == nil {
+		return false
+	}
+	o := i & (slabChunk - 1)
+	return s.free[c][o>>6]&(1<<(o&63)) == 0
 }
 
 // release zeroes slot i and makes it available again.
 func (s *slab[T]) release(i int32) {
 	var zero T
 	*s.at(i) = zero
-	s.free = append(s.free, i)
+	c := int(i >> slabChunkBits)
+	o := i & (slabChunk - 1)
+	s.free[c][o>>6] |= 1 << (o & 63)
+	s.used[c]--
+	s.live--
+	if c < s.hint {
+		s.hint = c
+	}
+	if s.used[c] == 0 {
+		if s.empty < 0 {
+			s.empty = c
+		} else if s.empty != c {
+			s.chunks[c] = nil
+		}
+	}
 }
 
-// live is the number of slots in use.
-func (s *slab[T]) live() int { return int(s.n) - len(s.free) }
+// cap is one past the highest index ever handed out.
+func (s *slab[T]) cap() int32 { return int32(len(s.chunks) << slabChunkBits) }

@@ -324,8 +324,9 @@ type Sessionizer struct {
 	strs    strTab               // paths, referrers, user ids
 	touches *interner[touchVal]  // traffic sources
 	devices *interner[deviceVal] // device class, browser, OS
-	sites   map[string]uint32    // site id -> index into siteNames
-	names   []string             // site names by index
+	sites   map[string]uint16    // site id -> index into names
+	names   []string             // site ids by index
+	long    map[int32][]byte     // visitor keys too long to be inline
 	loss    map[lossKey]*lossVal // since the last Drain
 	skip    map[int32]int64      // restored visitors ahead of the meta offset
 	skipMax int64                //
@@ -341,24 +342,40 @@ type Sessionizer struct {
 	sidString string
 }
 
+const (
+	keyInline = 19 // a UUID visitor's key: site index, kind, 16 bytes
+	longKey   = 255
+)
+
 // visitor is the state of one (site, visitor key): its open session, its
 // pending events and a small record that outlives sessions.
 type visitor struct {
-	key string // site NUL kind id; see packKey
 	// extra holds ntabs tab records of 3 words (tab hash; max seq; last
-	// path ref<<32 | last seen unix seconds), then the message id hashes
-	// (and order id hashes ^ orderTag) of the open session.
-	extra    []uint64
+	// path ref<<32 | last seen unix seconds), then the message id hashes of
+	// the pending events and of the open session's events, and the order
+	// id hashes (^ orderTag) of the open session: one short scan finds a
+	// duplicate.
+	extra []uint64
+	// key is the packed visitor key (see packKey), inline when it fits;
+	// klen is its length, or longKey for a key kept in Sessionizer.long.
+	key      [keyInline]byte
+	klen     uint8
 	user     uint32 // strs ref: customer id
 	sess     int32  // open session index + 1; 0 none
 	pendHead int32  // first pending event index + 1, in (time, message id) order
 	pendTail int32
-	sched    uint32 // wheel bucket of the visitor's earliest timer entry; 0 none
+	tailSec  uint32 // unix seconds of the last pending event: in-order appends need not read it
+	sched    uint32 // wheel bucket of the close or expiry timer; 0 none
+	settle   uint32 // wheel bucket of the settle timer; 0 none
 	lastSeen uint32 // unix seconds of the newest settled event
-	sessions uint32 // sessions closed so far
 	ntabs    uint8
-	dirty    bool
+	flags    uint8
 }
+
+const (
+	visDirty     uint8 = 1 << iota // changed since the last Checkpoint
+	visReturning                   // had a session before
+)
 
 // session is an open session: only what its row needs, as numbers and
 // interned ids, no pointers.
@@ -453,7 +470,8 @@ func New(cfg Config) (*Sessionizer, error) {
 		strs:      newStrTab(),
 		touches:   newInterner[touchVal](),
 		devices:   newInterner[deviceVal](),
-		sites:     make(map[string]uint32),
+		sites:     make(map[string]uint16),
+		long:      make(map[int32][]byte),
 		loss:      make(map[lossKey]*lossVal),
 	}
 	s.table.init()
@@ -477,9 +495,9 @@ func (s *Sessionizer) Offset() int64 { return s.offset }
 // Stats returns counters and gauges.
 func (s *Sessionizer) Stats() Stats {
 	st := s.stats
-	st.Visitors = s.visitors.live()
-	st.OpenSessions = s.sessions.live()
-	st.PendingEvents = s.pend.live()
+	st.Visitors = s.visitors.live
+	st.OpenSessions = s.sessions.live
+	st.PendingEvents = s.pend.live
 	st.Watermark = s.Watermark()
 	return st
 }
@@ -508,7 +526,13 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 			s.runTimers()
 		}
 	}
-	s.keyBuf = packKey(s.keyBuf[:0], e.Site, e)
+	si, ok := s.siteIndex(e.Site)
+	if !ok {
+		s.stats.Invalid++
+		s.out.Assignments = append(s.out.Assignments, Assignment{Site: e.Site, MessageID: e.MessageID, Status: Invalid})
+		return
+	}
+	s.keyBuf = packKey(s.keyBuf[:0], si, e)
 	vi := s.find(s.keyBuf)
 	if vi >= 0 && s.skip != nil {
 		if through, ok := s.skip[vi]; ok && offset <= through {
@@ -548,8 +572,12 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 		return
 	}
 	s.insertPending(vi, v, s.newPending(e, t, h))
+	if len(v.extra)-3*int(v.ntabs) >= maxIDs {
+		s.trimIDs(v)
+	}
+	v.extra = append(v.extra, h)
 	s.markDirty(vi, v)
-	s.schedule(vi, v, t+1)
+	s.scheduleSettle(vi, v, t)
 }
 
 // Advance moves the watermark to now minus AllowedLateness if that is later,
@@ -601,24 +629,29 @@ func (s *Sessionizer) Drain(out *Output) {
 		clear(s.loss)
 	}
 	s.out.Reset()
+	// Keep the buffers for the next batch, unless a burst made them big.
+	if cap(s.out.Assignments) > 1<<14 {
+		s.out.Assignments = nil
+	}
+	if cap(s.out.Sessions) > 1<<12 {
+		s.out.Sessions = nil
+	}
+	if cap(s.out.Links) > 1<<12 {
+		s.out.Links = nil
+	}
 }
 
 // Flush settles every pending event and closes every open session, as at
 // the end of the input (batch runs, tests). Visitor records stay.
 func (s *Sessionizer) Flush() {
-	for i := int32(0); i < s.visitors.n; i++ {
-		v := s.visitors.at(i)
-		if v.key == "" {
+	for i := int32(0); i < s.visitors.cap(); i++ {
+		if !s.visitors.valid(i) {
 			continue
 		}
-		for p := v.pendHead; p != 0; {
-			r := s.pend.at(p - 1)
-			s.apply(i, v, r)
-			next := r.next
-			s.freePending(p - 1)
-			p = next
+		v := s.visitors.at(i)
+		for v.pendHead != 0 {
+			s.settleHead(i, v)
 		}
-		v.pendHead, v.pendTail = 0, 0
 		if v.sess != 0 {
 			s.closeSession(i, v)
 		}
@@ -627,6 +660,11 @@ func (s *Sessionizer) Flush() {
 	}
 }
 
+// eventTime is the event's time in unix ms: its Timestamp, or ReceivedAt
+// without one. A Timestamp more than a minute after ReceivedAt cannot be
+// (the collector clamps such clocks; this is the guard behind it): it
+// becomes ReceivedAt, so one bad clock cannot drag the watermark into the
+// future and make the whole partition late.
 func eventTime(e *shoptrail.Event) int64 {
 	ts := e.Timestamp
 	if ts.IsZero() {
@@ -635,116 +673,140 @@ func eventTime(e *shoptrail.Event) int64 {
 	if ts.IsZero() {
 		return math.MinInt64
 	}
-	return ts.UnixMilli()
+	t := ts.UnixMilli()
+	if !e.ReceivedAt.IsZero() {
+		if r := e.ReceivedAt.UnixMilli(); t > r+60_000 {
+			t = r
+		}
+	}
+	return t
 }
 
-// Visitor keys are packed as site NUL kind id, where kind is 'a' (anonymous
-// id as is), 'A' (anonymous id that is a lower-case UUID, as its 16 bytes)
-// or 'u' (user id, for events without an anonymous id).
-func packKey(dst []byte, site string, e *shoptrail.Event) []byte {
-	dst = append(dst, site...)
-	dst = append(dst, 0)
+// Visitor keys are packed as the site's index (2 bytes), a kind byte and
+// the id: 'A' for an anonymous id that is a lower-case UUID, as its 16
+// bytes; 'a' for any other anonymous id, as it is; 'u' for a user id (events
+// without an anonymous id). A UUID visitor's key is 19 bytes, inline in the
+// visitor.
+func packKey(dst []byte, site uint16, e *shoptrail.Event) []byte {
 	if e.AnonymousID == "" {
-		dst = append(dst, 'u')
-		return append(dst, e.UserID...)
+		return packKeyParts(dst, site, e.UserID, false)
 	}
-	if u, ok := parseUUID(e.AnonymousID); ok {
-		dst = append(dst, 'A')
+	return packKeyParts(dst, site, e.AnonymousID, true)
+}
+
+func packKeyParts(dst []byte, site uint16, id string, anonymous bool) []byte {
+	dst = append(dst, byte(site>>8), byte(site))
+	if !anonymous {
+		dst = append(dst, 'u')
+		return append(dst, id...)
+	}
+	if u, upper, ok := parseUUID(id); ok {
+		if upper {
+			dst = append(dst, 'U')
+		} else {
+			dst = append(dst, 'A')
+		}
 		return append(dst, u[:]...)
 	}
 	dst = append(dst, 'a')
-	return append(dst, e.AnonymousID...)
+	return append(dst, id...)
+}
+
+// keyOf returns the visitor's packed key.
+func (s *Sessionizer) keyOf(vi int32, v *visitor) []byte {
+	if v.klen == longKey {
+		return s.long[vi]
+	}
+	return v.key[:v.klen]
+}
+
+// site returns the site id of a packed key.
+func (s *Sessionizer) site(key []byte) string {
+	return s.names[int(key[0])<<8|int(key[1])]
 }
 
 // splitKey returns the site, visitor key (anonymous or user id) and whether
 // it is an anonymous id, of a packed key.
-func splitKey(key string) (site, id string, anonymous bool) {
-	i := strings.IndexByte(key, 0)
-	site, kind, id := key[:i], key[i+1], key[i+2:]
-	if kind == 'A' {
-		id = formatUUID(id)
-	}
-	return site, id, kind != 'u'
+func (s *Sessionizer) splitKey(key []byte) (site, id string, anonymous bool) {
+	return s.site(key), string(appendVisitorID(nil, key)), key[2] != 'u'
 }
 
-func parseUUID(s string) ([16]byte, bool) {
-	var u [16]byte
+// parseUUID parses a canonical UUID whose hex digits are all lower case,
+// or all upper case (as iOS SDKs write them); mixed case does not parse, so
+// that a packed key always formats back to the same string.
+func parseUUID(s string) (u [16]byte, upper, ok bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
+		return u, false, false
 	}
-	j := 0
-	for i := 0; i < 36; {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++
+	var seen byte // classes of the letters seen: 1 lower, 2 upper
+	for j, i := range uuidDigits {
+		hi, lo := hexVal[s[i]], hexVal[s[i+1]]
+		if hi == 0xff || lo == 0xff {
+			return u, false, false
 		}
-		hi, ok1 := unhex(s[i])
-		lo, ok2 := unhex(s[i+1])
-		if !ok1 || !ok2 {
-			return u, false
-		}
+		seen |= hexCase[s[i]] | hexCase[s[i+1]]
 		u[j] = hi<<4 | lo
-		j++
-		i += 2
 	}
-	return u, true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
+	if seen == 3 {
+		return u, false, false
 	}
-	return 0, false // upper case stays unpacked, to round-trip exactly
+	return u, seen == 2, true
 }
 
-func formatUUID(b string) string {
-	var out [36]byte
-	hex.Encode(out[0:8], []byte(b[0:4]))
-	out[8] = '-'
-	hex.Encode(out[9:13], []byte(b[4:6]))
-	out[13] = '-'
-	hex.Encode(out[14:18], []byte(b[6:8]))
-	out[18] = '-'
-	hex.Encode(out[19:23], []byte(b[8:10]))
-	out[23] = '-'
-	hex.Encode(out[24:36], []byte(b[10:16]))
-	return string(out[:])
-}
+// uuidDigits are the offsets of the 16 digit pairs of a canonical UUID.
+var uuidDigits = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
 
-// visitorID returns the visitor key (anonymous or user id) of a packed key
-// as bytes appended to dst, without formatting a string.
-func appendVisitorID(dst []byte, key string) []byte {
-	i := strings.IndexByte(key, 0)
-	if key[i+1] != 'A' {
-		return append(dst, key[i+2:]...)
+var hexVal, hexCase = func() (v, c [256]byte) {
+	for i := range v {
+		v[i] = 0xff
+	}
+	for i := byte(0); i < 10; i++ {
+		v['0'+i] = i
+	}
+	for i := byte(0); i < 6; i++ {
+		v['a'+i], v['A'+i] = 10+i, 10+i
+		c['a'+i], c['A'+i] = 1, 2
+	}
+	return v, c
+}()
+
+// appendVisitorID appends the visitor key (anonymous or user id) of a
+// packed key to dst.
+func appendVisitorID(dst []byte, key []byte) []byte {
+	if key[2] != 'A' && key[2] != 'U' {
+		return append(dst, key[3:]...)
+	}
+	digits := "0123456789abcdef"
+	if key[2] == 'U' {
+		digits = "0123456789ABCDEF"
 	}
 	var out [36]byte
-	b := key[i+2:]
-	hex.Encode(out[0:8], []byte(b[0:4]))
-	out[8] = '-'
-	hex.Encode(out[9:13], []byte(b[4:6]))
-	out[13] = '-'
-	hex.Encode(out[14:18], []byte(b[6:8]))
-	out[18] = '-'
-	hex.Encode(out[19:23], []byte(b[8:10]))
-	out[23] = '-'
-	hex.Encode(out[24:36], []byte(b[10:16]))
+	for i := range out {
+		out[i] = '-'
+	}
+	for j, i := range uuidDigits {
+		b := key[3+j]
+		out[i], out[i+1] = digits[b>>4], digits[b&15]
+	}
 	return append(dst, out[:]...)
 }
 
 func (s *Sessionizer) newVisitor(key []byte) int32 {
 	vi := s.visitors.alloc()
 	v := s.visitors.at(vi)
-	v.key = string(key)
-	s.table.insert(s, vi)
+	if len(key) <= keyInline {
+		v.klen = uint8(copy(v.key[:], key))
+	} else {
+		v.klen = longKey
+		s.long[vi] = append([]byte(nil), key...)
+	}
+	s.table.insert(s, vi, maphash.Bytes(s.table.seed, key))
 	return vi
 }
 
 func (s *Sessionizer) markDirty(vi int32, v *visitor) {
-	if !v.dirty {
-		v.dirty = true
+	if v.flags&visDirty == 0 {
+		v.flags |= visDirty
 		s.dirty = append(s.dirty, vi)
 	}
 }
@@ -758,6 +820,9 @@ func (s *Sessionizer) emitLate(e *shoptrail.Event) {
 // its open session or is holding as pending, and reports whether it was
 // one.
 func (s *Sessionizer) duplicate(vi int32, v *visitor, h uint64, e *shoptrail.Event) bool {
+	if !slices.Contains(v.extra[3*int(v.ntabs):], h) {
+		return false
+	}
 	for p := v.pendHead; p != 0; {
 		r := s.pend.at(p - 1)
 		if r.msgHash == h && r.msgID == e.MessageID {
@@ -771,7 +836,7 @@ func (s *Sessionizer) duplicate(vi int32, v *visitor, h uint64, e *shoptrail.Eve
 		}
 		p = r.next
 	}
-	if v.sess != 0 && slices.Contains(v.extra[3*int(v.ntabs):], h) {
+	if v.sess != 0 {
 		s.stats.Duplicates++
 		s.out.Assignments = append(s.out.Assignments, Assignment{
 			Site: e.Site, MessageID: e.MessageID, SessionID: s.sidHex(s.sessions.at(v.sess - 1)), Status: Duplicate,
@@ -789,7 +854,7 @@ func (s *Sessionizer) stitch(vi int32, v *visitor, userID string, t int64) {
 	old := v.user
 	v.user = s.strs.ref(userID)
 	s.strs.dec(old)
-	site, anon, _ := splitKey(v.key)
+	site, anon, _ := s.splitKey(s.keyOf(vi, v))
 	s.out.Links = append(s.out.Links, IdentityLink{Site: site, AnonymousID: anon, UserID: userID, FirstSeen: time.UnixMilli(t).UTC()})
 	s.stats.LinksEmitted++
 	s.markDirty(vi, v)
@@ -815,7 +880,11 @@ func (s *Sessionizer) newPending(e *shoptrail.Event, t int64, h uint64) int32 {
 	r.path = s.strs.ref(path)
 	c := &e.Context.Campaign
 	if pg.Referrer != "" || c.Source != "" || c.Medium != "" || c.Name != "" || c.ClickIDKind != "" {
-		src, external := attribute(pg.URL, pg.Referrer, c, s.cfg.OwnDomains[e.Site])
+		var own []string
+		if pg.Referrer != "" && s.cfg.OwnDomains != nil {
+			own = s.cfg.OwnDomains[e.Site]
+		}
+		src, external := attribute(pg.URL, pg.Referrer, c, own)
 		if !src.IsDirect() {
 			r.touch = s.touchRef(&src)
 		}
@@ -890,13 +959,16 @@ func (s *Sessionizer) deviceRef(d *shoptrail.Device) uint32 {
 // id) order: the order sorted data would have.
 func (s *Sessionizer) insertPending(vi int32, v *visitor, pi int32) {
 	r := s.pend.at(pi)
+	sec := uint32(max(0, r.t/1000))
 	if v.pendTail == 0 {
-		v.pendHead, v.pendTail = pi+1, pi+1
+		v.pendHead, v.pendTail, v.tailSec = pi+1, pi+1, sec
 		return
 	}
-	if tail := s.pend.at(v.pendTail - 1); !pendBefore(r, tail) {
-		tail.next = pi + 1
-		v.pendTail = pi + 1
+	// In order (the common case): link after the tail, which is written
+	// but, when a second apart, not read: one cache miss less per event.
+	if sec > v.tailSec || !pendBefore(r, s.pend.at(v.pendTail-1)) {
+		s.pend.at(v.pendTail - 1).next = pi + 1
+		v.pendTail, v.tailSec = pi+1, sec
 		return
 	}
 	prev := int32(0)
@@ -915,6 +987,44 @@ func (s *Sessionizer) insertPending(vi int32, v *visitor, pi int32) {
 	}
 }
 
+// settleHead applies the visitor's first pending event and unlinks it. It
+// stays linked while it is applied, so that a session closed meanwhile
+// keeps its message id among the pending ones.
+func (s *Sessionizer) settleHead(vi int32, v *visitor) {
+	p := v.pendHead
+	r := s.pend.at(p - 1)
+	s.apply(vi, v, r)
+	v.pendHead = r.next
+	if v.pendHead == 0 {
+		v.pendTail = 0
+	}
+	s.freePending(p - 1)
+	s.markDirty(vi, v)
+}
+
+// trimIDs forgets the older half of the open session's message ids, to
+// bound the memory of very long sessions (a duplicate that old would be
+// late anyway). Pending events' ids stay: they guard against counting a
+// copy twice.
+func (s *Sessionizer) trimIDs(v *visitor) {
+	pend := make(map[uint64]bool)
+	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
+		pend[s.pend.at(p-1).msgHash] = true
+	}
+	base := 3 * int(v.ntabs)
+	ids := v.extra[base:]
+	drop := (len(ids) - len(pend)) / 2
+	out := v.extra[:base]
+	for _, h := range ids {
+		if drop > 0 && !pend[h] {
+			drop--
+			continue
+		}
+		out = append(out, h)
+	}
+	v.extra = out
+}
+
 func pendBefore(a, b *pending) bool {
 	return a.t < b.t || a.t == b.t && a.msgID < b.msgID
 }
@@ -930,34 +1040,29 @@ func (s *Sessionizer) freePending(pi int32) {
 
 // visit is a visitor's timer: it applies the pending events the watermark
 // has passed, closes the session if no on-time event can extend it any more,
-// purges an expired visitor record, and sets the next timer.
+// purges an expired visitor record, and sets the next timers.
+//
+// Everything happens at canonical watermarks, whole seconds, where the wheel
+// fires, whoever visits and whenever: an event settles once the watermark
+// has passed the whole second after it, a session closes once it has passed
+// its due time rounded up to the second. So each change falls at the same
+// place in the input in every run, a restored one included, and what comes
+// between, such as an identify event, lands on the same side.
 func (s *Sessionizer) visit(vi int32) {
 	v := s.visitors.at(vi)
-	if v.key == "" {
-		return
+	limit := floorSecond(s.wm)
+	for v.pendHead != 0 && s.pend.at(v.pendHead-1).t < limit {
+		s.settleHead(vi, v)
 	}
-	p := v.pendHead
-	for p != 0 {
-		r := s.pend.at(p - 1)
-		if r.t >= s.wm {
-			break
-		}
-		s.apply(vi, v, r)
-		next := r.next
-		s.freePending(p - 1)
-		p = next
-		s.markDirty(vi, v)
-	}
-	v.pendHead = p
-	if p == 0 {
-		v.pendTail = 0
-	}
-	if v.sess != 0 && s.wm >= s.closeDue(s.sessions.at(v.sess-1)) {
+	if v.sess != 0 && s.wm >= canonical(s.closeDue(s.sessions.at(v.sess-1))) {
 		s.closeSession(vi, v)
 	}
-	if v.sess == 0 && v.pendHead == 0 && s.wm >= s.expiry(v) {
+	if v.sess == 0 && v.pendHead == 0 && s.wm >= canonical(s.expiry(v)) {
 		s.purge(vi, v)
 		return
+	}
+	if v.pendHead != 0 {
+		s.scheduleSettle(vi, v, s.pend.at(v.pendHead-1).t)
 	}
 	s.reschedule(vi, v)
 }
@@ -973,20 +1078,65 @@ func (s *Sessionizer) expiry(v *visitor) int64 {
 	return (int64(v.lastSeen)+1)*1000 + s.retention
 }
 
+// reschedule sets the visitor's close timer: its session's close, or the
+// expiry of its record. (Pending events have the settle timer.)
 func (s *Sessionizer) reschedule(vi int32, v *visitor) {
 	var due int64
 	switch {
-	case v.pendHead != 0:
-		due = s.pend.at(v.pendHead-1).t + 1
-		if v.sess != 0 {
-			due = min(due, s.closeDue(s.sessions.at(v.sess-1)))
-		}
 	case v.sess != 0:
 		due = s.closeDue(s.sessions.at(v.sess - 1))
+	case v.pendHead != 0:
+		return
 	default:
 		due = s.expiry(v)
 	}
-	s.schedule(vi, v, due)
+	if b := s.bucket(due); v.sched == 0 || b < v.sched {
+		v.sched = b
+		s.wheel.push(b, vi)
+	}
+}
+
+// scheduleSettle makes sure the visitor is visited once the watermark has
+// passed the whole second after t.
+func (s *Sessionizer) scheduleSettle(vi int32, v *visitor, t int64) {
+	if b := s.bucket(t + 1); v.settle == 0 || b < v.settle {
+		v.settle = b
+		s.wheel.push(b, vi)
+	}
+}
+
+// bucket returns the wheel bucket of a due time: its second, rounded up,
+// and never one the wheel has passed.
+func (s *Sessionizer) bucket(due int64) uint32 {
+	b := ceilSecond(due)
+	if c := s.wheel.cursor; c != math.MinInt64 && int64(b) <= c {
+		b = uint32(min(c+1, math.MaxUint32))
+	}
+	return b
+}
+
+// floorSecond rounds ms down to whole seconds.
+func floorSecond(ms int64) int64 {
+	if ms == math.MinInt64 {
+		return ms
+	}
+	f := ms / 1000 * 1000
+	if ms < 0 && f != ms {
+		f -= 1000
+	}
+	return f
+}
+
+// canonical returns a due time rounded up to the second, in ms.
+func canonical(ms int64) int64 { return int64(ceilSecond(ms)) * 1000 }
+
+// ceilSecond returns ms rounded up to whole seconds, clamped to uint32.
+func ceilSecond(ms int64) uint32 {
+	b := ms / 1000
+	if ms%1000 > 0 {
+		b++
+	}
+	return uint32(min(max(b, 1), math.MaxUint32))
 }
 
 // apply adds a settled event to the visitor's session, closing the open
@@ -1000,7 +1150,7 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 		}
 	}
 	if v.sess == 0 {
-		s.openSession(v, r)
+		s.openSession(vi, v, r)
 	}
 	ss := s.sessions.at(v.sess - 1)
 	if off := r.t - ss.start; off > int64(ss.endOff) {
@@ -1032,11 +1182,6 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 		ss.funnel = f
 	}
 	ids := v.extra
-	if n := len(ids) - 3*int(v.ntabs); n >= maxIDs {
-		base := 3 * int(v.ntabs)
-		ids = append(ids[:base], ids[base+n/2:]...)
-	}
-	ids = append(ids, r.msgHash)
 	switch r.kind {
 	case kindProductAdded:
 		if r.flags&pendValue != 0 {
@@ -1074,13 +1219,13 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 		ss.cartRun = 0
 	}
 	if r.tab != 0 {
-		s.trackTab(v, ss, r)
+		s.trackTab(vi, v, ss, r)
 	}
 	if sec := uint32(r.t / 1000); sec > v.lastSeen {
 		v.lastSeen = sec
 	}
 	sid := s.sidHex(ss)
-	site := v.key[:strings.IndexByte(v.key, 0)]
+	site := s.site(s.keyOf(vi, v))
 	s.out.Assignments = append(s.out.Assignments, Assignment{Site: site, MessageID: r.msgID, SessionID: sid, Status: Assigned})
 	s.stats.Assigned++
 	for range r.dups {
@@ -1097,28 +1242,28 @@ func (s *Sessionizer) sidHex(ss *session) string {
 	return s.sidString
 }
 
-func (s *Sessionizer) openSession(v *visitor, r *pending) {
+func (s *Sessionizer) openSession(vi int32, v *visitor, r *pending) {
 	si := s.sessions.alloc()
 	ss := s.sessions.at(si)
 	ss.start = r.t
-	site := v.key[:strings.IndexByte(v.key, 0)]
-	s.idBuf = appendVisitorID(s.idBuf[:0], v.key)
+	key := s.keyOf(vi, v)
+	site := s.site(key)
+	s.idBuf = appendVisitorID(s.idBuf[:0], key)
 	s.hashBuf = sessionIDSum(&ss.sid, s.hashBuf, site, s.idBuf, r.msgID)
 	ss.touch = r.touch
 	s.touches.inc(r.touch)
 	ss.referrer = r.referrer
 	s.strs.inc(r.referrer)
-	if v.sessions > 0 {
+	if v.flags&visReturning != 0 {
 		ss.flags |= sessReturning
 	}
 	v.sess = si + 1
-	v.extra = v.extra[:3*int(v.ntabs)]
 }
 
 // closeSession emits the visitor's open session and frees it.
 func (s *Sessionizer) closeSession(vi int32, v *visitor) {
 	ss := s.sessions.at(v.sess - 1)
-	site, id, anonymous := splitKey(v.key)
+	site, id, anonymous := s.splitKey(s.keyOf(vi, v))
 	out := Session{
 		Site:         site,
 		SessionID:    hex.EncodeToString(ss.sid[:]),
@@ -1166,23 +1311,31 @@ func (s *Sessionizer) closeSession(vi int32, v *visitor) {
 	s.devices.dec(ss.device)
 	s.sessions.release(v.sess - 1)
 	v.sess = 0
-	v.sessions++
-	n := 3 * int(v.ntabs)
-	if cap(v.extra) > n+8 {
-		if n == 0 {
-			v.extra = nil
-		} else {
-			v.extra = append([]uint64(nil), v.extra[:n]...)
-		}
-	} else {
-		v.extra = v.extra[:n]
+	v.flags |= visReturning
+	// Keep the tabs and the pending events' ids; the session's go.
+	base := 3 * int(v.ntabs)
+	keep := base
+	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
+		keep++
 	}
+	extra := v.extra[:base]
+	if cap(v.extra) > keep+8 {
+		extra = append(make([]uint64, 0, keep), v.extra[:base]...)
+	}
+	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
+		extra = append(extra, s.pend.at(p-1).msgHash)
+	}
+	if len(extra) == 0 {
+		extra = nil
+	}
+	v.extra = extra
 	s.markDirty(vi, v)
 }
 
 // trackTab counts gaps in the tab's sequence numbers.
-func (s *Sessionizer) trackTab(v *visitor, ss *session, r *pending) {
-	site := s.siteIndex(v.key)
+func (s *Sessionizer) trackTab(vi int32, v *visitor, ss *session, r *pending) {
+	key := s.keyOf(vi, v)
+	site := uint32(key[0])<<8 | uint32(key[1])
 	dev := r.device
 	if dev == 0 {
 		dev = ss.device
@@ -1245,22 +1398,27 @@ func (s *Sessionizer) countLoss(site, device, path uint32, received, lost int64)
 	lv.lost += lost
 }
 
-func (s *Sessionizer) siteIndex(key string) uint32 {
-	site := key[:strings.IndexByte(key, 0)]
+// siteIndex interns a site id; false when there are 65536 already.
+func (s *Sessionizer) siteIndex(site string) (uint16, bool) {
 	if i, ok := s.sites[site]; ok {
-		return i
+		return i, true
 	}
-	i := uint32(len(s.names))
+	if len(s.names) > math.MaxUint16 {
+		return 0, false
+	}
+	i := uint16(len(s.names))
 	s.names = append(s.names, site)
 	s.sites[site] = i
-	return i
+	return i, true
 }
 
 // purge drops an expired visitor record.
 func (s *Sessionizer) purge(vi int32, v *visitor) {
-	site, id, anonymous := splitKey(v.key)
+	key := s.keyOf(vi, v)
+	site, id, anonymous := s.splitKey(key)
 	s.deleted = append(s.deleted, changelogKey(site, id, anonymous))
-	s.table.remove(s, vi)
+	s.table.remove(s, vi, maphash.Bytes(s.table.seed, key))
+	delete(s.long, vi)
 	s.strs.dec(v.user)
 	for i := 0; i < int(v.ntabs); i++ {
 		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
@@ -1273,59 +1431,74 @@ func (s *Sessionizer) purge(vi int32, v *visitor) {
 }
 
 // vtable maps packed visitor keys to visitor indexes: open addressing with
-// linear probing over int32 slots (index + 1), about 6 bytes per visitor.
+// linear probing. A slot holds the upper half of the key's hash and the
+// visitor index + 1, so that a probe touches only the visitor it finds:
+// about 11 bytes per visitor.
 type vtable struct {
-	slots []int32
+	slots []uint64
 	n     int
 	seed  maphash.Seed
 }
 
 func (t *vtable) init() {
-	t.slots = make([]int32, 1024)
+	t.slots = make([]uint64, 1024)
 	t.seed = maphash.MakeSeed()
 }
 
+func slotOf(h uint64, vi int32) uint64 { return h&^0xffffffff | uint64(vi+1) }
+
 func (s *Sessionizer) find(key []byte) int32 {
 	t := &s.table
+	h := maphash.Bytes(t.seed, key)
 	mask := uint64(len(t.slots) - 1)
-	for i := maphash.Bytes(t.seed, key) & mask; ; i = (i + 1) & mask {
-		vi := t.slots[i] - 1
-		if vi < 0 {
+	for i := h & mask; ; i = (i + 1) & mask {
+		x := t.slots[i]
+		if x == 0 {
 			return -1
 		}
-		if s.visitors.at(vi).key == string(key) {
+		if x>>32 != h>>32 {
+			continue
+		}
+		vi := int32(uint32(x)) - 1
+		if string(s.keyOf(vi, s.visitors.at(vi))) == string(key) {
 			return vi
 		}
 	}
 }
 
-func (t *vtable) insert(s *Sessionizer, vi int32) {
+func (t *vtable) insert(s *Sessionizer, vi int32, h uint64) {
 	if (t.n+1)*4 > len(t.slots)*3 {
 		old := t.slots
-		t.slots = make([]int32, 2*len(old))
+		t.slots = make([]uint64, 2*len(old))
 		for _, x := range old {
 			if x != 0 {
 				t.place(s, x)
 			}
 		}
 	}
-	t.place(s, vi+1)
+	t.place(s, slotOf(h, vi))
 	t.n++
 }
 
-func (t *vtable) place(s *Sessionizer, x int32) {
+// home returns the first slot to probe for an entry.
+func (t *vtable) home(s *Sessionizer, x uint64) uint64 {
+	vi := int32(uint32(x)) - 1
+	return maphash.Bytes(t.seed, s.keyOf(vi, s.visitors.at(vi))) & uint64(len(t.slots)-1)
+}
+
+func (t *vtable) place(s *Sessionizer, x uint64) {
 	mask := uint64(len(t.slots) - 1)
-	i := maphash.String(t.seed, s.visitors.at(x-1).key) & mask
+	i := t.home(s, x)
 	for t.slots[i] != 0 {
 		i = (i + 1) & mask
 	}
 	t.slots[i] = x
 }
 
-func (t *vtable) remove(s *Sessionizer, vi int32) {
+func (t *vtable) remove(s *Sessionizer, vi int32, h uint64) {
 	mask := uint64(len(t.slots) - 1)
-	i := maphash.String(t.seed, s.visitors.at(vi).key) & mask
-	for t.slots[i] != vi+1 {
+	i := h & mask
+	for uint32(t.slots[i]) != uint32(vi+1) {
 		i = (i + 1) & mask
 	}
 	// Backward-shift deletion keeps probe sequences intact without
@@ -1336,7 +1509,7 @@ func (t *vtable) remove(s *Sessionizer, vi int32) {
 		if x == 0 {
 			break
 		}
-		home := maphash.String(t.seed, s.visitors.at(x-1).key) & mask
+		home := t.home(s, x)
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 			t.slots[i] = x
 			i = j
@@ -1351,7 +1524,6 @@ func (t *vtable) remove(s *Sessionizer, vi int32) {
 // entry (its sched); stale entries are skipped when their bucket comes.
 type wheel struct {
 	slots  [][]int32
-	spare  []int32
 	cursor int64 // last bucket processed
 }
 
@@ -1360,27 +1532,9 @@ func (w *wheel) init(n int) {
 	w.cursor = math.MinInt64
 }
 
-// schedule makes sure the visitor's timer fires by due (unix ms).
-func (s *Sessionizer) schedule(vi int32, v *visitor, due int64) {
-	b := due / 1000
-	if due%1000 != 0 && due > 0 {
-		b++
-	}
-	if s.wheel.cursor != math.MinInt64 && b <= s.wheel.cursor {
-		b = s.wheel.cursor + 1
-	}
-	if b < 1 {
-		b = 1
-	}
-	if b > math.MaxUint32 {
-		b = math.MaxUint32
-	}
-	if v.sched != 0 && uint32(b) >= v.sched {
-		return
-	}
-	v.sched = uint32(b)
-	slot := b % int64(len(s.wheel.slots))
-	s.wheel.slots[slot] = append(s.wheel.slots[slot], vi)
+func (w *wheel) push(b uint32, vi int32) {
+	slot := int64(b) % int64(len(w.slots))
+	w.slots[slot] = append(w.slots[slot], vi)
 }
 
 // runTimers fires the timers of every bucket the watermark has passed.
@@ -1414,25 +1568,39 @@ func (s *Sessionizer) runTimers() {
 		if len(list) == 0 {
 			continue
 		}
-		w.slots[slot] = w.spare[:0]
+		// A fresh slice, not a recycled one: recycling would leave every
+		// slot with the capacity of the busiest second ever.
+		w.slots[slot] = nil
 		for _, vi := range list {
-			if vi >= s.visitors.n {
+			if !s.visitors.valid(vi) {
 				continue
 			}
 			v := s.visitors.at(vi)
-			sched := int64(v.sched)
-			if v.sched == 0 || sched%n != slot {
-				continue // stale
+			// The entry stands for whichever of the visitor's timers lives
+			// in this slot: due now, due in a later lap (kept), or neither
+			// (stale, dropped).
+			fire, keep := false, false
+			for _, x := range [2]int64{int64(v.sched), int64(v.settle)} {
+				switch {
+				case x == 0 || x%n != slot:
+				case x <= b:
+					fire = true
+				default:
+					keep = true
+				}
 			}
-			if sched > b {
+			if fire {
+				if int64(v.sched) <= b {
+					v.sched = 0
+				}
+				if int64(v.settle) <= b {
+					v.settle = 0
+				}
+				s.visit(vi)
+			} else if keep {
 				w.slots[slot] = append(w.slots[slot], vi) // a later lap
-				continue
 			}
-			v.sched = 0
-			s.visit(vi)
 		}
-		clear(list)
-		w.spare = list[:0]
 	}
 	w.cursor = target
 }

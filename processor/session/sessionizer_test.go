@@ -513,3 +513,66 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("flags: %+v", c)
 	}
 }
+
+// TestVisitorKeys: every kind of visitor key packs, finds its visitor again,
+// and comes back unchanged in the rows and through the changelog.
+func TestVisitorKeys(t *testing.T) {
+	ids := []string{
+		"0b7e7d1c-8e2f-4c1a-9c39-1f2e3d4c5b6a", // lower-case UUID: packed
+		"0B7E7D1C-8E2F-4C1A-9C39-1F2E3D4C5B6A", // upper-case UUID (iOS): packed, another visitor
+		"0b7e7d1c-8E2F-4c1a-9c39-1f2e3d4c5b6a", // mixed case: kept as is
+		"short",
+		"a-rather-long-anonymous-id-that-does-not-fit-inline-0123456789",
+	}
+	s, _ := New(Config{})
+	for i, id := range ids {
+		s.Add(int64(2*i), page(id, "m"+id, at(float64(i)), "/"))
+		s.Add(int64(2*i+1), page(id, "n"+id, at(float64(i)+0.5), "/p"))
+	}
+	s.Add(20, &shoptrail.Event{Site: site, MessageID: "srv", Type: shoptrail.TypeTrack, UserID: "customer-with-a-long-user-id", Timestamp: at(6)})
+	recs := s.Checkpoint(nil)
+	r, _ := New(Config{})
+	if err := r.Restore(recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*Sessionizer{s, r} {
+		x.Flush()
+		var out Output
+		x.Drain(&out)
+		got := map[string]Session{}
+		for _, ss := range out.Sessions {
+			got[ss.AnonymousID+"|"+ss.UserID] = ss
+		}
+		if len(got) != len(ids)+1 {
+			t.Fatalf("%d sessions: %+v", len(got), out.Sessions)
+		}
+		for _, id := range ids {
+			ss, ok := got[id+"|"]
+			if !ok || ss.Events != 2 || ss.SessionID != SessionID(site, id, "m"+id) {
+				t.Errorf("visitor %q: %+v", id, ss)
+			}
+		}
+		if ss := got["|customer-with-a-long-user-id"]; ss.SessionID != SessionID(site, "customer-with-a-long-user-id", "srv") {
+			t.Errorf("user-keyed visitor: %+v", ss)
+		}
+	}
+}
+
+func TestFutureClockDoesNotMoveWatermark(t *testing.T) {
+	s, _ := New(Config{})
+	bad := page("a", "1", at(0), "/")
+	bad.Timestamp = at(60 * 24 * 365) // a year ahead of its receive time
+	s.Add(0, bad)
+	s.Add(1, page("b", "2", at(1), "/"))
+	s.Flush()
+	var out Output
+	s.Drain(&out)
+	for _, a := range out.Assignments {
+		if a.Status != Assigned {
+			t.Errorf("%+v", a)
+		}
+	}
+	if !s.Watermark().Equal(at(-4)) {
+		t.Errorf("watermark %v", s.Watermark())
+	}
+}

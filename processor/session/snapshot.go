@@ -50,12 +50,15 @@ func (s *Sessionizer) Checkpoint(dst []StateRecord) []StateRecord {
 	s.deleted = s.deleted[:0]
 	var enc encoder
 	for _, vi := range s.dirty {
-		v := s.visitors.at(vi)
-		if !v.dirty || v.key == "" {
+		if !s.visitors.valid(vi) {
 			continue
 		}
-		v.dirty = false
-		site, id, anonymous := splitKey(v.key)
+		v := s.visitors.at(vi)
+		if v.flags&visDirty == 0 {
+			continue
+		}
+		v.flags &^= visDirty
+		site, id, anonymous := s.splitKey(s.keyOf(vi, v))
 		enc.reset()
 		s.encodeVisitor(&enc, v)
 		dst = append(dst, StateRecord{Key: changelogKey(site, id, anonymous), Value: enc.bytes()})
@@ -73,7 +76,7 @@ func (s *Sessionizer) encodeVisitor(e *encoder, v *visitor) {
 	e.byte(snapshotVersion)
 	e.uvarint(uint64(s.offset + 1))
 	e.uvarint(uint64(v.lastSeen))
-	e.uvarint(uint64(v.sessions))
+	e.uvarint(uint64(v.flags&visReturning) / uint64(visReturning)) // sessions before: 0 or 1
 	e.str(s.strs.str(v.user))
 	e.uvarint(uint64(v.ntabs))
 	for i := 0; i < int(v.ntabs); i++ {
@@ -104,11 +107,11 @@ func (s *Sessionizer) encodeVisitor(e *encoder, v *visitor) {
 		e.str(s.strs.str(ss.landing))
 		e.str(s.strs.str(ss.exit))
 		s.encodeDevice(e, ss.device)
-		ids := v.extra[3*int(v.ntabs):]
-		e.uvarint(uint64(len(ids)))
-		for _, h := range ids {
-			e.u64(h)
-		}
+	}
+	ids := v.extra[3*int(v.ntabs):]
+	e.uvarint(uint64(len(ids)))
+	for _, h := range ids {
+		e.u64(h)
 	}
 	n := 0
 	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
@@ -168,7 +171,7 @@ func (s *Sessionizer) encodeDevice(e *encoder, id uint32) {
 // last record wins; a nil value deletes it). Resume consuming the input at
 // Offset()+1.
 func (s *Sessionizer) Restore(records []StateRecord) error {
-	if s.visitors.n != 0 || s.offset != -1 {
+	if s.visitors.live != 0 || s.offset != -1 {
 		return fmt.Errorf("cannot restore: %w", errNotFresh)
 	}
 	last := make(map[string]int, len(records))
@@ -213,7 +216,11 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 	if id == "" {
 		return errors.New("malformed key")
 	}
-	s.keyBuf = packKeyParts(s.keyBuf[:0], site, id, anonymous)
+	si, ok := s.siteIndex(site)
+	if !ok {
+		return errors.New("too many sites")
+	}
+	s.keyBuf = packKeyParts(s.keyBuf[:0], si, id, anonymous)
 	if s.find(s.keyBuf) >= 0 {
 		return errors.New("duplicate visitor")
 	}
@@ -225,7 +232,9 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 	vi := s.newVisitor(s.keyBuf)
 	v := s.visitors.at(vi)
 	v.lastSeen = uint32(d.uvarint())
-	v.sessions = uint32(d.uvarint())
+	if d.uvarint() > 0 {
+		v.flags |= visReturning
+	}
 	v.user = s.strs.ref(d.str())
 	ntabs := d.uvarint()
 	if ntabs > maxTabs {
@@ -259,13 +268,13 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		ss.landing = s.strs.ref(d.str())
 		ss.exit = s.strs.ref(d.str())
 		ss.device = s.decodeDevice(&d)
-		n := d.uvarint()
-		if n > maxIDs+maxIDs/2 {
-			return fmt.Errorf("%d message ids", n)
-		}
-		for range n {
-			v.extra = append(v.extra, d.u64())
-		}
+	}
+	nids := d.uvarint()
+	if nids > uint64(len(d.b))/8 {
+		return fmt.Errorf("%d message ids", nids)
+	}
+	for range nids {
+		v.extra = append(v.extra, d.u64())
 	}
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
@@ -305,6 +314,9 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		s.skip[vi] = through
 		s.skipMax = max(s.skipMax, through)
 	}
+	if v.pendHead != 0 {
+		s.scheduleSettle(vi, v, s.pend.at(v.pendHead-1).t)
+	}
 	s.reschedule(vi, v)
 	return nil
 }
@@ -332,22 +344,6 @@ func (s *Sessionizer) decodeDevice(d *decoder) uint32 {
 		return id
 	}
 	return s.devices.add(string(b), deviceVal{class: class, browser: browser, os: os})
-}
-
-// packKeyParts packs a visitor key like packKey does from an event.
-func packKeyParts(dst []byte, site, id string, anonymous bool) []byte {
-	dst = append(dst, site...)
-	dst = append(dst, 0)
-	if !anonymous {
-		dst = append(dst, 'u')
-		return append(dst, id...)
-	}
-	if u, ok := parseUUID(id); ok {
-		dst = append(dst, 'A')
-		return append(dst, u[:]...)
-	}
-	dst = append(dst, 'a')
-	return append(dst, id...)
 }
 
 // encoder writes the compact changelog format: varints, fixed 64-bit words,
