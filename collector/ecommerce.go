@@ -175,8 +175,8 @@ func (rq *request) productField(prefix, k string, v *fastjson.Value) (string, *f
 			return "", invalid(prefix+".quantity", "must be from 0 to 1e9")
 		}
 	case idKeys[k]:
-		if _, fe := rq.id(v, prefix+"."+k); fe != nil {
-			return "", fe
+		if reason := rq.checkID(v); reason != "" {
+			return "", invalid(prefix+"."+k, reason)
 		}
 	case k == "currency":
 		if isNull(v) {

@@ -112,8 +112,29 @@ func name(v *fastjson.Value, field string) (string, *fieldError) {
 // id reads an optional identifier: a non-empty string or a number, as
 // Segment allows.
 func (rq *request) id(v *fastjson.Value, field string) (string, *fieldError) {
+	s, reason := rq.idValue(v)
+	if reason != "" {
+		return "", invalid(field, reason)
+	}
+	return s, nil
+}
+
+// checkID checks an identifier without keeping it; it returns why it is
+// wrong, or "".
+func (rq *request) checkID(v *fastjson.Value) string {
+	if v != nil && v.Type() == fastjson.TypeNumber {
+		if f, err := v.Float64(); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return "is not a finite number"
+		}
+		return ""
+	}
+	_, reason := rq.idValue(v)
+	return reason
+}
+
+func (rq *request) idValue(v *fastjson.Value) (string, string) {
 	if isNull(v) {
-		return "", nil
+		return "", ""
 	}
 	var s string
 	switch v.Type() {
@@ -123,21 +144,21 @@ func (rq *request) id(v *fastjson.Value, field string) (string, *fieldError) {
 	case fastjson.TypeNumber:
 		f, err := v.Float64()
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return "", invalid(field, "is not a finite number")
+			return "", "is not a finite number"
 		}
 		start := len(rq.scratch)
 		rq.scratch = v.MarshalTo(rq.scratch)
 		s = view(rq.scratch[start:])
 	default:
-		return "", invalid(field, "must be a string or a number, not "+typeName(v))
+		return "", "must be a string or a number, not " + typeName(v)
 	}
 	if strings.TrimSpace(s) == "" {
-		return "", invalid(field, "must not be empty")
+		return "", "must not be empty"
 	}
 	if len(s) > maxIDLen {
-		return "", invalid(field, "is longer than 256 bytes")
+		return "", "is longer than 256 bytes"
 	}
-	return s, nil
+	return s, ""
 }
 
 // text reads a descriptive string, cut to max bytes (flagging the event).

@@ -132,6 +132,10 @@ func TestCleanURL(t *testing.T) {
 	f("https://shop.example/?utm_term=%2B86%20138%200013%208000", false, "https://shop.example/?utm_term=%5Bphone%5D")
 	// A long slug is no token.
 	f("https://shop.example/products/metal-film-resistor-10k-ohm-1-percent", false, "https://shop.example/products/metal-film-resistor-10k-ohm-1-percent")
+	// Everything kept: the same string; empty pairs go.
+	f("https://shop.example/p?utm_source=a&utm_medium=b", false, "https://shop.example/p?utm_source=a&utm_medium=b")
+	f("https://shop.example/p?utm_source=a&&x=1&", false, "https://shop.example/p?utm_source=a")
+	f("https://shop.example/p?x=1&utm_source=a", false, "https://shop.example/p?utm_source=a")
 	// Click ids are not phones.
 	f("https://shop.example/?qz_gdt=1234567890123", false, "https://shop.example/?qz_gdt=1234567890123")
 }
@@ -157,4 +161,23 @@ func TestCorrectTime(t *testing.T) {
 	f(recv.Add(-240*time.Hour), recv, recv, true)
 	// No client time: the receive time.
 	f(time.Time{}, time.Time{}, recv, false)
+}
+
+// FuzzCleanURL: cleaning never panics, drops fragments, and is idempotent.
+func FuzzCleanURL(f *testing.F) {
+	f.Add("https://shop.example/?utm_source=baidu&session=abc&gclid=Cj0K#top")
+	f.Add("https://u:p@shop.example/users/bob@example.com?utm_term=%2B86%20138%200013%208000&&")
+	f.Add("/relative/path?q=1")
+	c := &cleaner{extra: map[string]bool{"page": true}}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, ref := range []bool{false, true} {
+			once := c.cleanURL(s, ref, &urlInfo{})
+			if strings.Contains(once, "#") {
+				t.Fatalf("cleanURL(%q) = %q keeps a fragment", s, once)
+			}
+			if twice := c.cleanURL(once, ref, nil); twice != once {
+				t.Fatalf("not idempotent: %q -> %q -> %q", s, once, twice)
+			}
+		}
+	})
 }

@@ -54,6 +54,7 @@ func (c *cleaner) cleanURL(s string, referrer bool, info *urlInfo) string {
 	if !strings.ContainsAny(s, "?#@%+") && !suspiciousPath(s) {
 		return s
 	}
+	orig := s
 	if i := strings.IndexByte(s, '#'); i >= 0 {
 		s = s[:i]
 	}
@@ -73,8 +74,11 @@ func (c *cleaner) cleanURL(s string, referrer bool, info *urlInfo) string {
 		return base
 	}
 	q := c.cleanQuery(query, referrer, info)
-	if q == "" {
+	switch {
+	case q == "":
 		return base
+	case q == query && len(base)+1+len(q) == len(s) && s == orig[:len(s)]:
+		return s // nothing changed but the fragment: no copy
 	}
 	return base + "?" + q
 }
@@ -82,11 +86,29 @@ func (c *cleaner) cleanURL(s string, referrer bool, info *urlInfo) string {
 // cleanQuery keeps the allowlisted parameters of a query string (without
 // its "?").
 func (c *cleaner) cleanQuery(query string, referrer bool, info *urlInfo) string {
-	var b strings.Builder
-	for query != "" {
-		var pair string
-		pair, query, _ = strings.Cut(query, "&")
+	// While every pair is kept as it is, the answer is query itself, and
+	// nothing is copied; b starts at the first change.
+	var b []byte
+	unchanged := true
+	change := func(start int) {
+		if unchanged {
+			unchanged = false
+			b = append(b, query[:start]...)
+			b = bytesTrimSuffix(b, '&')
+		}
+	}
+	for start := 0; start < len(query); {
+		end := strings.IndexByte(query[start:], '&')
+		if end < 0 {
+			end = len(query)
+		} else {
+			end += start
+		}
+		pair := query[start:end]
+		pairStart := start
+		start = end + 1
 		if pair == "" {
+			change(pairStart)
 			continue
 		}
 		rawKey, rawVal, _ := strings.Cut(pair, "=")
@@ -98,6 +120,7 @@ func (c *cleaner) cleanQuery(query string, referrer bool, info *urlInfo) string 
 		}
 		key = strings.ToLower(key)
 		if !c.keep(key, referrer) {
+			change(pairStart)
 			continue
 		}
 		val := rawVal
@@ -108,7 +131,8 @@ func (c *cleaner) cleanQuery(query string, referrer bool, info *urlInfo) string 
 		}
 		click := isClickID(key)
 		if red := redactValue(val, !click); red != val {
-			val, rawVal = red, url.QueryEscape(red)
+			change(pairStart)
+			val, pair = red, rawKey+"="+url.QueryEscape(red)
 		}
 		if info != nil {
 			switch key {
@@ -128,14 +152,24 @@ func (c *cleaner) cleanQuery(query string, referrer bool, info *urlInfo) string 
 				}
 			}
 		}
-		if b.Len() > 0 {
-			b.WriteByte('&')
+		if !unchanged {
+			if len(b) > 0 {
+				b = append(b, '&')
+			}
+			b = append(b, pair...)
 		}
-		b.WriteString(rawKey)
-		b.WriteByte('=')
-		b.WriteString(rawVal)
 	}
-	return b.String()
+	if unchanged {
+		return strings.TrimSuffix(query, "&")
+	}
+	return string(b)
+}
+
+func bytesTrimSuffix(b []byte, c byte) []byte {
+	for len(b) > 0 && b[len(b)-1] == c {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // cleanSearch cleans a "?a=b" search string (context.page.search).
