@@ -58,6 +58,15 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 		byVisitor[k] = append(byVisitor[k], e)
 	}
 	sessionOf := map[string]string{}
+	type tabState struct {
+		maxSeq   int64
+		lastPath string
+	}
+	type gap struct {
+		lost int32
+		path string
+	}
+	lossOf := map[string]gap{}
 	for _, k := range visitors {
 		evs := slices.Clone(byVisitor[k])
 		slices.SortStableFunc(evs, func(a, b *shoptrail.Event) int {
@@ -68,7 +77,22 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 		})
 		var cur *oracleSession
 		returning := false
+		tabs := map[string]*tabState{}
 		for _, e := range evs {
+			if d := e.Context.Delivery; d.Tab != "" {
+				ts := tabs[d.Tab]
+				switch {
+				case ts == nil:
+					tabs[d.Tab] = &tabState{d.Seq, e.Context.Page.Path}
+				case d.Seq > ts.maxSeq:
+					if d.Seq > ts.maxSeq+1 {
+						lossOf[e.MessageID] = gap{int32(d.Seq - ts.maxSeq - 1), ts.lastPath}
+					}
+					ts.maxSeq, ts.lastPath = d.Seq, e.Context.Page.Path
+				case d.Seq < ts.maxSeq:
+					lossOf[e.MessageID] = gap{-1, ts.lastPath}
+				}
+			}
 			src := Attribute(e.Context.Page.URL, e.Context.Page.Referrer, e.Context.Campaign, cfg.OwnDomains[e.Site])
 			if cur != nil && (e.Timestamp.Sub(cur.row.End) >= cfg.Timeout ||
 				e.Timestamp.Sub(cur.row.Start) >= cfg.MaxLength ||
@@ -95,6 +119,10 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 		a := Assignment{Site: e.Site, MessageID: e.MessageID, Status: status[i]}
 		if status[i] != Late {
 			a.SessionID = sessionOf[e.MessageID]
+		}
+		if status[i] == Assigned {
+			g := lossOf[e.MessageID]
+			a.Lost, a.LostPath = g.lost, g.path
 		}
 		res.assignments[e.MessageID] = append(res.assignments[e.MessageID], a)
 	}

@@ -192,11 +192,22 @@ func (s Status) String() string {
 // once; the others when the watermark passes them (about AllowedLateness
 // later), because until then an earlier event may still arrive and move
 // them to another session.
+//
+// An Assigned assignment also carries the event's beacon loss: Lost events
+// of its tab went missing right before it (a gap in the sequence numbers),
+// charged to LostPath, the page the tab was on before the gap; Lost is -1
+// when the event fills a gap counted before, 0 without a gap or without a
+// tab sequence number. Unlike the aggregated LossRecords, these are exact
+// under any replay: they belong to the message id, as the session id does.
+// Sum them over the Assigned rows only (a Duplicate row repeats the
+// session id, not the loss).
 type Assignment struct {
 	Site      string
 	MessageID string
 	SessionID string
 	Status    Status
+	Lost      int32
+	LostPath  string
 }
 
 // IdentityLink records that an anonymous visitor was identified as a
@@ -215,7 +226,10 @@ type IdentityLink struct {
 // allowed lateness). A gap is charged to the page the tab was on before it,
 // where the missing events were sent from; an event that fills a gap after
 // it was counted yields Lost -1. Records are sums over one Drain; add them
-// up downstream.
+// up downstream. They are the same numbers as the Assigned assignments'
+// Lost, summed; but a sum cannot be rebuilt exactly when a replay after a
+// torn checkpoint skips visitors whose state was saved already (see
+// Checkpoint), so for exact totals sum the assignments' loss instead.
 type LossRecord struct {
 	Site     string
 	Browser  string
@@ -1218,15 +1232,20 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 	if r.kind == kindOrder {
 		ss.cartRun = 0
 	}
+	var lost int64
+	var lostPath uint32
 	if r.tab != 0 {
-		s.trackTab(vi, v, ss, r)
+		lost, lostPath = s.trackTab(vi, v, ss, r)
 	}
 	if sec := uint32(r.t / 1000); sec > v.lastSeen {
 		v.lastSeen = sec
 	}
 	sid := s.sidHex(ss)
 	site := s.site(s.keyOf(vi, v))
-	s.out.Assignments = append(s.out.Assignments, Assignment{Site: site, MessageID: r.msgID, SessionID: sid, Status: Assigned})
+	s.out.Assignments = append(s.out.Assignments, Assignment{
+		Site: site, MessageID: r.msgID, SessionID: sid, Status: Assigned,
+		Lost: int32(min(max(lost, math.MinInt32), math.MaxInt32)), LostPath: s.strs.str(lostPath),
+	})
 	s.stats.Assigned++
 	for range r.dups {
 		s.out.Assignments = append(s.out.Assignments, Assignment{Site: site, MessageID: r.msgID, SessionID: sid, Status: Duplicate})
@@ -1333,7 +1352,7 @@ func (s *Sessionizer) closeSession(vi int32, v *visitor) {
 }
 
 // trackTab counts gaps in the tab's sequence numbers.
-func (s *Sessionizer) trackTab(vi int32, v *visitor, ss *session, r *pending) {
+func (s *Sessionizer) trackTab(vi int32, v *visitor, ss *session, r *pending) (lost int64, lostPath uint32) {
 	key := s.keyOf(vi, v)
 	site := uint32(key[0])<<8 | uint32(key[1])
 	dev := r.device
@@ -1350,9 +1369,13 @@ func (s *Sessionizer) trackTab(vi int32, v *visitor, ss *session, r *pending) {
 		lastPath := uint32(tabs[i+2] >> 32)
 		switch {
 		case r.seq > maxSeq+1:
-			s.countLoss(site, dev, lastPath, 0, r.seq-maxSeq-1)
+			lost = r.seq - maxSeq - 1
 		case r.seq < maxSeq:
-			s.countLoss(site, dev, lastPath, 0, -1)
+			lost = -1
+		}
+		if lost != 0 {
+			lostPath = lastPath
+			s.countLoss(site, dev, lastPath, 0, lost)
 		}
 		if r.seq > maxSeq {
 			s.strs.inc(r.path)
@@ -1362,7 +1385,7 @@ func (s *Sessionizer) trackTab(vi int32, v *visitor, ss *session, r *pending) {
 		}
 		tabs[i+2] = uint64(lastPath)<<32 | sec
 		s.countLoss(site, dev, r.path, 1, 0)
-		return
+		return lost, lostPath
 	}
 	// A tab not seen before (or forgotten): start tracking at this event;
 	// a gap before it cannot be told from a tab opened earlier.
@@ -1383,6 +1406,7 @@ func (s *Sessionizer) trackTab(vi int32, v *visitor, ss *session, r *pending) {
 		v.ntabs++
 	}
 	s.countLoss(site, dev, r.path, 1, 0)
+	return 0, 0
 }
 
 func (s *Sessionizer) countLoss(site, device, path uint32, received, lost int64) {

@@ -2,6 +2,8 @@ package session
 
 import (
 	"flag"
+	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -405,6 +407,16 @@ func TestLossGaps(t *testing.T) {
 	}
 	if !slices.Equal(out.Loss, want) {
 		t.Errorf("loss\n got  %+v\n want %+v", out.Loss, want)
+	}
+	// The same gaps, on the events that revealed them.
+	perEvent := map[string]string{}
+	for _, a := range out.Assignments {
+		if a.Status == Assigned && a.Lost != 0 {
+			perEvent[a.MessageID] = fmt.Sprintf("%d@%s", a.Lost, a.LostPath)
+		}
+	}
+	if w := map[string]string{"5": "2@/p/1", "9": "1@/cart"}; !maps.Equal(perEvent, w) {
+		t.Errorf("per-event loss %v, want %v", perEvent, w)
 	}
 }
 

@@ -178,6 +178,34 @@ func equalOutputs(t *testing.T, got, want Output, exact bool) {
 			t.Errorf("loss %v, want %v", g, w)
 		}
 	}
+	// Per-event loss is exact under any replay: the Assigned rows, one per
+	// message id, sum to the reference's aggregated loss.
+	assignedLoss := func(as []Assignment) (map[string]string, int64) {
+		m, sum := map[string]string{}, int64(0)
+		for _, a := range as {
+			if a.Status == Assigned {
+				m[a.MessageID] = fmt.Sprintf("%d@%s", a.Lost, a.LostPath)
+			}
+		}
+		for _, x := range m {
+			var n int64
+			fmt.Sscanf(x, "%d@", &n)
+			sum += n
+		}
+		return m, sum
+	}
+	gl, gsum := assignedLoss(got.Assignments)
+	wl, wsum := assignedLoss(want.Assignments)
+	if !maps.Equal(gl, wl) {
+		t.Errorf("per-event loss differs")
+	}
+	lostTotal := int64(0)
+	for _, r := range want.Loss {
+		lostTotal += r.Lost
+	}
+	if gsum != wsum || wsum != lostTotal {
+		t.Errorf("per-event loss sums to %d (reference %d), aggregated records %d", gsum, wsum, lostTotal)
+	}
 	ws := map[string]Session{}
 	for _, x := range want.Sessions {
 		ws[x.SessionID] = x
