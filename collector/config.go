@@ -75,6 +75,10 @@ type Config struct {
 	// a request that would exceed it is answered 503 with Retry-After at
 	// once. The default is 64 MiB.
 	MaxInflightBytes int64
+	// MaxConnections bounds open client connections (each costs memory
+	// even when idle); more wait in the kernel's accept queue. The default
+	// is 4096.
+	MaxConnections int
 	// ReadTimeout bounds reading a whole request (slow clients). The
 	// default is 10 seconds.
 	ReadTimeout time.Duration
@@ -142,6 +146,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatchEvents, "http.max-batch-events", 500, "most events accepted in one batch")
 	fs.IntVar(&c.MaxEventBytes, "http.max-event-bytes", 32<<10, "largest accepted event in bytes")
 	fs.Int64Var(&c.MaxInflightBytes, "http.max-inflight-bytes", 64<<20, "memory budget of requests in progress; beyond it requests are shed with 503")
+	fs.IntVar(&c.MaxConnections, "http.max-connections", 4096, "most open client connections; more wait to be accepted")
 	fs.DurationVar(&c.ReadTimeout, "http.read-timeout", 10*time.Second, "longest time to read a request, headers and body")
 	fs.Func("http.trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is trusted (default none)", func(s string) error {
 		c.TrustedProxies = nil
@@ -201,6 +206,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflightBytes == 0 {
 		c.MaxInflightBytes = 64 << 20
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 4096
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 10 * time.Second

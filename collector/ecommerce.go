@@ -146,7 +146,7 @@ func (rq *request) properties(v *fastjson.Value, e *shoptrail.Event) *fieldError
 		return missing("properties."+req.anyOf[0], requiredMsg(req, e.Event))
 	}
 	for _, ed := range edits[:ne] {
-		o.Set(ed.key, rq.arena.NewString(ed.val))
+		o.Set(ed.key, rq.ps.arena.NewString(ed.val))
 	}
 	return nil
 }
@@ -245,7 +245,7 @@ func (rq *request) products(v *fastjson.Value) *fieldError {
 			return fe
 		}
 		if edit.key != "" {
-			o.Set(edit.key, rq.arena.NewString(edit.val))
+			o.Set(edit.key, rq.ps.arena.NewString(edit.val))
 		}
 	}
 	return nil

@@ -43,14 +43,38 @@ type request struct {
 	ctxTraits, props *fastjson.Value
 	flags            [4]string
 
-	body     []byte
+	// ps holds the body and its parse: given back as soon as the events
+	// are encoded, so a request waiting for Kafka holds only out.
+	ps       *parseState
 	scratch  []byte
 	out      []byte
 	msgs     []kafka.Message
 	rejected []rejection
-	parser   fastjson.Parser
-	arena    fastjson.Arena
 	event    shoptrail.Event
+}
+
+type parseState struct {
+	body   []byte
+	parser fastjson.Parser
+	arena  fastjson.Arena
+}
+
+var parseStates = sync.Pool{New: func() any { return new(parseState) }}
+
+// releaseParse gives rq's body and parse back to the pool; what was viewed
+// in them must be encoded by now.
+func (rq *request) releaseParse() {
+	ps := rq.ps
+	if ps == nil {
+		return
+	}
+	rq.ps = nil
+	if cap(ps.body) > maxPooledBuffer {
+		return
+	}
+	ps.body = ps.body[:0]
+	ps.arena.Reset()
+	parseStates.Put(ps)
 }
 
 type rejection struct {
@@ -69,12 +93,12 @@ func (s *Server) getRequest() *request {
 }
 
 func (s *Server) putRequest(rq *request) {
-	if cap(rq.body) > maxPooledBuffer || cap(rq.out) > maxPooledBuffer || cap(rq.scratch) > maxPooledBuffer {
+	rq.releaseParse()
+	if cap(rq.out) > maxPooledBuffer || cap(rq.scratch) > maxPooledBuffer {
 		return
 	}
 	clear(rq.msgs)
-	*rq = request{body: rq.body[:0], scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0],
-		rejected: rq.rejected[:0], parser: rq.parser, arena: rq.arena}
+	*rq = request{scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0], rejected: rq.rejected[:0]}
 	requests.Put(rq)
 }
 
@@ -187,6 +211,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixe
 	s.respond(w, rq, n, st)
 	if ok {
 		s.putRequest(rq)
+	} else {
+		rq.releaseParse()
 	}
 	return code
 }
@@ -229,22 +255,24 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 
 	// Read and parse.
 	var err error
+	rq.ps = parseStates.Get().(*parseState)
+	ps := rq.ps
 	if rq.pixel {
-		rq.body, st = pixelBody(r, rq.body[:0], s.cfg.MaxBodyBytes)
+		ps.body, st = pixelBody(r, ps.body[:0], s.cfg.MaxBodyBytes)
 	} else {
-		rq.body, st = s.readBody(r, rq.body[:0], gz)
+		ps.body, st = s.readBody(r, ps.body[:0], gz)
 	}
 	if st != nil {
 		return 0, reserved, true, st
 	}
-	rq.badUTF8 = !utf8.Valid(rq.body)
-	rq.deep = jsonDepth(rq.body) > maxDepth+3
+	rq.badUTF8 = !utf8.Valid(ps.body)
+	rq.deep = jsonDepth(ps.body) > maxDepth+3
 	// fastjson's parser accepts more than JSON (NaN, +1, 01): validate
 	// strictly first, so that only JSON reaches Kafka.
-	err = fastjson.ValidateBytes(rq.body)
+	err = fastjson.ValidateBytes(ps.body)
 	var root *fastjson.Value
 	if err == nil {
-		root, err = rq.parser.ParseBytes(rq.body)
+		root, err = ps.parser.ParseBytes(ps.body)
 	}
 	if err != nil {
 		what := "a JSON batch"
@@ -343,7 +371,9 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 		accepted++
 	}
 	// Messages keep slices of rq.out taken as it grew: append never
-	// changes bytes already written, and a moved array stays alive.
+	// changes bytes already written, and a moved array stays alive. The
+	// parse is no longer needed.
+	rq.releaseParse()
 	// Not r.Context(): a client that goes away does not cancel the
 	// produce of events already taken (and a background deadline is cheaper).
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)

@@ -112,10 +112,12 @@ func newGroupProducer(brokers []string, codec kafka.Compression, timeout, linger
 			MetadataTTL: 10 * time.Second,
 			ClientID:    "shoptrail-collector",
 		},
-		addr:     kafka.TCP(brokers...),
-		attrs:    int16(protocol.Attributes(codec) & 0x7),
-		timeout:  timeout,
-		maxBytes: 8 << 20,
+		addr:    kafka.TCP(brokers...),
+		attrs:   int16(protocol.Attributes(codec) & 0x7),
+		timeout: timeout,
+		// Kafka refuses record batches over message.max.bytes (1 MiB by
+		// default); a flush never exceeds that, whatever its partitions.
+		maxBytes: 1000000 - 64<<10,
 		linger:   linger,
 		log:      log,
 		m:        m,

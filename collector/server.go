@@ -196,7 +196,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.heartbeat(hbCtx) }()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(newLimitListener(ln, s.cfg.MaxConnections)) }()
 	s.log.Info("collector listening", "addr", ln.Addr().String())
 	var err error
 	select {

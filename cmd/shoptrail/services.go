@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,12 @@ func runCollector(ctx context.Context, args []string) error {
 	log, err := parse(fs, &lc, args)
 	if err != nil {
 		return err
+	}
+	// A soft memory limit makes the GC work harder before the collector
+	// nears it (GOMEMLIMIT, when set, wins); the in-flight budget and the
+	// connection limit bound what is live.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(384 << 20)
 	}
 	// One registry per process: the collector's metrics plus the process
 	// and Go runtime ones (CPU seconds for the load generator's µs/event).

@@ -66,6 +66,9 @@ type Result struct {
 	// process's (the generator, and the broker when it runs in-process);
 	// MachineCPU all CPUs' busy time (/proc/stat).
 	CollectorCPU, SelfCPU, MachineCPU time.Duration
+	// CollectorMaxRSS is the largest resident memory of the collector
+	// sampled during the run (process_resident_memory_bytes), 0 unknown.
+	CollectorMaxRSS int64
 }
 
 // EventsPerSecond is the rate of accepted events.
@@ -99,11 +102,11 @@ func (r *Result) String() string {
 	return fmt.Sprintf("%s, %s, %d connections, %v:\n"+
 		"  %9.0f events/s  (%d events, %d requests, status %s, transport errors %d)\n"+
 		"  latency p50 %v  p90 %v  p99 %v  max %v\n"+
-		"  CPU per event: collector %.1f µs, load generator%s %.1f µs, whole machine %.1f µs",
+		"  CPU per event: collector %.1f µs, load generator%s %.1f µs, whole machine %.1f µs; collector memory at most %d MiB",
 		mode, rate, r.Config.Concurrency, r.Elapsed.Round(time.Millisecond),
 		r.EventsPerSecond(), r.Events, r.Requests, strings.Join(st, " "), r.Errors,
 		r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond),
-		perEvent(r.CollectorCPU, r.Events), selfName, perEvent(r.SelfCPU, r.Events), perEvent(r.MachineCPU, r.Events))
+		perEvent(r.CollectorCPU, r.Events), selfName, perEvent(r.SelfCPU, r.Events), perEvent(r.MachineCPU, r.Events), r.CollectorMaxRSS>>20)
 }
 
 // selfName tells what SelfCPU covers; Stack sets it.
@@ -220,16 +223,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		case <-ctx.Done():
 		}
 	}
-	cpu0, _ := collectorCPU(cfg.URL)
+	cpu0, _, _ := collectorStats(cfg.URL)
 	self0, mach0 := selfCPU(), machineCPU()
 	measured.Store(true)
 	t0 := time.Now()
-	select {
-	case <-time.After(cfg.Duration):
-	case <-ctx.Done():
+	end := time.After(cfg.Duration)
+	tick := time.NewTicker(250 * time.Millisecond)
+sample:
+	for {
+		select {
+		case <-end:
+			break sample
+		case <-ctx.Done():
+			break sample
+		case <-tick.C:
+			if _, rss, err := collectorStats(cfg.URL); err == nil {
+				res.CollectorMaxRSS = max(res.CollectorMaxRSS, rss)
+			}
+		}
 	}
+	tick.Stop()
 	res.Elapsed = time.Since(t0)
-	cpu1, _ := collectorCPU(cfg.URL)
+	cpu1, _, _ := collectorStats(cfg.URL)
 	res.CollectorCPU, res.SelfCPU, res.MachineCPU = cpu1-cpu0, selfCPU()-self0, machineCPU()-mach0
 	stop.Store(true)
 	wg.Wait()
@@ -418,28 +433,34 @@ func (g *generator) body() []byte {
 	return b
 }
 
-// collectorCPU reads process_cpu_seconds_total from the collector's /metrics.
-func collectorCPU(base string) (time.Duration, error) {
+// collectorStats reads process_cpu_seconds_total and
+// process_resident_memory_bytes from the collector's /metrics.
+func collectorStats(base string) (cpu time.Duration, rss int64, err error) {
 	cl := &http.Client{Timeout: 5 * time.Second}
 	resp, err := cl.Get(strings.TrimRight(base, "/") + "/metrics")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	found := false
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return 0, err
-			}
-			return time.Duration(f * float64(time.Second)), nil
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			cpu, found = time.Duration(f*float64(time.Second)), true
+		}
+		if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			rss = int64(f)
 		}
 	}
-	return 0, errors.New("no process_cpu_seconds_total")
+	if !found {
+		return 0, 0, errors.New("no process_cpu_seconds_total")
+	}
+	return cpu, rss, nil
 }
 
 func selfCPU() time.Duration {
