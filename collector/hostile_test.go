@@ -211,6 +211,12 @@ func TestMixedBatch(t *testing.T) {
 	if dl := rec.topic(shoptrail.TopicDeadLetter); len(dl) != 1 || !strings.Contains(string(dl[0].Value), "bad-1") || header(dl[0], "field") != "properties.order_id" {
 		t.Errorf("dead letters = %v", dl)
 	}
+	// A dead letter keeps no raw IP and no private URL parts.
+	a = do(s.Handler(), "POST", "/v1/track", []byte(`{"writeKey":"dev","event":42,"anonymousId":"a","context":{"ip":"203.0.113.77","page":{"url":"https://shop.example/?email=bob@example.com&utm_source=x"}}}`))
+	dl := rec.topic(shoptrail.TopicDeadLetter)
+	if last := string(dl[len(dl)-1].Value); a.code != 400 || strings.Contains(last, "203.0.113.77") || strings.Contains(last, "bob@") || !strings.Contains(last, `"ip":"203.0.113.0"`) {
+		t.Errorf("dead letter %s", last)
+	}
 }
 
 // FuzzIngest throws arbitrary bodies at every ingest route: no panic, a

@@ -417,6 +417,7 @@ func (rq *request) precheck(v *fastjson.Value) *fieldError {
 // the message as sent, with the reason, site and receive time in headers.
 func (rq *request) reject(i int, v *fastjson.Value, fe *fieldError) {
 	rq.rejected = append(rq.rejected, rejection{index: i, err: fe})
+	rq.scrub(v)
 	start := len(rq.out)
 	rq.out = v.MarshalTo(rq.out)
 	rq.msgs = append(rq.msgs, kafka.Message{
@@ -650,4 +651,29 @@ func validCookieID(s string) bool {
 		}
 	}
 	return true
+}
+
+// scrub applies the privacy rules to a rejected message before it is kept:
+// its context.ip is anonymized (no raw address leaves the collector) and
+// its page URL and referrer are cleaned.
+func (rq *request) scrub(v *fastjson.Value) {
+	c := v.Get("context")
+	if c == nil || c.Type() != fastjson.TypeObject {
+		return
+	}
+	a := &rq.ps.arena
+	if ip := c.Get("ip"); ip != nil {
+		b, _ := ip.StringBytes()
+		c.Set("ip", a.NewString(rq.s.anonymizeString(string(b), rq)))
+	}
+	p := c.Get("page")
+	if p == nil || p.Type() != fastjson.TypeObject {
+		return
+	}
+	for _, k := range []string{"url", "referrer"} {
+		if u := p.Get(k); u != nil && u.Type() == fastjson.TypeString {
+			b, _ := u.StringBytes()
+			p.Set(k, a.NewString(rq.cleaner.cleanURL(string(b), k == "referrer", nil)))
+		}
+	}
 }
