@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -108,7 +109,7 @@ func TestRateLimits(t *testing.T) {
 	// X-Forwarded-For from an untrusted peer is ignored: the peer is limited.
 	s2, _ := newTestServer(t, Config{IPRate: 1, IPBurst: 2, KeyRate: -1})
 	for i, want := range []int{200, 200, 429} {
-		if a := do(s2.Handler(), "POST", "/v1/track", body, "X-Forwarded-For", "203.0.113."+itoa(i)); a.code != want {
+		if a := do(s2.Handler(), "POST", "/v1/track", body, "X-Forwarded-For", "203.0.113."+strconv.Itoa(i)); a.code != want {
 			t.Errorf("untrusted XFF request %d: %d, want %d", i, a.code, want)
 		}
 	}

@@ -222,6 +222,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixe
 func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n int, reserved int64, reusable bool, st *status) {
 	select {
 	case <-s.shuttingDown:
+		s.m.events.WithLabelValues(resultShed, reasonShuttingDown).Inc()
 		return 0, 0, true, &status{code: http.StatusServiceUnavailable, msg: "collector is shutting down, retry later", retryAfter: time.Second}
 	default:
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -361,7 +362,7 @@ func (rq *request) build(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 		e.Traits = rq.scratch[t:]
 	}
 	if len(rq.scratch)-start > rq.s.cfg.MaxEventBytes {
-		return &fieldError{msg: "event is larger than " + itoa(rq.s.cfg.MaxEventBytes) + " bytes", label: reasonTooLarge}
+		return &fieldError{msg: "event is larger than " + strconv.Itoa(rq.s.cfg.MaxEventBytes) + " bytes", label: reasonTooLarge}
 	}
 
 	if e.MessageID == "" {
@@ -620,18 +621,4 @@ func (rq *request) newMessageID(e *shoptrail.Event) string {
 		h.Sum(sum[:0])
 	}
 	return "st-" + hex.EncodeToString(sum[:16])
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return string(b[i:])
 }

@@ -3,7 +3,6 @@ package collector
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -342,5 +341,3 @@ func (s *Server) anonymizeString(ip string, rq *request) string {
 	}
 	return s.anonymize(a.Unmap())
 }
-
-var errShuttingDown = errors.New("collector shutting down")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func TestPartitionIndex(t *testing.T) {
 			parts[i] = i
 		}
 		for i := 0; i < 2000; i++ {
-			key := []byte("visitor-" + strings.Repeat("z", i%7) + string(rune('a'+i%26)) + itoa(i))
+			key := []byte("visitor-" + strings.Repeat("z", i%7) + string(rune('a'+i%26)) + strconv.Itoa(i))
 			if got, want := partitionIndex(key, n), h.Balance(kafka.Message{Key: key}, parts...); got != want {
 				t.Fatalf("key %q, %d partitions: got %d, want %d", key, n, got, want)
 			}

@@ -63,10 +63,9 @@ func runLoadgen(ctx context.Context, args []string) error {
 			return err
 		}
 		if *stack {
-			fmt.Println(strings.Replace(res.String(), "load generator", "load generator+broker", 1))
-		} else {
-			fmt.Println(res.String())
+			res.SelfName = "+broker"
 		}
+		fmt.Println(res.String())
 	}
 	return nil
 }

@@ -66,6 +66,9 @@ type Result struct {
 	// process's (the generator, and the broker when it runs in-process);
 	// MachineCPU all CPUs' busy time (/proc/stat).
 	CollectorCPU, SelfCPU, MachineCPU time.Duration
+	// SelfName says what SelfCPU covers besides the load generator (e.g.
+	// "+broker" when the broker runs in its process).
+	SelfName string
 	// CollectorMaxRSS is the largest resident memory of the collector
 	// sampled during the run (process_resident_memory_bytes), 0 unknown.
 	CollectorMaxRSS int64
@@ -106,11 +109,8 @@ func (r *Result) String() string {
 		mode, rate, r.Config.Concurrency, r.Elapsed.Round(time.Millisecond),
 		r.EventsPerSecond(), r.Events, r.Requests, strings.Join(st, " "), r.Errors,
 		r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond),
-		perEvent(r.CollectorCPU, r.Events), selfName, perEvent(r.SelfCPU, r.Events), perEvent(r.MachineCPU, r.Events), r.CollectorMaxRSS>>20)
+		perEvent(r.CollectorCPU, r.Events), r.SelfName, perEvent(r.SelfCPU, r.Events), perEvent(r.MachineCPU, r.Events), r.CollectorMaxRSS>>20)
 }
-
-// selfName tells what SelfCPU covers; Stack sets it.
-var selfName = ""
 
 // CheckLoopback refuses targets that are not on this machine's loopback.
 func CheckLoopback(rawURL string) (*url.URL, error) {
@@ -164,7 +164,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		lat      []time.Duration
 		res      = &Result{Config: cfg, Status: map[int]int64{}}
 	)
-	start := time.Now()
 	interval := time.Duration(0) // per worker, between requests
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(cfg.Batch) * float64(cfg.Concurrency) / cfg.Rate)
@@ -248,7 +247,6 @@ sample:
 	res.CollectorCPU, res.SelfCPU, res.MachineCPU = cpu1-cpu0, selfCPU()-self0, machineCPU()-mach0
 	stop.Store(true)
 	wg.Wait()
-	_ = start
 	slices.Sort(lat)
 	if n := len(lat); n > 0 {
 		res.P50, res.P90, res.P99, res.Max = lat[n*50/100], lat[n*90/100], lat[n*99/100], lat[n-1]
@@ -390,8 +388,7 @@ func newGenerator(seed int64, worker, batch int) *generator {
 
 const userAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 
-// Event appends the i-th event of a generator: exported for tests that
-// need the same shape.
+// event appends the generator's next event.
 func (g *generator) event(b []byte) []byte {
 	g.n++
 	id := strconv.FormatInt(g.seed, 36) + "-" + strconv.Itoa(g.worker) + "-" + strconv.FormatInt(g.n, 10)
