@@ -40,22 +40,30 @@ func (b *Batch) Rows() int {
 	return len(b.Events) + len(b.Sessions) + len(b.Assignments) + len(b.Links) + len(b.Loss) + len(b.DeadLetters)
 }
 
-// reset empties b for reuse, keeping its capacity.
+// maxKeptCap is the largest capacity a batch keeps between uses: a burst
+// (a backlog of events settling at once) must not pin its size in memory.
+const maxKeptCap = 1 << 15
+
+// reset empties b for reuse, keeping the capacity of its slices unless
+// they grew beyond maxKeptCap.
 func (b *Batch) reset() {
-	clear(b.Events)
+	clear(b.Events) // at most BatchSize
 	b.Events = b.Events[:0]
 	b.Offsets = b.Offsets[:0]
-	clear(b.Sessions)
-	b.Sessions = b.Sessions[:0]
-	clear(b.Assignments)
-	b.Assignments = b.Assignments[:0]
-	clear(b.Links)
-	b.Links = b.Links[:0]
-	clear(b.Loss)
-	b.Loss = b.Loss[:0]
-	clear(b.DeadLetters)
-	b.DeadLetters = b.DeadLetters[:0]
+	b.Sessions = resetSlice(b.Sessions)
+	b.Assignments = resetSlice(b.Assignments)
+	b.Links = resetSlice(b.Links)
+	b.Loss = resetSlice(b.Loss)
+	b.DeadLetters = resetSlice(b.DeadLetters)
 	b.Written = 0
+}
+
+func resetSlice[T any](s []T) []T {
+	if cap(s) > maxKeptCap {
+		return nil
+	}
+	clear(s)
+	return s[:0]
 }
 
 // LossRow is one row of the delivery_loss table: beacon events received and

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/internal/testenv"
 )
 
@@ -121,4 +124,74 @@ func cpuTimes() (self, children time.Duration) {
 func benchBatch() int {
 	n, _ := strconv.Atoi(os.Getenv("BENCH_BATCH"))
 	return cmp.Or(n, 10000)
+}
+
+// BenchmarkOpenSessionMemory measures the processor's memory per open
+// session: visitors with two events each, spread over 25 minutes, all
+// sessions still open at the end, processed by a processor running as its
+// own process (the Kafka broker and ClickHouse are elsewhere). It runs
+// once with 20,000 visitors and once with 1,000,000, and reports the
+// difference of the live heap (after a garbage collection), and of the
+// resident memory, divided by the difference of open sessions: the memory
+// each open session costs, without the fixed costs (buffers of a batch,
+// connections, code).
+//
+//	go test -run '^$' -bench OpenSessionMemory -benchtime 1x ./processor/
+func BenchmarkOpenSessionMemory(b *testing.B) {
+	for range b.N {
+		heapSmall, rssSmall := openSessionMemory(b, 20_000)
+		heap, rss := openSessionMemory(b, 1_000_000)
+		n := float64(1_000_000 - 20_000)
+		b.ReportMetric((heap-heapSmall)/n, "heap-bytes/session")
+		b.ReportMetric((rss-rssSmall)/n, "rss-bytes/session")
+		b.ReportMetric(heap/1e6, "heap-bytes/session-with-fixed-costs")
+		b.Logf("heap %.0f MB with 1M open sessions, %.0f MB with 20k; resident %.0f MB, %.0f MB", heap/1e6, heapSmall/1e6, rss/1e6, rssSmall/1e6)
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// openSessionMemory runs a processor process over a stream that leaves
+// visitors sessions open and returns its heap and resident memory.
+func openSessionMemory(b *testing.B, visitors int) (heap, rss float64) {
+	e := newEnv(b)
+	evs := make([]*shoptrail.Event, 0, 2*visitors+partitions)
+	step := 25 * time.Minute / time.Duration(visitors)
+	for v := range visitors {
+		anon := fmt.Sprintf("%08x-1111-4222-8333-%012x", v, v*7919)
+		t := t0.Add(time.Duration(v) * step)
+		evs = append(evs,
+			page(anon, fmt.Sprintf("m-%d-1", v), t, fmt.Sprintf("/c/%d", v%200), withRef("https://www.baidu.com/s?wd=x"),
+				withDevice("desktop", "Chrome", "Windows"), withTab(anon[:8], 1)),
+			track(anon, fmt.Sprintf("m-%d-2", v), t.Add(30*time.Second), shoptrail.EventProductViewed, fmt.Sprintf("/p/%d", v%5000),
+				withDevice("desktop", "Chrome", "Windows"), withTab(anon[:8], 2)))
+	}
+	slices.SortStableFunc(evs, func(a, b *shoptrail.Event) int { return a.Timestamp.Compare(b.Timestamp) })
+	// Past the allowed lateness after the last event, so nothing is
+	// pending, but within the session timeout, so every session is open.
+	evs = append(evs, tailEvents(site, t0.Add(32*time.Minute))...)
+	e.produce(evs)
+	evs = nil
+	cfg := e.config("mem-" + testenv.RandomSuffix())
+	cfg.BatchSize, cfg.BatchInterval, cfg.CheckpointInterval = 10000, time.Second, 5*time.Second
+	cfg.GroupSessionTimeout = 30 * time.Second
+	memFile := filepath.Join(b.TempDir(), "mem")
+	c := startChild(b, childSpec{Processor: cfg, ClickHouse: e.ch, MemFile: memFile})
+	e.waitDone(cfg.GroupID, 30*time.Minute)
+	if n := strings.TrimSpace(e.query(e.ch.Database, "SELECT count() FROM sessions")); n != "0" {
+		b.Fatalf("%s sessions closed, want all open", n)
+	}
+	if n := strings.TrimSpace(e.query(e.ch.Database, "SELECT count() FROM event_sessions WHERE status = 'assigned'")); n != strconv.Itoa(2*visitors) {
+		b.Fatalf("%s events assigned, want all %d settled", n, 2*visitors)
+	}
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(b, time.Minute, "the memory report", func() bool {
+		data, err := os.ReadFile(memFile)
+		return err == nil && len(data) > 0 && func() bool { _, err := fmt.Sscan(string(data), &heap, &rss); return err == nil }()
+	})
+	c.kill()
+	if dst := os.Getenv("BENCH_HEAP_PROFILE"); dst != "" {
+		data, _ := os.ReadFile(memFile + ".pprof")
+		os.WriteFile(fmt.Sprintf("%s.%d", dst, visitors), data, 0o644)
+	}
+	return heap, rss
 }

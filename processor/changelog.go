@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,13 +15,47 @@ import (
 
 // The state changelog: a compacted Kafka topic with the events topic's
 // partition count, where the state of events partition p lives in partition
-// p. Each checkpoint writes one record per visitor changed since the last
-// (its session.Snapshot bytes, or a tombstone for a visitor forgotten), then
-// the partition's meta record, which carries the processor's own state
-// (the open loss bucket) in a header so that both change atomically.
+// p. A checkpoint writes, in this order and each acknowledged by all
+// in-sync replicas before the next:
+//
+//  1. the pending record (pendingKey): the offset the checkpoint ends at
+//     and the processor's open loss bucket;
+//  2. one record per visitor changed since the last checkpoint (the
+//     sessionizer's encoding), or a tombstone for a visitor forgotten;
+//  3. the sessionizer's meta record (watermark, offset), with the loss
+//     bucket in a header, so that both change atomically.
+//
+// Only then is the offset committed. A restore reads the partition to its
+// end and resumes after the meta record's offset. See session.Checkpoint
+// for why visitor records written without their meta record are harmless
+// to the sessions, and pendingKey for the loss sums.
 
 // lossHeader is the header of the meta record holding the open loss bucket.
 const lossHeader = "shoptrail-loss"
+
+// pendingKey is the key of the record a checkpoint writes first: the offset
+// it checkpoints (in the nextHeader header) and its loss bucket (the
+// value). It lets a restore tell that the last checkpoint was cut short
+// (the process died after some visitor records and before the meta record)
+// and recover the loss sums of that checkpoint, which the visitor records
+// written already count. Visitor keys never start with a NUL byte.
+const pendingKey = "\x00processor-pending"
+
+// nextHeader holds the offset after a checkpoint, 8 bytes big-endian.
+const nextHeader = "shoptrail-next"
+
+// restoredState is what the changelog holds for a partition.
+type restoredState struct {
+	// records are the sessionizer's records, later ones replacing earlier
+	// ones of the same key.
+	records []session.StateRecord
+	// loss is the open loss bucket of the last complete checkpoint.
+	loss []byte
+	// pendingNext is the offset the last checkpoint started was to end at,
+	// and pendingLoss its loss bucket; -1 when there is none.
+	pendingNext int64
+	pendingLoss []byte
+}
 
 // changelog reads and writes the state topic.
 type changelog struct {
@@ -98,30 +133,29 @@ func (c *changelog) ensure(ctx context.Context, eventsTopic string) error {
 	return nil
 }
 
-// read returns partition p's changelog up to its current end, later records
-// of a key replacing earlier ones, and the loss header of the last meta
-// record.
-func (c *changelog) read(ctx context.Context, p int) ([]session.StateRecord, []byte, error) {
+// read returns partition p's changelog up to its current end.
+func (c *changelog) read(ctx context.Context, p int) (*restoredState, error) {
+	st := &restoredState{pendingNext: -1}
 	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		c.topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)},
 	}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot list offsets of %s/%d: %w", c.topic, p, err)
+		return nil, fmt.Errorf("cannot list offsets of %s/%d: %w", c.topic, p, err)
 	}
 	var first, last int64 = -1, -1
 	for _, po := range resp.Topics[c.topic] {
 		if po.Partition == p {
 			if po.Error != nil {
-				return nil, nil, fmt.Errorf("cannot list offsets of %s/%d: %w", c.topic, p, po.Error)
+				return nil, fmt.Errorf("cannot list offsets of %s/%d: %w", c.topic, p, po.Error)
 			}
 			first, last = po.FirstOffset, po.LastOffset
 		}
 	}
 	if first < 0 || last < 0 {
-		return nil, nil, fmt.Errorf("cannot list offsets of %s/%d: partition missing", c.topic, p)
+		return nil, fmt.Errorf("cannot list offsets of %s/%d: partition missing", c.topic, p)
 	}
 	if last <= first {
-		return nil, nil, nil
+		return st, nil
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       c.brokers,
@@ -134,60 +168,86 @@ func (c *changelog) read(ctx context.Context, p int) ([]session.StateRecord, []b
 	})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var recs []session.StateRecord
 	at := map[string]int{}
-	var loss []byte
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot read %s/%d at %d of %d: %w", c.topic, p, r.Offset(), last, err)
+			return nil, fmt.Errorf("cannot read %s/%d at %d of %d: %w", c.topic, p, r.Offset(), last, err)
 		}
-		k := string(m.Key)
-		rec := session.StateRecord{Key: k, Value: m.Value}
-		if i, ok := at[k]; ok {
-			recs[i] = rec
-		} else {
-			at[k] = len(recs)
-			recs = append(recs, rec)
-		}
-		if k == session.MetaKey {
-			loss = nil
-			for _, h := range m.Headers {
-				if h.Key == lossHeader {
-					loss = h.Value
-				}
+		switch k := string(m.Key); k {
+		case pendingKey:
+			st.pendingLoss, st.pendingNext = m.Value, -1
+			if h := header(m.Headers, nextHeader); len(h) == 8 {
+				st.pendingNext = int64(binary.BigEndian.Uint64(h))
+			}
+		default:
+			if k == session.MetaKey {
+				st.loss = header(m.Headers, lossHeader)
+			}
+			rec := session.StateRecord{Key: k, Value: m.Value}
+			if i, ok := at[k]; ok {
+				st.records[i] = rec
+			} else {
+				at[k] = len(st.records)
+				st.records = append(st.records, rec)
 			}
 		}
 		if m.Offset+1 >= last {
 			break
 		}
 	}
-	return recs, loss, nil
+	return st, nil
 }
 
-// write stores a checkpoint of partition p: the visitor records, and once
-// they are acknowledged the meta record (the last of recs) with the loss
-// header. A failed write leaves the previous checkpoint in force: visitor
-// records written without their meta record are harmless, because each
-// says which offsets it has applied.
-func (c *changelog) write(ctx context.Context, p int, recs []session.StateRecord, loss []byte) error {
+func header(hs []kafka.Header, key string) []byte {
+	for _, h := range hs {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+// writePending starts a checkpoint of partition p that ends at offset next
+// with the loss bucket loss.
+func (c *changelog) writePending(ctx context.Context, p int, next int64, loss []byte) error {
+	err := c.writer.WriteMessages(ctx, kafka.Message{Partition: p, Key: []byte(pendingKey), Value: loss,
+		Headers: []kafka.Header{{Key: nextHeader, Value: binary.BigEndian.AppendUint64(nil, uint64(next))}}})
+	if err != nil {
+		return fmt.Errorf("cannot write the pending record to %s/%d: %w", c.topic, p, err)
+	}
+	return nil
+}
+
+// writeRecords writes the checkpoint's visitor records (all of recs but
+// the last, the meta record).
+func (c *changelog) writeRecords(ctx context.Context, p int, recs []session.StateRecord) error {
 	if len(recs) == 0 || recs[len(recs)-1].Key != session.MetaKey {
 		return errors.New("checkpoint does not end with the meta record")
 	}
-	msgs := make([]kafka.Message, len(recs))
-	for i, r := range recs {
+	n := len(recs) - 1
+	if n == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, n)
+	for i, r := range recs[:n] {
 		msgs[i] = kafka.Message{Partition: p, Key: []byte(r.Key), Value: r.Value}
 	}
-	meta := msgs[len(msgs)-1]
-	meta.Headers = []kafka.Header{{Key: lossHeader, Value: loss}}
-	if n := len(msgs) - 1; n > 0 {
-		if err := c.writer.WriteMessages(ctx, msgs[:n]...); err != nil {
-			return fmt.Errorf("cannot write %d state records to %s/%d: %w", n, c.topic, p, err)
-		}
+	if err := c.writer.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("cannot write %d state records to %s/%d: %w", n, c.topic, p, err)
 	}
-	if err := c.writer.WriteMessages(ctx, meta); err != nil {
+	return nil
+}
+
+// writeMeta completes the checkpoint: the meta record (the last of recs),
+// with the loss bucket.
+func (c *changelog) writeMeta(ctx context.Context, p int, recs []session.StateRecord, loss []byte) error {
+	meta := recs[len(recs)-1]
+	err := c.writer.WriteMessages(ctx, kafka.Message{Partition: p, Key: []byte(meta.Key), Value: meta.Value,
+		Headers: []kafka.Header{{Key: lossHeader, Value: loss}}})
+	if err != nil {
 		return fmt.Errorf("cannot write the meta record to %s/%d: %w", c.topic, p, err)
 	}
 	return nil

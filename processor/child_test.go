@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -28,6 +32,9 @@ type childSpec struct {
 	// committed).
 	KillAt    string
 	KillAfter int64
+	// MemFile, if set, is where the process writes its heap (after a
+	// garbage collection) and resident memory, in bytes, on SIGUSR1.
+	MemFile string
 }
 
 // childMain runs the processor when the test binary was started as a
@@ -58,6 +65,30 @@ func childMain() bool {
 				select {} // the signal is on its way
 			}
 		}
+	}
+	if c.MemFile != "" {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				status, _ := os.ReadFile("/proc/self/status")
+				rss := 0
+				for _, l := range strings.Split(string(status), "\n") {
+					if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+						rss, _ = strconv.Atoi(f[1])
+					}
+				}
+				if f, err := os.Create(c.MemFile + ".pprof"); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				os.WriteFile(c.MemFile+".tmp", fmt.Appendf(nil, "%d %d\n", ms.HeapAlloc, rss*1024), 0o644)
+				os.Rename(c.MemFile+".tmp", c.MemFile)
+			}
+		}()
 	}
 	p, err := processor.New(c.Processor, clickhouse.NewSink(conn, log, nil), log, nil)
 	if err != nil {

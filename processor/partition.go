@@ -30,18 +30,26 @@ type worker struct {
 	commit    func(partition int, offset int64) error
 	log       *slog.Logger
 
-	dec   *eventDecoder
-	sess  *session.Sessionizer
-	loss  lossAcc
-	out   session.Output
-	batch Batch
-	recs  []session.StateRecord
+	dec  *eventDecoder
+	sess *session.Sessionizer
+	loss lossAcc
+	out  session.Output // only its Loss slice, reused
+	// statusCount counts assignments by status between metric updates.
+	statusCount [4]int
+	batch       Batch
+	recs        []session.StateRecord
 
 	next      int64     // offset of the next message to read
 	lastMsg   time.Time // wall time of the last message (or of the start)
 	lastCkpt  time.Time
 	dirty     bool // state changed since the last checkpoint
 	lossDirty bool // the open loss bucket changed since its rows were written
+	// lossUntil, when not -1, is the end of a checkpoint that was cut
+	// short; until the replay reaches it, loss sums are not counted (nor
+	// written, nor checkpointed), and there lossPending, that checkpoint's
+	// loss bucket, is taken as the open bucket.
+	lossUntil   int64
+	lossPending []byte
 	failing   bool // counted in Processor.failing
 }
 
@@ -124,10 +132,11 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 // offset when there is no checkpoint yet.
 func (w *worker) restore(ctx context.Context) error {
 	start := time.Now()
-	recs, loss, err := w.p.changelog.read(ctx, w.partition)
+	st, err := w.p.changelog.read(ctx, w.partition)
 	if err != nil {
 		return err
 	}
+	recs := st.records
 	w.sess, err = session.New(w.cfg.Session)
 	if err != nil {
 		return err
@@ -137,19 +146,29 @@ func (w *worker) restore(ctx context.Context) error {
 			return fmt.Errorf("cannot restore partition %d from %s: %w", w.partition, w.cfg.StateTopic, err)
 		}
 	}
-	if loss != nil {
-		if err := w.loss.decode(loss); err != nil {
+	if st.loss != nil {
+		if err := w.loss.decode(st.loss); err != nil {
 			return fmt.Errorf("cannot restore partition %d's loss bucket: %w", w.partition, err)
 		}
+	}
+	w.lossUntil = -1
+	if st.pendingNext > w.sess.Offset()+1 {
+		// The last checkpoint was cut short: some visitor records are
+		// ahead of the meta record, and those visitors will skip the
+		// events up to it. Replaying up to its end reproduces everything
+		// but their share of the loss sums, so take the sums that
+		// checkpoint had computed when it gets there.
+		w.lossUntil, w.lossPending = st.pendingNext, st.pendingLoss
+		w.log.Info("last checkpoint was cut short; replaying to its end", "from", w.sess.Offset()+1, "to", w.lossUntil)
 	}
 	w.next = w.committed
 	if off := w.sess.Offset(); off >= 0 {
 		w.next = off + 1
 	}
 	w.p.m.restore.Observe(time.Since(start).Seconds())
-	st := w.sess.Stats()
+	stats := w.sess.Stats()
 	w.log.Info("partition restored", "records", len(recs), "resume_at", w.next, "committed", w.committed,
-		"open_sessions", st.OpenSessions, "visitors", st.Visitors, "took", time.Since(start).Round(time.Millisecond))
+		"open_sessions", stats.OpenSessions, "visitors", stats.Visitors, "took", time.Since(start).Round(time.Millisecond))
 	w.gauges()
 	return nil
 }
@@ -191,6 +210,9 @@ func (w *worker) add(m *kafka.Message) {
 	if err != nil {
 		day = m.Time
 	}
+	if w.lossUntil >= 0 && m.Offset >= w.lossUntil {
+		w.endLossReplay()
+	}
 	if b := bucketOf(m.Offset); b != w.loss.bucket {
 		w.rollLossBucket(m.Offset, day)
 	}
@@ -213,7 +235,7 @@ func (w *worker) add(m *kafka.Message) {
 // rollLossBucket closes the open loss bucket before the first message of
 // another: what the sessionizer produced so far belongs to the old one.
 func (w *worker) rollLossBucket(offset int64, day time.Time) {
-	if w.loss.bucket >= 0 {
+	if w.loss.bucket >= 0 && w.lossUntil < 0 {
 		w.drain()
 		if w.lossDirty {
 			w.batch.Loss = w.loss.rows(w.batch.Loss, w.partition, w.sess.Offset())
@@ -223,10 +245,21 @@ func (w *worker) rollLossBucket(offset int64, day time.Time) {
 	w.lossDirty = false
 }
 
+// endLossReplay takes the loss bucket of the checkpoint that was cut
+// short, once the replay has reached its end.
+func (w *worker) endLossReplay() {
+	w.drain() // what came before belongs to the cut checkpoint's sums
+	if err := w.loss.decode(w.lossPending); err != nil {
+		w.log.Error("cannot decode the pending loss bucket; loss sums of this bucket are incomplete", "err", err)
+		w.loss = newLossAcc()
+	}
+	w.lossUntil, w.lossPending, w.lossDirty = -1, nil, false
+}
+
 // idle lets the watermark follow the wall clock on a partition that has
 // been at its end for IdleAdvance, so its sessions close.
 func (w *worker) idle() {
-	if w.cfg.IdleAdvance <= 0 || w.sess.Offset() < 0 || time.Since(w.lastMsg) < w.cfg.IdleAdvance {
+	if w.cfg.IdleAdvance <= 0 || w.lossUntil >= 0 || w.sess.Offset() < 0 || time.Since(w.lastMsg) < w.cfg.IdleAdvance {
 		return
 	}
 	before := w.sess.Watermark()
@@ -238,35 +271,52 @@ func (w *worker) idle() {
 
 // drain moves the sessionizer's output into the batch and the loss bucket.
 func (w *worker) drain() {
-	w.sess.Drain(&w.out)
-	o := &w.out
-	w.batch.Sessions = append(w.batch.Sessions, o.Sessions...)
-	w.batch.Links = append(w.batch.Links, o.Links...)
-	for _, a := range o.Assignments {
+	// Drain appends straight to the batch's slices.
+	o := session.Output{Sessions: w.batch.Sessions, Links: w.batch.Links, Loss: w.out.Loss[:0]}
+	sessions, links, assigned := len(o.Sessions), len(o.Links), len(w.batch.Assignments)
+	o.Assignments = w.batch.Assignments
+	w.sess.Drain(&o)
+	w.batch.Sessions, w.batch.Links = o.Sessions, o.Links
+	// Keep the assignments but an undecodable message's (it is in
+	// dead_letters already), counting them by status.
+	kept := o.Assignments[:assigned]
+	for _, a := range o.Assignments[assigned:] {
 		if a.MessageID == "" {
-			continue // an undecodable message: in dead_letters already
+			continue
 		}
-		w.p.m.events.WithLabelValues(a.Status.String()).Inc()
-		w.batch.Assignments = append(w.batch.Assignments, a)
+		w.statusCount[a.Status]++
+		kept = append(kept, a)
 	}
-	if len(o.Loss) > 0 {
+	clear(o.Assignments[len(kept):])
+	w.batch.Assignments = kept
+	if len(o.Loss) > 0 && w.lossUntil < 0 {
 		w.loss.add(o.Loss)
 		w.lossDirty = true
 		for _, l := range o.Loss {
 			w.p.m.beaconLost.Add(float64(max(l.Lost, 0)))
 		}
 	}
-	w.p.m.sessions.Add(float64(len(o.Sessions)))
-	w.p.m.links.Add(float64(len(o.Links)))
-	o.Reset()
+	clear(o.Loss)
+	w.out.Loss = o.Loss[:0]
+	w.p.m.sessions.Add(float64(len(w.batch.Sessions) - sessions))
+	w.p.m.links.Add(float64(len(w.batch.Links) - links))
+	for st, n := range w.statusCount {
+		if n > 0 {
+			w.p.m.events.WithLabelValues(session.Status(st).String()).Add(float64(n))
+			w.statusCount[st] = 0
+		}
+	}
 }
 
 // flush writes the batch and, when due (or final), checkpoints. Failed
 // writes are retried until ctx is done, or until leaving is closed (the
 // partition is being revoked or the process stops): then it gives up.
 func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool) error {
+	if w.lossUntil >= 0 && w.next >= w.lossUntil {
+		w.endLossReplay()
+	}
 	w.drain()
-	checkpoint := w.dirty && (final || time.Since(w.lastCkpt) >= w.cfg.CheckpointInterval)
+	checkpoint := w.dirty && w.lossUntil < 0 && (final || time.Since(w.lastCkpt) >= w.cfg.CheckpointInterval)
 	if checkpoint && w.lossDirty {
 		// The open bucket's sums so far; the checkpoint carries them on.
 		w.batch.Loss = w.loss.rows(w.batch.Loss, w.partition, w.sess.Offset())
@@ -309,14 +359,28 @@ func (w *worker) checkpoint(ctx context.Context, leaving <-chan struct{}) error 
 	start := time.Now()
 	w.recs = w.sess.Checkpoint(w.recs[:0])
 	loss := w.loss.encode()
-	err := w.retry(ctx, leaving, "write checkpoint", func() error { return w.p.changelog.write(ctx, w.partition, w.recs, loss) })
+	next := w.sess.Offset() + 1
+	cl := w.p.changelog
+	// The pending record first, then the visitors, then the meta record:
+	// see pendingKey.
+	err := w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writePending(ctx, w.partition, next, loss) })
+	if err == nil {
+		err = w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writeRecords(ctx, w.partition, w.recs) })
+	}
+	if err == nil {
+		w.hook("records")
+		err = w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writeMeta(ctx, w.partition, w.recs, loss) })
+	}
 	if err != nil {
 		return err
 	}
 	w.p.m.stateRecords.Add(float64(len(w.recs)))
 	clear(w.recs)
+	if cap(w.recs) > maxKeptCap {
+		w.recs = nil // after a burst, do not hold on to its size
+	}
 	w.hook("state")
-	if off := w.sess.Offset() + 1; off > 0 {
+	if off := next; off > 0 {
 		// A refused commit is harmless: the changelog's meta record is
 		// where a restore resumes; the committed offset serves lag
 		// monitoring and the group's tools.
