@@ -50,7 +50,7 @@ type worker struct {
 	// loss bucket, is taken as the open bucket.
 	lossUntil   int64
 	lossPending []byte
-	failing   bool // counted in Processor.failing
+	failing     bool // counted in Processor.failing
 }
 
 func newWorker(p *Processor, partition int, committed int64, commit func(int, int64) error) *worker {
