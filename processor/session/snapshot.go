@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strings"
 )
@@ -44,10 +45,23 @@ func changelogKey(site, id string, anonymous bool) string {
 // skip the events they already applied, so the state and the outputs come
 // out as if the process had never stopped.
 func (s *Sessionizer) Checkpoint(dst []StateRecord) []StateRecord {
-	for _, k := range s.deleted {
+	// Tombstones go out one checkpoint late: should this checkpoint be torn,
+	// a visitor purged since the last one must still be there for the
+	// replay, which purges it again at the same point. A key that came back
+	// meanwhile keeps its record.
+	for _, k := range s.deletedPrev {
+		if site, id, anonymous, ok := parseChangelogKey(k); ok {
+			if si, ok := s.siteIndex(site); ok && s.find(packKeyParts(s.keyBuf[:0], si, id, anonymous)) >= 0 {
+				continue
+			}
+		}
 		dst = append(dst, StateRecord{Key: k})
 	}
-	s.deleted = s.deleted[:0]
+	clear(s.deletedPrev)
+	s.deletedPrev, s.deleted = s.deleted, s.deletedPrev[:0]
+	dst = append(dst, s.purged...)
+	clear(s.purged)
+	s.purged = s.purged[:0]
 	var enc encoder
 	for _, vi := range s.dirty {
 		if !s.visitors.valid(vi) {
@@ -60,7 +74,7 @@ func (s *Sessionizer) Checkpoint(dst []StateRecord) []StateRecord {
 		v.flags &^= visDirty
 		site, id, anonymous := s.splitKey(s.keyOf(vi, v))
 		enc.reset()
-		s.encodeVisitor(&enc, v)
+		s.encodeVisitor(&enc, v, 0)
 		dst = append(dst, StateRecord{Key: changelogKey(site, id, anonymous), Value: enc.bytes()})
 	}
 	s.dirty = s.dirty[:0]
@@ -72,11 +86,20 @@ func (s *Sessionizer) Checkpoint(dst []StateRecord) []StateRecord {
 	return append(dst, StateRecord{Key: MetaKey, Value: enc.bytes()})
 }
 
-func (s *Sessionizer) encodeVisitor(e *encoder, v *visitor) {
+// Flags of a visitor record.
+const (
+	recReturning = 1 << iota // the visitor had a session
+	recPurged                // the visitor was purged at the record's offset
+)
+
+func (s *Sessionizer) encodeVisitor(e *encoder, v *visitor, flags byte) {
 	e.byte(snapshotVersion)
 	e.uvarint(uint64(s.offset + 1))
 	e.uvarint(uint64(v.lastSeen))
-	e.uvarint(uint64(v.flags&visReturning) / uint64(visReturning)) // sessions before: 0 or 1
+	if v.flags&visReturning != 0 {
+		flags |= recReturning
+	}
+	e.byte(flags)
 	e.str(s.strs.str(v.user))
 	e.uvarint(uint64(v.ntabs))
 	for i := 0; i < int(v.ntabs); i++ {
@@ -207,13 +230,18 @@ func (s *Sessionizer) Restore(records []StateRecord) error {
 	return nil
 }
 
-func (s *Sessionizer) restoreVisitor(r StateRecord) error {
-	i := strings.IndexByte(r.Key, 0)
-	if i <= 0 || len(r.Key) < i+3 || r.Key[i+2] != ':' || (r.Key[i+1] != 'a' && r.Key[i+1] != 'u') {
-		return errors.New("malformed key")
+// parseChangelogKey splits a visitor's changelog key.
+func parseChangelogKey(k string) (site, id string, anonymous, ok bool) {
+	i := strings.IndexByte(k, 0)
+	if i <= 0 || len(k) < i+4 || k[i+2] != ':' || (k[i+1] != 'a' && k[i+1] != 'u') {
+		return "", "", false, false
 	}
-	site, anonymous, id := r.Key[:i], r.Key[i+1] == 'a', r.Key[i+3:]
-	if id == "" {
+	return k[:i], k[i+3:], k[i+1] == 'a', true
+}
+
+func (s *Sessionizer) restoreVisitor(r StateRecord) error {
+	site, id, anonymous, ok := parseChangelogKey(r.Key)
+	if !ok {
 		return errors.New("malformed key")
 	}
 	si, ok := s.siteIndex(site)
@@ -232,7 +260,8 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 	vi := s.newVisitor(s.keyBuf)
 	v := s.visitors.at(vi)
 	v.lastSeen = uint32(d.uvarint())
-	if d.uvarint() > 0 {
+	flags := d.byte()
+	if flags&recReturning != 0 {
 		v.flags |= visReturning
 	}
 	v.user = s.strs.ref(d.str())
@@ -317,8 +346,27 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 	if v.pendHead != 0 {
 		s.scheduleSettle(vi, v, s.pend.at(v.pendHead-1).t)
 	}
+	if flags&recPurged != 0 && through <= s.offset {
+		// Purged before the meta record's offset: gone. (Purged after
+		// it, in a torn checkpoint, it stays until the replay purges it
+		// again at the same point.)
+		s.dropRestored(vi, v)
+		return nil
+	}
 	s.reschedule(vi, v)
 	return nil
+}
+
+// dropRestored undoes the restore of a visitor that turned out purged.
+func (s *Sessionizer) dropRestored(vi int32, v *visitor) {
+	s.table.remove(s, vi, maphash.Bytes(s.table.seed, s.keyOf(vi, v)))
+	delete(s.long, vi)
+	delete(s.skip, vi)
+	s.strs.dec(v.user)
+	for i := 0; i < int(v.ntabs); i++ {
+		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
+	}
+	s.visitors.release(vi)
 }
 
 func (s *Sessionizer) decodeTouch(d *decoder) uint32 {

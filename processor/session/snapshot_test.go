@@ -79,29 +79,46 @@ func (d *driver) finish(s *Sessionizer) {
 	s.Drain(&d.out)
 }
 
+// restoreConfigs are the configurations the restore tests run with: the
+// defaults, and a retention so short that visitors are purged, and their
+// tombstones written, all along.
+var restoreConfigs = []struct {
+	name string
+	cfg  Config
+}{
+	{"defaults", Config{}},
+	{"short retention", Config{VisitorRetention: 40 * time.Minute}},
+}
+
 // TestRestoreEquivalence: checkpoint, crash, restore, continue == never
 // stopped: the same sessions, assignments, links and loss counts.
 func TestRestoreEquivalence(t *testing.T) {
 	seed := testSeed(t)
+	for _, rc := range restoreConfigs {
+		t.Run(rc.name, func(t *testing.T) { testRestoreEquivalence(t, seed, rc.cfg) })
+	}
+}
+
+func testRestoreEquivalence(t *testing.T, seed uint64, cfg Config) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	events := restoreWorkload(rng)
 
 	ref := &driver{events: events, batch: 37}
-	s, _ := New(Config{})
+	s, _ := New(cfg)
 	for i := 0; i < len(events); {
 		i = ref.step(s, i)
 	}
 	ref.finish(s)
 
 	got := &driver{events: events, batch: 37, changelog: map[string][]byte{}}
-	s, _ = New(Config{})
+	s, _ = New(cfg)
 	restarts := 0
 	for i := 0; i < len(events); {
 		i = got.step(s, i)
 		got.checkpoint(s, nil)
 		if rng.IntN(4) == 0 { // crash after the checkpoint
 			restarts++
-			s, _ = New(Config{})
+			s, _ = New(cfg)
 			if err := s.Restore(got.records(rng)); err != nil {
 				t.Fatal(err)
 			}
@@ -125,19 +142,25 @@ func TestRestoreEquivalence(t *testing.T) {
 // others redo it identically (outputs are idempotent by key downstream).
 func TestRestoreAfterTornCheckpoint(t *testing.T) {
 	seed := testSeed(t)
+	for _, rc := range restoreConfigs {
+		t.Run(rc.name, func(t *testing.T) { testRestoreAfterTornCheckpoint(t, seed, rc.cfg) })
+	}
+}
+
+func testRestoreAfterTornCheckpoint(t *testing.T, seed uint64, cfg Config) {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	events := restoreWorkload(rng)
 
 	ref := &driver{events: events, batch: 50}
-	s, _ := New(Config{})
+	s, _ := New(cfg)
 	for i := 0; i < len(events); {
 		i = ref.step(s, i)
 	}
 	ref.finish(s)
 
 	got := &driver{events: events, batch: 50, changelog: map[string][]byte{}}
-	s, _ = New(Config{})
-	replayed := int64(0)
+	s, _ = New(cfg)
+	replayed, purged := int64(0), int64(0)
 	for i := 0; i < len(events); {
 		i = got.step(s, i)
 		if rng.IntN(3) != 0 {
@@ -147,7 +170,8 @@ func TestRestoreAfterTornCheckpoint(t *testing.T) {
 		// Torn: a random half of the visitor records, no meta record.
 		got.checkpoint(s, func(r StateRecord) bool { return r.Key != MetaKey && rng.IntN(2) == 0 })
 		replayed += s.Stats().Replayed
-		s, _ = New(Config{})
+		purged += s.Stats().VisitorsPurged
+		s, _ = New(cfg)
 		if err := s.Restore(got.records(rng)); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +179,8 @@ func TestRestoreAfterTornCheckpoint(t *testing.T) {
 	}
 	got.finish(s)
 	replayed += s.Stats().Replayed
-	t.Logf("%d events skipped as already applied", replayed)
+	purged += s.Stats().VisitorsPurged
+	t.Logf("%d events skipped as already applied, %d visitor records purged", replayed, purged)
 	if replayed == 0 {
 		t.Error("no replayed event was skipped: the test did not tear a checkpoint")
 	}
