@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -66,6 +67,11 @@ type Result struct {
 	// process's (the generator, and the broker when it runs in-process);
 	// MachineCPU all CPUs' busy time (/proc/stat).
 	CollectorCPU, SelfCPU, MachineCPU time.Duration
+	// ServerP50 and ServerP99 are the collector's own view of its answer
+	// time for the run's requests (interpolated from its
+	// request_duration_seconds histogram): the time from reading the
+	// request to answering, without the network and the generator's lag.
+	ServerP50, ServerP99 time.Duration
 	// SelfName says what SelfCPU covers besides the load generator (e.g.
 	// "+broker" when the broker runs in its process).
 	SelfName string
@@ -104,11 +110,12 @@ func (r *Result) String() string {
 	}
 	return fmt.Sprintf("%s, %s, %d connections, %v:\n"+
 		"  %9.0f events/s  (%d events, %d requests, status %s, transport errors %d)\n"+
-		"  latency p50 %v  p90 %v  p99 %v  max %v\n"+
+		"  latency p50 %v  p90 %v  p99 %v  max %v  (collector's own: p50 %v  p99 %v)\n"+
 		"  CPU per event: collector %.1f µs, load generator%s %.1f µs, whole machine %.1f µs; collector memory at most %d MiB",
 		mode, rate, r.Config.Concurrency, r.Elapsed.Round(time.Millisecond),
 		r.EventsPerSecond(), r.Events, r.Requests, strings.Join(st, " "), r.Errors,
 		r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond),
+		r.ServerP50.Round(10*time.Microsecond), r.ServerP99.Round(10*time.Microsecond),
 		perEvent(r.CollectorCPU, r.Events), r.SelfName, perEvent(r.SelfCPU, r.Events), perEvent(r.MachineCPU, r.Events), r.CollectorMaxRSS>>20)
 }
 
@@ -222,7 +229,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		case <-ctx.Done():
 		}
 	}
+	route := "batch"
+	if cfg.Batch == 1 {
+		route = "track"
+	}
 	cpu0, _, _ := collectorStats(cfg.URL)
+	h0, _ := collectorHistogram(cfg.URL, route)
 	self0, mach0 := selfCPU(), machineCPU()
 	measured.Store(true)
 	t0 := time.Now()
@@ -244,6 +256,9 @@ sample:
 	tick.Stop()
 	res.Elapsed = time.Since(t0)
 	cpu1, _, _ := collectorStats(cfg.URL)
+	if h1, err := collectorHistogram(cfg.URL, route); err == nil {
+		res.ServerP50, res.ServerP99 = h1.sub(h0).quantile(0.5), h1.sub(h0).quantile(0.99)
+	}
 	res.CollectorCPU, res.SelfCPU, res.MachineCPU = cpu1-cpu0, selfCPU()-self0, machineCPU()-mach0
 	stop.Store(true)
 	wg.Wait()
@@ -458,6 +473,81 @@ func collectorStats(base string) (cpu time.Duration, rss int64, err error) {
 		return 0, 0, errors.New("no process_cpu_seconds_total")
 	}
 	return cpu, rss, nil
+}
+
+// histogram is a cumulative Prometheus histogram: upper bounds (seconds)
+// and counts.
+type histogram struct {
+	le     []float64
+	counts []float64
+}
+
+// collectorHistogram reads the collector's request duration histogram of
+// route for status 200.
+func collectorHistogram(base, route string) (histogram, error) {
+	cl := &http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(strings.TrimRight(base, "/") + "/metrics")
+	if err != nil {
+		return histogram{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return histogram{}, err
+	}
+	var h histogram
+	prefix := `shoptrail_collector_request_duration_seconds_bucket{code="200",route="` + route + `",le="`
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		le, count, _ := strings.Cut(rest, `"} `)
+		l, err1 := strconv.ParseFloat(le, 64)
+		c, err2 := strconv.ParseFloat(strings.TrimSpace(count), 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		h.le, h.counts = append(h.le, l), append(h.counts, c)
+	}
+	if len(h.le) == 0 {
+		return h, errors.New("no request duration histogram")
+	}
+	return h, nil
+}
+
+func (h histogram) sub(o histogram) histogram {
+	out := histogram{le: h.le, counts: slices.Clone(h.counts)}
+	if len(o.counts) == len(h.counts) {
+		for i := range out.counts {
+			out.counts[i] -= o.counts[i]
+		}
+	}
+	return out
+}
+
+// quantile interpolates linearly within the bucket holding q.
+func (h histogram) quantile(q float64) time.Duration {
+	if len(h.counts) == 0 || h.counts[len(h.counts)-1] == 0 {
+		return 0
+	}
+	rank := q * h.counts[len(h.counts)-1]
+	lo, below := 0.0, 0.0
+	for i, c := range h.counts {
+		if c >= rank {
+			hi := h.le[i]
+			if math.IsInf(hi, 1) {
+				hi = lo
+			}
+			f := 0.0
+			if c > below {
+				f = (rank - below) / (c - below)
+			}
+			return time.Duration((lo + f*(hi-lo)) * float64(time.Second))
+		}
+		lo, below = h.le[i], c
+	}
+	return time.Duration(lo * float64(time.Second))
 }
 
 func selfCPU() time.Duration {
