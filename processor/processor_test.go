@@ -70,6 +70,10 @@ func identify(anon, id string, t time.Time, user string) *shoptrail.Event {
 	return e
 }
 
+// sid is the id of the session whose first event has message id
+// m-<anon>-<n>.
+func sid(first string) string { return session.SessionID(site, strings.Split(first, "-")[1], first) }
+
 // TestSessions runs the processor on a hand-made stream and checks the
 // sessions table and its companions row by row: a split by inactivity and
 // one by campaign change, an out-of-order event placed in its session,
@@ -124,9 +128,6 @@ func TestSessions(t *testing.T) {
 			"source, medium, campaign, channel, funnel_step, cart_value, orders, revenue, is_returning FROM sessions FINAL "+
 			"WHERE anonymous_id = '"+anon+"' ORDER BY start_time FORMAT TSV")
 	}
-	// sid is the id of the session whose first event has message id
-	// m-<anon>-<n>.
-	sid := func(first string) string { return session.SessionID(site, strings.Split(first, "-")[1], first) }
 	f := func(anon, want string) {
 		t.Helper()
 		if got := sessions(anon); got != want {
@@ -218,5 +219,27 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// TestIdlePartition: a partition that receives nothing more still closes
+// its sessions, once it has been idle for IdleAdvance and its watermark
+// follows the wall clock.
+func TestIdlePartition(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	e.produce([]*shoptrail.Event{
+		page("idle1", "m-idle1-1", now.Add(-50*time.Minute), "/"),
+		page("idle1", "m-idle1-2", now.Add(-45*time.Minute), "/p"),
+	})
+	cfg := e.config("g-" + testenv.RandomSuffix())
+	cfg.IdleAdvance = 500 * time.Millisecond
+	e.start(cfg, e.ch)
+	waitFor(t, 30*time.Second, "the idle partition's session", func() bool {
+		return e.query(e.ch.Database, "SELECT count() FROM sessions FINAL WHERE anonymous_id = 'idle1'") == "1\n"
+	})
+	got := e.query(e.ch.Database, "SELECT events, landing_page, exit_page FROM sessions FINAL FORMAT TSV")
+	if got != "2\t/\t/p\n" {
+		t.Errorf("session = %q", got)
 	}
 }
