@@ -68,8 +68,9 @@
 // Checkpoint returns the changelog records of what changed since the last
 // one: per visitor (key site NUL "a:" anonymous id, or site NUL "u:" user
 // id) a compact binary record of its open session, its waiting events and
-// its small long-lived record, a nil Value for a visitor forgotten after
-// Config.VisitorRetention, and MetaKey last (watermark and offset).
+// its small long-lived record; for a visitor forgotten after
+// Config.VisitorRetention its last record marked purged, and a tombstone
+// (nil Value) one checkpoint later; and MetaKey last (watermark and offset).
 // Restore loads the compacted topic into a new Sessionizer, which then
 // continues exactly as the original would have (tested: restore plus
 // continue equals never stopped). If the process dies while writing a

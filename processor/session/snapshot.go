@@ -35,8 +35,9 @@ func changelogKey(site, id string, anonymous bool) string {
 }
 
 // Checkpoint appends to dst the changelog records of every visitor changed
-// or purged since the last Checkpoint, then the meta record, and returns
-// the extended slice.
+// or purged since the last Checkpoint (a purged visitor's last record,
+// marked so; its tombstone comes with the next Checkpoint), then the meta
+// record, and returns the extended slice. Write them in this order.
 //
 // Call it after the outputs drained so far are safely stored, write the
 // records to the changelog (meta last, as returned), and only then commit
