@@ -311,8 +311,9 @@ func (p *Processor) runGeneration(ctx context.Context, gen *kafka.Generation) {
 			p.m.forget(a.ID)
 			if err != nil && ctx.Err() == nil {
 				// Ending the function ends the generation: the group
-				// rebalances and the partition is restored afresh.
-				p.log.Error("partition stopped", "partition", a.ID, "err", err)
+				// rebalances and the partition is restored afresh from
+				// its last checkpoint.
+				p.log.Warn("partition abandoned; it resumes from its last checkpoint", "partition", a.ID, "err", err)
 			}
 		})
 	}
