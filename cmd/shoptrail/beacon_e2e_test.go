@@ -92,7 +92,7 @@ func TestBeaconJourney(t *testing.T) {
 
 	type row struct {
 		typ, event, anon, user, path, source, medium, campaign, content, clickKind, transport, props string
-		seq                                                                                           int64
+		seq                                                                                          int64
 	}
 	rows := map[string]row{}
 	for _, e := range j.Events {
