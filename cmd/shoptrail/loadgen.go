@@ -4,9 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -16,10 +18,9 @@ import (
 )
 
 // runLoadgen sends load to a collector and reports events/s, latency and
-// CPU per event. With -stack it first starts its own broker (in this
-// process, in memory) and collector (a child process, so its CPU is its
-// own), both on free loopback ports, and stops them afterwards; -suite runs
-// the benchmark set of `make bench`.
+// CPU per event. With -stack it first starts its own broker and collector
+// (child processes, on free loopback ports) and stops them afterwards;
+// -suite runs the benchmark set of `make bench`.
 func runLoadgen(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	var cfg loadgen.Config
@@ -31,7 +32,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "target events per second (0: as fast as answered)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time of each run (at most 10m)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured time before each run")
-	stack := fs.Bool("stack", false, "start a broker and a collector on free loopback ports for the run")
+	stack := fs.Bool("stack", false, "start a broker and a collector (child processes) on free loopback ports for the run")
 	suite := fs.Bool("suite", false, "run the benchmark set: single events and 20-event batches at full rate, then at half the targets (10,000 and 50,000 events/s)")
 	collectorArgs := fs.String("collector.args", "", "extra flags for the collector that -stack starts, space-separated")
 	lc.RegisterFlags(fs, "text")
@@ -40,13 +41,13 @@ func runLoadgen(ctx context.Context, args []string) error {
 	}
 	cfg.Seed = time.Now().UnixNano()
 	if *stack {
-		url, stop, err := startBenchStack(ctx, strings.Fields(*collectorArgs))
+		url, brokerPID, stop, err := startBenchStack(ctx, strings.Fields(*collectorArgs))
 		if err != nil {
 			return err
 		}
 		defer stop()
-		cfg.URL, cfg.WriteKey = url, "bench"
-		fmt.Fprintf(os.Stderr, "collector %s (child process), broker in this process\n", url)
+		cfg.URL, cfg.WriteKey, cfg.BrokerPID = url, "bench", brokerPID
+		fmt.Fprintf(os.Stderr, "collector %s and broker: child processes\n", url)
 	}
 	runs := []loadgen.Config{cfg}
 	if *suite {
@@ -62,51 +63,65 @@ func runLoadgen(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *stack {
-			res.SelfName = "+broker"
-		}
 		fmt.Println(res.String())
 	}
 	return nil
 }
 
-// startBenchStack starts an in-memory broker here and a collector child
-// process, and waits until the collector is ready.
-func startBenchStack(ctx context.Context, extra []string) (url string, stop func(), err error) {
-	broker, err := devstack.StartBroker(devstack.BrokerConfig{})
-	if err != nil {
-		return "", nil, err
-	}
-	port, err := devstack.FreePort()
-	if err != nil {
-		broker.Close()
-		return "", nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+// startBenchStack starts a broker (`shoptrail dev -only=broker` on a
+// temporary directory) and a collector as child processes, so that each
+// one's CPU is its own and the broker's memory does not slow the load
+// generator, and waits until the collector is ready.
+func startBenchStack(ctx context.Context, extra []string) (url string, brokerPID int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
-		broker.Close()
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	args := append([]string{"collector", "-http.addr=" + addr, "-kafka.brokers=" + strings.Join(broker.Addrs, ","),
-		"-sites=bench=bench", "-limits.ip-rate=-1", "-limits.key-rate=-1", "-log.level=warn"}, extra...)
-	cmd := exec.Command(self, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		broker.Close()
-		return "", nil, fmt.Errorf("cannot start the collector: %w", err)
+	dir, err := os.MkdirTemp("", "shoptrail-bench-")
+	if err != nil {
+		return "", 0, nil, err
 	}
+	var procs []*exec.Cmd
 	stop = func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
+		for _, cmd := range slices.Backward(procs) { // collector first, then the broker
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
 		}
-		broker.Close()
+		os.RemoveAll(dir)
+	}
+	start := func(args ...string) error {
+		cmd := exec.Command(self, args...)
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		procs = append(procs, cmd)
+		return nil
+	}
+	ports := make([]int, 2)
+	for i := range ports {
+		if ports[i], err = devstack.FreePort(); err != nil {
+			stop()
+			return "", 0, nil, err
+		}
+	}
+	broker := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	if err := start("dev", "-only=broker", "-dir="+dir, "-kafka.brokers="+broker, "-log.level=warn"); err != nil {
+		stop()
+		return "", 0, nil, fmt.Errorf("cannot start the broker: %w", err)
+	}
+	if err := start(append([]string{"collector", "-http.addr=" + addr, "-kafka.brokers=" + broker,
+		"-sites=bench=bench", "-limits.ip-rate=-1", "-limits.key-rate=-1", "-log.level=warn"}, extra...)...); err != nil {
+		stop()
+		return "", 0, nil, fmt.Errorf("cannot start the collector: %w", err)
 	}
 	url = "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
@@ -115,12 +130,12 @@ func startBenchStack(ctx context.Context, extra []string) (url string, stop func
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return url, stop, nil
+				return url, procs[0].Process.Pid, stop, nil
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return "", nil, fmt.Errorf("collector not ready after 30s")
+			return "", 0, nil, fmt.Errorf("collector not ready after 30s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	Duration, Warmup time.Duration
 	// Seed varies the message ids between runs (a run's ids are unique).
 	Seed int64
+	// BrokerPID, when not 0, is a local broker process whose CPU time is
+	// reported too.
+	BrokerPID int
 }
 
 // Result is what a run measured.
@@ -66,7 +69,7 @@ type Result struct {
 	// (0 when its /metrics has no process_cpu_seconds_total); SelfCPU this
 	// process's (the generator, and the broker when it runs in-process);
 	// MachineCPU all CPUs' busy time (/proc/stat).
-	CollectorCPU, SelfCPU, MachineCPU time.Duration
+	CollectorCPU, SelfCPU, MachineCPU, BrokerCPU time.Duration
 	// ServerP50 and ServerP99 are the collector's own view of its answer
 	// time for the run's requests (interpolated from its
 	// request_duration_seconds histogram): the time from reading the
@@ -108,15 +111,19 @@ func (r *Result) String() string {
 	for _, c := range codes {
 		st = append(st, fmt.Sprintf("%d:%d", c, r.Status[c]))
 	}
+	broker := ""
+	if r.Config.BrokerPID != 0 {
+		broker = fmt.Sprintf(" broker %.1f µs,", perEvent(r.BrokerCPU, r.Events))
+	}
 	return fmt.Sprintf("%s, %s, %d connections, %v:\n"+
 		"  %9.0f events/s  (%d events, %d requests, status %s, transport errors %d)\n"+
 		"  latency p50 %v  p90 %v  p99 %v  max %v  (collector's own: p50 %v  p99 %v)\n"+
-		"  CPU per event: collector %.1f µs, load generator%s %.1f µs, whole machine %.1f µs; collector memory at most %d MiB",
+		"  CPU per event: collector %.1f µs, load generator%s %.1f µs,%s whole machine %.1f µs; collector memory at most %d MiB",
 		mode, rate, r.Config.Concurrency, r.Elapsed.Round(time.Millisecond),
 		r.EventsPerSecond(), r.Events, r.Requests, strings.Join(st, " "), r.Errors,
 		r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond),
 		r.ServerP50.Round(10*time.Microsecond), r.ServerP99.Round(10*time.Microsecond),
-		perEvent(r.CollectorCPU, r.Events), r.SelfName, perEvent(r.SelfCPU, r.Events), perEvent(r.MachineCPU, r.Events), r.CollectorMaxRSS>>20)
+		perEvent(r.CollectorCPU, r.Events), r.SelfName, perEvent(r.SelfCPU, r.Events), broker, perEvent(r.MachineCPU, r.Events), r.CollectorMaxRSS>>20)
 }
 
 // CheckLoopback refuses targets that are not on this machine's loopback.
@@ -235,7 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cpu0, _, _ := collectorStats(cfg.URL)
 	h0, _ := collectorHistogram(cfg.URL, route)
-	self0, mach0 := selfCPU(), machineCPU()
+	self0, mach0, broker0 := selfCPU(), machineCPU(), processCPU(cfg.BrokerPID)
 	measured.Store(true)
 	t0 := time.Now()
 	end := time.After(cfg.Duration)
@@ -260,6 +267,7 @@ sample:
 		res.ServerP50, res.ServerP99 = h1.sub(h0).quantile(0.5), h1.sub(h0).quantile(0.99)
 	}
 	res.CollectorCPU, res.SelfCPU, res.MachineCPU = cpu1-cpu0, selfCPU()-self0, machineCPU()-mach0
+	res.BrokerCPU = processCPU(cfg.BrokerPID) - broker0
 	stop.Store(true)
 	wg.Wait()
 	slices.Sort(lat)
@@ -556,6 +564,29 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU is the CPU time of process pid (/proc/pid/stat), 0 unknown.
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
 }
 
 // machineCPU is the busy time of all CPUs from /proc/stat (jiffies of
