@@ -96,9 +96,12 @@ func startBenchStack(ctx context.Context, extra []string) (url string, brokerPID
 		}
 		os.RemoveAll(dir)
 	}
-	start := func(args ...string) error {
+	start := func(quiet bool, args ...string) error {
 		cmd := exec.Command(self, args...)
 		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if quiet {
+			cmd.Stderr = io.Discard // the dev command's banner
+		}
 		if err := cmd.Start(); err != nil {
 			return err
 		}
@@ -114,11 +117,11 @@ func startBenchStack(ctx context.Context, extra []string) (url string, brokerPID
 	}
 	broker := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	if err := start("dev", "-only=broker", "-dir="+dir, "-kafka.brokers="+broker, "-log.level=warn"); err != nil {
+	if err := start(true, "dev", "-only=broker", "-dir="+dir, "-kafka.brokers="+broker, "-log.level=warn"); err != nil {
 		stop()
 		return "", 0, nil, fmt.Errorf("cannot start the broker: %w", err)
 	}
-	if err := start(append([]string{"collector", "-http.addr=" + addr, "-kafka.brokers=" + broker,
+	if err := start(false, append([]string{"collector", "-http.addr=" + addr, "-kafka.brokers=" + broker,
 		"-sites=bench=bench", "-limits.ip-rate=-1", "-limits.key-rate=-1", "-log.level=warn"}, extra...)...); err != nil {
 		stop()
 		return "", 0, nil, fmt.Errorf("cannot start the collector: %w", err)
