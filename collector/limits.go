@@ -123,14 +123,13 @@ func ipBlock(a netip.Addr) netip.Addr {
 
 func hashAddr(a netip.Addr) uint32 {
 	b := a.As16()
-	h := uint32(2166136261)
-	for _, c := range b {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	return h
+	return fnv1a(b[:])
 }
 
-func hashString(s string) uint32 {
+func hashString(s string) uint32 { return fnv1a(s) }
+
+// fnv1a is the 32-bit FNV-1a hash.
+func fnv1a[T string | []byte](s T) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(s); i++ {
 		h = (h ^ uint32(s[i])) * 16777619

@@ -190,12 +190,7 @@ func (p *groupProducer) queue(ctx context.Context, topic string) (*topicQueue, e
 // partitionIndex is kafka-go's Hash balancer (FNV-1a, as Sarama), the one
 // partitioner of the pipeline, without its pool and interface.
 func partitionIndex(key []byte, n int) int {
-	h := uint32(2166136261)
-	for _, c := range key {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	i := int32(h) % int32(n)
+	i := int32(fnv1a(key)) % int32(n)
 	if i < 0 {
 		i = -i
 	}
