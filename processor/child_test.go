@@ -35,6 +35,9 @@ type childSpec struct {
 	// MemFile, if set, is where the process writes its heap (after a
 	// garbage collection) and resident memory, in bytes, on SIGUSR1.
 	MemFile string
+	// CPUProfile, if set, is where the process writes its CPU profile
+	// when it stops on SIGTERM.
+	CPUProfile string
 }
 
 // childMain runs the processor when the test binary was started as a
@@ -66,6 +69,12 @@ func childMain() bool {
 			}
 		}
 	}
+	if c.CPUProfile != "" {
+		if f, err := os.Create(c.CPUProfile); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	if c.MemFile != "" {
 		usr1 := make(chan os.Signal, 1)
 		signal.Notify(usr1, syscall.SIGUSR1)
@@ -95,8 +104,12 @@ func childMain() bool {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := p.Run(ctx); err != nil {
+	err = p.Run(ctx)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+	}
+	pprof.StopCPUProfile()
+	if err != nil {
 		os.Exit(1)
 	}
 	os.Exit(0)

@@ -36,8 +36,10 @@ type worker struct {
 	out  session.Output // only its Loss slice, reused
 	// statusCount counts assignments by status between metric updates.
 	statusCount [4]int
-	batch       Batch
-	recs        []session.StateRecord
+	// batch fills while spare, if inflight is set, is being written.
+	batch, spare *Batch
+	inflight     chan error
+	recs         []session.StateRecord
 
 	next      int64     // offset of the next message to read
 	lastMsg   time.Time // wall time of the last message (or of the start)
@@ -64,7 +66,8 @@ func newWorker(p *Processor, partition int, committed int64, commit func(int, in
 		log:       p.log.With("partition", partition),
 		loss:      newLossAcc(),
 		dec:       newEventDecoder(),
-		batch:     Batch{Topic: p.cfg.Topic, Partition: partition},
+		batch:     &Batch{Topic: p.cfg.Topic, Partition: partition},
+		spare:     &Batch{Topic: p.cfg.Topic, Partition: partition},
 	}
 }
 
@@ -80,6 +83,7 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 	restoredOnce := sync.OnceFunc(restored)
 	defer restoredOnce()
 	defer w.setFailing(false)
+	defer w.wait() // a batch in flight is no longer ours to drop
 
 	if err := w.restore(wctx); err != nil {
 		return err
@@ -308,9 +312,13 @@ func (w *worker) drain() {
 	}
 }
 
-// flush writes the batch and, when due (or final), checkpoints. Failed
-// writes are retried until ctx is done, or until leaving is closed (the
-// partition is being revoked or the process stops): then it gives up.
+// flush hands the batch to the writer and, when due (or final),
+// checkpoints. Batches are written in the background, one at a time, while
+// the next one fills: decoding and sessionizing overlap with ClickHouse's
+// work. A checkpoint saves the state as of now, so before it the batch in
+// flight and the current one are written. Failed writes are retried until
+// ctx is done, or until leaving is closed (the partition is being revoked or
+// the process stops): then it gives up.
 func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool) error {
 	if w.lossUntil >= 0 && w.next >= w.lossUntil {
 		w.endLossReplay()
@@ -322,25 +330,53 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 		w.batch.Loss = w.loss.rows(w.batch.Loss, w.partition, w.sess.Offset())
 		w.lossDirty = false
 	}
-	if w.batch.Rows() > 0 {
-		if err := w.write(ctx, leaving); err != nil {
+	if checkpoint || final {
+		if err := w.wait(); err != nil {
 			return err
 		}
+		if w.batch.Rows() > 0 {
+			b := w.batch
+			if err := w.writeBatch(ctx, leaving, b); err != nil {
+				return err
+			}
+		}
+		w.gauges()
+		if !checkpoint {
+			return nil
+		}
+		return w.checkpoint(ctx, leaving)
 	}
-	w.hook("written")
+	if w.batch.Rows() > 0 {
+		if err := w.wait(); err != nil { // at most one batch in flight
+			return err
+		}
+		b := w.batch
+		w.batch, w.spare = w.spare, b
+		done := make(chan error, 1)
+		w.inflight = done
+		go func() { done <- w.writeBatch(ctx, leaving, b) }()
+	}
 	w.gauges()
-	if !checkpoint {
-		return nil
-	}
-	return w.checkpoint(ctx, leaving)
+	return nil
 }
 
-// write writes the batch, retrying transient failures with capped,
-// jittered backoff until it succeeds or ctx is done.
-func (w *worker) write(ctx context.Context, leaving <-chan struct{}) error {
+// wait waits for the batch in flight, if any, and returns its outcome.
+func (w *worker) wait() error {
+	if w.inflight == nil {
+		return nil
+	}
+	err := <-w.inflight
+	w.inflight = nil
+	return err
+}
+
+// writeBatch writes b, retrying transient failures with capped, jittered
+// backoff until it succeeds or ctx is done or leaving closed, and empties
+// it.
+func (w *worker) writeBatch(ctx context.Context, leaving <-chan struct{}, b *Batch) error {
 	start := time.Now()
-	events := len(w.batch.Events)
-	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.writer.write(ctx, &w.batch) })
+	events := len(b.Events)
+	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.writer.write(ctx, b) })
 	if err != nil {
 		return err
 	}
@@ -348,8 +384,9 @@ func (w *worker) write(ctx context.Context, leaving <-chan struct{}) error {
 	if events > 0 {
 		w.p.m.batchEvents.Observe(float64(events))
 	}
-	w.log.Debug("batch written", "events", events, "rows", w.batch.Rows(), "took", time.Since(start))
-	w.batch.reset()
+	w.log.Debug("batch written", "events", events, "rows", b.Rows(), "took", time.Since(start))
+	b.reset()
+	w.hook("written")
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/shoptrail/shoptrail/internal/testenv"
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
+	"github.com/shoptrail/shoptrail/processor/session"
 )
 
 // BenchmarkSinkEvents measures inserting batches of 10,000 realistic events
@@ -80,4 +81,27 @@ func childCPU() (self, children time.Duration) {
 		children += time.Duration(ut+st) * 10 * time.Millisecond
 	}
 	return self, children
+}
+
+// BenchmarkSinkAssignments measures inserting event_sessions rows (one per
+// event) in batches of 40,000.
+func BenchmarkSinkAssignments(b *testing.B) {
+	_, conn := testenv.Database(b)
+	sink := clickhouse.NewSink(conn, nil, nil)
+	batch := &processor.Batch{Topic: "t"}
+	for i := range 40000 {
+		batch.Assignments = append(batch.Assignments, session.Assignment{Site: "shop",
+			MessageID: fmt.Sprintf("%08x-1111-4222-8333-%012x", i, i), SessionID: fmt.Sprintf("%032x", i/8), Status: session.Assigned})
+	}
+	b.ResetTimer()
+	_, ch0 := childCPU()
+	for range b.N {
+		batch.Written = 0
+		if err := sink.Write(context.Background(), []*processor.Batch{batch}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, ch1 := childCPU()
+	n := float64(b.N * len(batch.Assignments))
+	b.ReportMetric((ch1-ch0).Seconds()*1e6/n, "clickhouse-cpu-µs/row")
 }
