@@ -35,6 +35,14 @@ type Batch struct {
 	Written uint32
 }
 
+// newBatch returns a batch with room for size events: growing a slice of
+// events (large structs full of pointers) while the garbage collector runs
+// costs far more than allocating it once.
+func newBatch(topic string, partition, size int) *Batch {
+	return &Batch{Topic: topic, Partition: partition,
+		Events: make([]shoptrail.Event, 0, size), Offsets: make([]int64, 0, size)}
+}
+
 // Rows is the number of rows of the batch, over all tables.
 func (b *Batch) Rows() int {
 	return len(b.Events) + len(b.Sessions) + len(b.Assignments) + len(b.Links) + len(b.Loss) + len(b.DeadLetters)
@@ -47,7 +55,7 @@ const maxKeptCap = 1 << 15
 // reset empties b for reuse, keeping the capacity of its slices unless
 // they grew beyond maxKeptCap.
 func (b *Batch) reset() {
-	clear(b.Events) // at most BatchSize
+	// Events: at most BatchSize, and each is reset as it is decoded into.
 	b.Events = b.Events[:0]
 	b.Offsets = b.Offsets[:0]
 	b.Sessions = resetSlice(b.Sessions)

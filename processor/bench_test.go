@@ -45,7 +45,8 @@ func BenchmarkPipeline(b *testing.B) {
 		db, _ := e.database()
 		self0, children0 := cpuTimes()
 		start := time.Now()
-		c := startChild(b, childSpec{Processor: cfg, ClickHouse: db, CPUProfile: os.Getenv("BENCH_CPU_PROFILE")})
+		metricsFile := filepath.Join(b.TempDir(), "metrics")
+		c := startChild(b, childSpec{Processor: cfg, ClickHouse: db, CPUProfile: os.Getenv("BENCH_CPU_PROFILE"), MetricsFile: metricsFile})
 		e.waitDone(cfg.GroupID, 10*time.Minute)
 		took := time.Since(start)
 		proc := processCPU(c.cmd.Process.Pid)
@@ -55,6 +56,7 @@ func BenchmarkPipeline(b *testing.B) {
 		if !c.exited(time.Minute) {
 			b.Error("the processor did not stop on SIGTERM")
 		}
+		logInserts(b, metricsFile)
 		n := float64(len(stream))
 		perEvent := func(d time.Duration) float64 { return d.Seconds() * 1e6 / n }
 		procUS, brokerUS, chUS := perEvent(proc), perEvent(self1-self0), perEvent(children1-children0-proc)
@@ -67,6 +69,24 @@ func BenchmarkPipeline(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// logInserts logs the processor's inserts per table: how many, how many
+// rows, how long.
+func logInserts(b *testing.B, metricsFile string) {
+	data, err := os.ReadFile(metricsFile)
+	if err != nil {
+		b.Logf("no metrics: %v", err)
+		return
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if (strings.HasPrefix(l, "shoptrail_processor_insert_rows_sum") || strings.HasPrefix(l, "shoptrail_processor_insert_rows_count") ||
+			strings.HasPrefix(l, "shoptrail_processor_insert_duration_seconds_sum")) && !strings.Contains(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	b.Log("\n" + strings.Join(lines, "\n"))
 }
 
 // processCPU returns the CPU time a process has used so far.

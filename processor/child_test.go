@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
 )
@@ -38,6 +41,9 @@ type childSpec struct {
 	// CPUProfile, if set, is where the process writes its CPU profile
 	// when it stops on SIGTERM.
 	CPUProfile string
+	// MetricsFile, if set, is where the process writes its metrics
+	// (Prometheus text format) when it stops on SIGTERM.
+	MetricsFile string
 }
 
 // childMain runs the processor when the test binary was started as a
@@ -99,7 +105,8 @@ func childMain() bool {
 			}
 		}()
 	}
-	p, err := processor.New(c.Processor, clickhouse.NewSink(conn, log, nil), log, nil)
+	reg := prometheus.NewRegistry()
+	p, err := processor.New(c.Processor, clickhouse.NewSink(conn, log, reg), log, reg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -107,6 +114,15 @@ func childMain() bool {
 	err = p.Run(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+	}
+	if c.MetricsFile != "" {
+		if mfs, err := reg.Gather(); err == nil {
+			var b strings.Builder
+			for _, mf := range mfs {
+				expfmt.MetricFamilyToText(&b, mf)
+			}
+			os.WriteFile(c.MetricsFile, []byte(b.String()), 0o644)
+		}
 	}
 	pprof.StopCPUProfile()
 	if err != nil {

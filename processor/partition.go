@@ -66,8 +66,8 @@ func newWorker(p *Processor, partition int, committed int64, commit func(int, in
 		log:       p.log.With("partition", partition),
 		loss:      newLossAcc(),
 		dec:       newEventDecoder(),
-		batch:     &Batch{Topic: p.cfg.Topic, Partition: partition},
-		spare:     &Batch{Topic: p.cfg.Topic, Partition: partition},
+		batch:     newBatch(p.cfg.Topic, partition, p.cfg.BatchSize),
+		spare:     newBatch(p.cfg.Topic, partition, p.cfg.BatchSize),
 	}
 }
 
@@ -204,7 +204,13 @@ func (w *worker) add(m *kafka.Message) {
 		w.p.m.lag.WithLabelValues(w.label).Set(float64(lag))
 	}
 	w.dirty = true
-	w.batch.Events = append(w.batch.Events, shoptrail.Event{})
+	// Reuse the slot without zeroing it first: decode resets it, and each
+	// pass over these large structs costs cache misses.
+	if n := len(w.batch.Events); n < cap(w.batch.Events) {
+		w.batch.Events = w.batch.Events[:n+1]
+	} else {
+		w.batch.Events = append(w.batch.Events, shoptrail.Event{})
+	}
 	e := &w.batch.Events[len(w.batch.Events)-1]
 	err := w.dec.decode(m.Value, e)
 	if err == nil && e.V > shoptrail.EventVersion {

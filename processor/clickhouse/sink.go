@@ -210,6 +210,9 @@ func insertRefs[T any](ctx context.Context, s *Sink, tb *table[T], batches []*pr
 // byColumnFailed is what sendRows returns when appending by column failed.
 const byColumnFailed = -2
 
+// sendBlockRows is the size of the blocks an insert is sent in.
+const sendBlockRows = 4096
+
 // sendRows inserts the rows of refs in one insert, column by column unless
 // byRow. When the client refuses a row it returns that row's position in
 // refs (or byColumnFailed), else -1.
@@ -220,11 +223,23 @@ func sendRows[T any](ctx context.Context, s *Sink, tb *table[T], batches []*proc
 	}
 	defer batch.Abort()
 	if !byRow {
-		cols, release := tb.columns(batches, refs)
-		defer release()
-		for i, c := range cols {
-			if err := batch.Column(i).Append(c); err != nil {
-				return byColumnFailed, err
+		// In blocks of sendBlockRows, so the column buffers are reused
+		// rather than grown to the whole insert; the server squashes the
+		// blocks of one insert into one part.
+		for start := 0; start < len(refs); start += sendBlockRows {
+			end := min(start+sendBlockRows, len(refs))
+			cols, release := tb.columns(batches, refs[start:end])
+			for i, c := range cols {
+				if err := batch.Column(i).Append(c); err != nil {
+					release()
+					return byColumnFailed, err
+				}
+			}
+			release()
+			if end < len(refs) {
+				if err := batch.Flush(); err != nil {
+					return -1, err
+				}
 			}
 		}
 		return -1, batch.Send()
