@@ -39,6 +39,9 @@ bench: build
 	@echo ">> collector benchmarks: request path (go test -bench), then load on a local stack (broker + collector + load generator, loopback, ~1 min)"
 	@$(GO) test -run '^$$' -bench . -benchtime 2s ./collector/ ./collector/useragent/
 	@$(BIN) loadgen -stack -suite -duration 10s -warmup 2s
+	@echo ">> processor benchmarks: decoder and inserts, end to end through Kafka, sessionization and ClickHouse (~1 min), memory per open session with 1,000,000 open (~2 min)"
+	@$(GO) test -run '^$$' -bench 'Decode|Sink' ./processor/ ./processor/clickhouse/
+	@$(GO) test -run '^$$' -bench 'Pipeline|OpenSessionMemory' -benchtime 1x -timeout 30m ./processor/
 
 lint:
 	@echo ">> go vet and gofmt"

@@ -18,7 +18,7 @@ import (
 )
 
 // BenchmarkPipeline measures the processor end to end on this machine:
-// a topic of 4 partitions filled beforehand (the in-process Kafka broker of
+// a topic of 4 partitions filled beforehand with about 960,000 events (the in-process Kafka broker of
 // this test process), consumed by one processor running as its own process
 // with the default batch and checkpoint settings (10,000 events, 1s; 5s),
 // which decodes, sessionizes, inserts events, event_sessions, sessions,
@@ -35,7 +35,7 @@ import (
 func BenchmarkPipeline(b *testing.B) {
 	e := newEnv(b)
 	rng := rand.New(rand.NewPCG(1, 1))
-	stream := workload(rng, 20000)
+	stream := workload(rng, benchVisitors())
 	e.produce(stream)
 	b.ResetTimer()
 	for range b.N {
@@ -129,6 +129,13 @@ func cpuTimes() (self, children time.Duration) {
 		children += time.Duration(ut+st) * time.Second / time.Duration(tick)
 	}
 	return self, children
+}
+
+// benchVisitors is the number of visitors of the pipeline benchmark's
+// stream (about 24 events each); BENCH_VISITORS overrides it.
+func benchVisitors() int {
+	n, _ := strconv.Atoi(os.Getenv("BENCH_VISITORS"))
+	return cmp.Or(n, 40000)
 }
 
 func benchBatch() int {

@@ -3,9 +3,11 @@ package clickhouse
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -27,6 +29,7 @@ import (
 // driver's pool.
 type Sink struct {
 	conn driver.Conn
+	mu   sync.Mutex // guards the batches' DeadLetters while tables are written
 	log  *slog.Logger
 	// InsertTimeout bounds one insert; a slow server then counts as a
 	// transient failure. The default is one minute.
@@ -86,42 +89,59 @@ const (
 	wroteDeadLetters
 )
 
-// Write stores the batches, one insert per table for all of them:
-// events, event_sessions, sessions, identity_links, delivery_loss, then
-// dead_letters (which include the rows refused on the way).
+// Write stores the batches, one insert per table for all of them: events
+// on one connection while event_sessions, sessions, identity_links and
+// delivery_loss go one after the other on another (the server works on
+// both at once), then dead_letters, which include the rows refused on the
+// way.
 func (s *Sink) Write(ctx context.Context, batches []*processor.Batch) error {
 	type step struct {
 		bit uint32
 		fn  func(context.Context, *Sink, []*processor.Batch) error
 	}
-	steps := []step{
-		{wroteEvents, tableWriter(&eventsTable)},
-		{wroteAssignments, tableWriter(&assignmentsTable)},
-		{wroteSessions, tableWriter(&sessionsTable)},
-		{wroteLinks, tableWriter(&linksTable)},
-		{wroteLoss, tableWriter(&lossTable)},
-		// Dead letters are the last resort: a refused dead letter is not
-		// split further but retried like a transient error.
-		{wroteDeadLetters, tableWriter(&deadLettersTable)},
-	}
-	for _, st := range steps {
-		var todo []*processor.Batch
-		for _, b := range batches {
-			if b.Written&st.bit == 0 {
-				todo = append(todo, b)
+	run := func(steps ...step) (done uint32, err error) {
+		for _, st := range steps {
+			var todo []*processor.Batch
+			for _, b := range batches {
+				if b.Written&st.bit == 0 {
+					todo = append(todo, b)
+				}
 			}
+			if len(todo) > 0 {
+				if err := st.fn(ctx, s, todo); err != nil {
+					return done, err
+				}
+			}
+			done |= st.bit
 		}
-		if len(todo) == 0 {
-			continue
-		}
-		if err := st.fn(ctx, s, todo); err != nil {
-			return err
-		}
-		for _, b := range todo {
-			b.Written |= st.bit
-		}
+		return done, nil
 	}
-	return nil
+	var (
+		wg           sync.WaitGroup
+		doneA, doneB uint32
+		errA, errB   error
+	)
+	wg.Go(func() { doneA, errA = run(step{wroteEvents, tableWriter(&eventsTable)}) })
+	doneB, errB = run(
+		step{wroteAssignments, tableWriter(&assignmentsTable)},
+		step{wroteSessions, tableWriter(&sessionsTable)},
+		step{wroteLinks, tableWriter(&linksTable)},
+		step{wroteLoss, tableWriter(&lossTable)},
+	)
+	wg.Wait()
+	for _, b := range batches {
+		b.Written |= doneA | doneB
+	}
+	if err := errors.Join(errA, errB); err != nil {
+		return err
+	}
+	// Dead letters are the last resort: a refused dead letter is not split
+	// further but retried like a transient error.
+	done, err := run(step{wroteDeadLetters, tableWriter(&deadLettersTable)})
+	for _, b := range batches {
+		b.Written |= done
+	}
+	return err
 }
 
 // table describes how rows of type T go into one ClickHouse table.
@@ -257,8 +277,11 @@ func sendRows[T any](ctx context.Context, s *Sink, tb *table[T], batches []*proc
 	return -1, batch.Send()
 }
 
-// addDeadLetter keeps a refused row in its batch's dead letters.
+// addDeadLetter keeps a refused row in its batch's dead letters. Tables are
+// written concurrently, so it locks.
 func addDeadLetter[T any](s *Sink, batches []*processor.Batch, tb *table[T], r rowRef, code int32, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	b := batches[r.b]
 	d := tb.dead(&tb.rows(b)[r.i], b, r.i)
 	d.Table, d.Code, d.Error = tb.name, code, err.Error()
