@@ -57,6 +57,10 @@ type restoredState struct {
 	pendingLoss []byte
 }
 
+// errPartitionMismatch: the state topic's partition count differs from the
+// events topic's (someone changed one of them); the state cannot be mapped.
+var errPartitionMismatch = errors.New("the state topic's partitions do not match the events topic's")
+
 // changelog reads and writes the state topic.
 type changelog struct {
 	topic   string
@@ -112,7 +116,7 @@ func (c *changelog) ensure(ctx context.Context, eventsTopic string) error {
 	}
 	if have, ok := counts[c.topic]; ok {
 		if have != n {
-			return fmt.Errorf("state topic %q has %d partitions, the events topic %q %d: they must match", c.topic, have, eventsTopic, n)
+			return fmt.Errorf("%w: state topic %q has %d, events topic %q %d", errPartitionMismatch, c.topic, have, eventsTopic, n)
 		}
 		return nil
 	}

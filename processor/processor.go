@@ -48,12 +48,13 @@ type Config struct {
 	GroupID string
 	// StateTopic is the compacted changelog topic of the partitions' state.
 	// It is created with the events topic's partition count if missing. The
-	// default is the events topic with ".state" appended. Each consumer
-	// group needs its own.
+	// default is "<topic>.<group>.state": each consumer group needs its own.
 	StateTopic string
-	// BatchSize and BatchInterval bound a batch: it is written when it has
-	// BatchSize events or BatchInterval passed since it began.
-	// The defaults are 10,000 events and 1 second.
+	// BatchSize and BatchInterval bound a partition's batch: it is handed
+	// to the writer when it has BatchSize events or BatchInterval passed
+	// since it began. The writer inserts the batches of all partitions that
+	// are waiting together, one insert per table. The defaults are 10,000
+	// events and 1 second.
 	BatchSize     int
 	BatchInterval time.Duration
 	// CheckpointInterval is how often a partition's state is written to the
@@ -95,10 +96,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.Topic, "kafka.topic", shoptrail.TopicEvents, "Kafka topic of events")
 	fs.StringVar(&c.GroupID, "kafka.group", "shoptrail-processor", "Kafka consumer group")
-	fs.StringVar(&c.StateTopic, "kafka.state-topic", "", "compacted Kafka topic of the sessionizer's state (default: the events topic + \".state\")")
+	fs.StringVar(&c.StateTopic, "kafka.state-topic", "", "compacted Kafka topic of the partitions' state, one per group (default: <kafka.topic>.<kafka.group>.state)")
 	fs.DurationVar(&c.GroupSessionTimeout, "kafka.session-timeout", 30*time.Second, "how long the group waits for a silent processor before moving its partitions")
 	fs.DurationVar(&c.RebalanceTimeout, "kafka.rebalance-timeout", 30*time.Second, "how long a rebalance waits for processors to checkpoint and rejoin")
-	fs.IntVar(&c.BatchSize, "batch.size", 10000, "events per ClickHouse insert, at most")
+	fs.IntVar(&c.BatchSize, "batch.size", 10000, "events per partition per batch, at most (the batches of all partitions are inserted together)")
 	fs.DurationVar(&c.BatchInterval, "batch.interval", time.Second, "longest wait before a partial batch is inserted")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint.interval", 5*time.Second, "how often partition state is written to the state topic and offsets committed")
 	fs.DurationVar(&c.IdleAdvance, "session.idle-advance", time.Minute, "after a partition is idle at its end this long, its watermark follows the wall clock (negative: never)")
@@ -116,7 +117,7 @@ func (c *Config) setDefaults() {
 		c.GroupID = "shoptrail-processor"
 	}
 	if c.StateTopic == "" {
-		c.StateTopic = c.Topic + ".state"
+		c.StateTopic = c.Topic + "." + c.GroupID + ".state"
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 10000
@@ -235,6 +236,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		err := p.changelog.ensure(ctx, p.cfg.Topic)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, errPartitionMismatch) {
+			return err
 		}
 		p.log.Warn("cannot prepare the state topic, retrying", "err", err)
 		select {

@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -241,5 +243,24 @@ func TestIdlePartition(t *testing.T) {
 	got := e.query(e.ch.Database, "SELECT events, landing_page, exit_page FROM sessions FINAL FORMAT TSV")
 	if got != "2\t/\t/p\n" {
 		t.Errorf("session = %q", got)
+	}
+}
+
+// TestStateTopicMismatch: a state topic whose partition count differs from
+// the events topic's cannot hold their state; the processor refuses to run.
+func TestStateTopicMismatch(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("g-" + testenv.RandomSuffix())
+	if err := e.broker.Cluster().CreateTopic(cfg.StateTopic, 2, map[string]string{"cleanup.policy": "compact"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := processor.New(cfg, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err == nil || !strings.Contains(err.Error(), "partitions do not match") {
+		t.Fatalf("Run = %v, want a partition mismatch", err)
 	}
 }

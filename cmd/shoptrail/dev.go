@@ -58,7 +58,7 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.demoAddr, "demo.addr", "127.0.0.1:8081", "listen address of the demo shop")
 	fs.StringVar(&c.demoKey, "demo.write-key", "dev", "write key the demo shop's beacon sends with (one of -sites)")
 	fs.StringVar(&c.procHTTP, "processor.http-addr", "127.0.0.1:8082", "processor: listen address of /metrics, /healthz and /readyz")
-	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per ClickHouse insert, at most")
+	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per partition per batch, at most")
 	fs.DurationVar(&c.proc.BatchInterval, "batch.interval", time.Second, "processor: longest wait before a partial batch is inserted")
 	c.col.RegisterFlags(fs) // http.addr, kafka.*, sites: the broker listens on the port of -kafka.brokers
 	c.ch.RegisterFlags(fs)  // clickhouse.*: the server listens on the port of -clickhouse.addr
