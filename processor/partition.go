@@ -83,7 +83,12 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 	restoredOnce := sync.OnceFunc(restored)
 	defer restoredOnce()
 	defer w.setFailing(false)
-	defer w.wait() // a batch in flight is no longer ours to drop
+	defer func() {
+		// A batch in flight is not ours to drop: wait for it, telling its
+		// retries to give up first.
+		cancel()
+		w.wait()
+	}()
 
 	if err := w.restore(wctx); err != nil {
 		return err
