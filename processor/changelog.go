@@ -65,19 +65,25 @@ var errPartitionMismatch = errors.New("the state topic's partitions do not match
 type changelog struct {
 	topic   string
 	brokers []string
-	client  *kafka.Client
-	writer  *kafka.Writer
+	// transport is the client's and the writer's own, so that Close can
+	// close its connections (kafka-go's default transport keeps them).
+	transport *kafka.Transport
+	client    *kafka.Client
+	writer    *kafka.Writer
 }
 
 func newChangelog(brokers []string, topic string) *changelog {
 	addr := kafka.TCP(brokers...)
+	tr := &kafka.Transport{}
 	return &changelog{
-		topic:   topic,
-		brokers: brokers,
-		client:  &kafka.Client{Addr: addr, Timeout: 10 * time.Second},
+		topic:     topic,
+		brokers:   brokers,
+		transport: tr,
+		client:    &kafka.Client{Addr: addr, Timeout: 10 * time.Second, Transport: tr},
 		writer: &kafka.Writer{
-			Addr:  addr,
-			Topic: topic,
+			Addr:      addr,
+			Transport: tr,
+			Topic:     topic,
 			// Records go to the partition of the events partition whose
 			// state they hold.
 			Balancer: kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition }),
@@ -95,7 +101,11 @@ func newChangelog(brokers []string, topic string) *changelog {
 	}
 }
 
-func (c *changelog) Close() error { return c.writer.Close() }
+func (c *changelog) Close() error {
+	err := c.writer.Close()
+	c.transport.CloseIdleConnections()
+	return err
+}
 
 // ensure creates the changelog topic, compacted, with the events topic's
 // partition count, unless it exists; an existing one must have that count.

@@ -9,7 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
+
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/internal/devstack"
 	"github.com/shoptrail/shoptrail/internal/testenv"
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/session"
@@ -263,4 +268,29 @@ func TestStateTopicMismatch(t *testing.T) {
 	if err := p.Run(ctx); err == nil || !strings.Contains(err.Error(), "partitions do not match") {
 		t.Fatalf("Run = %v, want a partition mismatch", err)
 	}
+}
+
+// TestNoGoroutineLeak: a processor that ran and stopped leaves no
+// goroutine behind (its readers, writers, group, ClickHouse connections).
+func TestNoGoroutineLeak(t *testing.T) {
+	testenv.Integration(t)
+	chc, conn := testenv.Database(t)
+	before := goleak.IgnoreCurrent()
+	topic := "events-" + testenv.RandomSuffix()
+	b, err := devstack.StartBroker(devstack.BrokerConfig{Partitions: partitions, Topics: []string{topic},
+		Opts: []kfake.Opt{kfake.GroupMinSessionTimeout(100 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, broker: b, brokers: b.Addrs, topic: topic, ch: chc, conn: conn, http: testenv.ClickHouse(t).HTTPAddr}
+	e.produce(append([]*shoptrail.Event{page("l1", "m-l1-1", at(0), "/")}, tailEvents(site, at(48*60))...))
+	cfg := e.config("g-" + testenv.RandomSuffix())
+	stop, _, _ := e.start(cfg, e.ch)
+	e.waitDone(cfg.GroupID, 60*time.Second)
+	stop()
+	b.Close()
+	// The test's own clients use kafka-go's default transport.
+	kafka.DefaultTransport.(*kafka.Transport).CloseIdleConnections()
+	noKeepAlive.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
 }
