@@ -161,6 +161,7 @@ func runDev(ctx context.Context, args []string) error {
 		}
 		stops = append(stops, stopHTTP)
 		start("processor", p.Run)
+		urls = append(urls, "processor metrics   http://"+cfg.procHTTP+"/metrics")
 	}
 	if cfg.has("collector") {
 		c, err := collector.New(cfg.col, log)
@@ -168,7 +169,7 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		start("collector", c.Run)
-		urls = append(urls, "collector           http://"+cfg.col.Addr+"  (write key: dev)")
+		urls = append(urls, "collector           http://"+cfg.col.Addr+"  (write key: dev; metrics at /metrics)")
 	}
 	if cfg.has("demo") {
 		srv := &http.Server{Addr: cfg.demoAddr, Handler: beacon.DemoHandler("http://"+cfg.col.Addr, cfg.demoKey), ReadHeaderTimeout: 5 * time.Second}
