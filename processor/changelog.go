@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -266,5 +265,3 @@ func (c *changelog) writeMeta(ctx context.Context, p int, recs []session.StateRe
 	}
 	return nil
 }
-
-func partitionLabel(p int) string { return strconv.Itoa(p) }

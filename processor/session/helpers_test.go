@@ -28,9 +28,6 @@ func withUTM(source, medium, campaign string) evOpt {
 		e.Context.Campaign.Source, e.Context.Campaign.Medium, e.Context.Campaign.Name = source, medium, campaign
 	}
 }
-func withClick(kind string) evOpt {
-	return func(e *shoptrail.Event) { e.Context.Campaign.ClickIDKind = kind }
-}
 func withUser(id string) evOpt { return func(e *shoptrail.Event) { e.UserID = id } }
 func withProps(p string) evOpt { return func(e *shoptrail.Event) { e.Properties = []byte(p) } }
 func withTab(tab string, seq int64) evOpt {

@@ -70,9 +70,7 @@ func (t *interner[V]) dec(id uint32) {
 	}
 }
 
-func (t *interner[V]) key(id uint32) string { return t.keys[id] }
-func (t *interner[V]) val(id uint32) *V     { return &t.vals[id] }
-func (t *interner[V]) len() int             { return len(t.ids) }
+func (t *interner[V]) val(id uint32) *V { return &t.vals[id] }
 
 // strTab interns plain strings: page paths, referrers, user ids.
 type strTab struct{ *interner[struct{}] }

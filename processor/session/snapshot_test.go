@@ -29,7 +29,6 @@ func restoreWorkload(rng *rand.Rand) []*shoptrail.Event {
 // driver plays a processor: batches of events, a Drain per batch, an idle
 // Advance now and then, a Checkpoint into a compacted changelog.
 type driver struct {
-	cfg       Config
 	events    []*shoptrail.Event
 	batch     int
 	out       Output
