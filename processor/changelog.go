@@ -175,8 +175,8 @@ func (c *changelog) read(ctx context.Context, p int) (*restoredState, error) {
 		Topic:         c.topic,
 		Partition:     p,
 		MinBytes:      1,
-		MaxBytes:      16 << 20,
-		MaxWait:       100 * time.Millisecond,
+		MaxBytes:      fetchMaxBytes,
+		MaxWait:       fetchMaxWait,
 		QueueCapacity: 1000,
 	})
 	defer r.Close()

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -15,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/shoptrail/shoptrail/processor"
@@ -44,6 +47,9 @@ type childSpec struct {
 	// MetricsFile, if set, is where the process writes its metrics
 	// (Prometheus text format) when it stops on SIGTERM.
 	MetricsFile string
+	// MetricsAddrFile, if set, makes the process serve its metrics over
+	// HTTP on a free loopback port, and write the address to this file.
+	MetricsAddrFile string
 }
 
 // childMain runs the processor when the test binary was started as a
@@ -106,6 +112,16 @@ func childMain() bool {
 		}()
 	}
 	reg := prometheus.NewRegistry()
+	if c.MetricsAddrFile != "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		go http.Serve(ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		os.WriteFile(c.MetricsAddrFile+".tmp", []byte(ln.Addr().String()), 0o644)
+		os.Rename(c.MetricsAddrFile+".tmp", c.MetricsAddrFile)
+	}
 	p, err := processor.New(c.Processor, clickhouse.NewSink(conn, log, reg), log, reg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

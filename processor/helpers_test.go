@@ -121,6 +121,8 @@ func (e *env) produce(events []*shoptrail.Event) {
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond,
 		BatchSize:    1000,
+		// As the collector produces by default.
+		Compression: kafka.Lz4,
 	}
 	defer w.Close()
 	msgs := make([]kafka.Message, 0, len(events))

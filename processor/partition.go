@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
@@ -29,6 +30,7 @@ type worker struct {
 	committed int64 // the group's offset at assignment (or kafka.FirstOffset)
 	commit    func(partition int, offset int64) error
 	log       *slog.Logger
+	lag       prometheus.Gauge // this partition's consumer lag
 
 	dec  *eventDecoder
 	sess *session.Sessionizer
@@ -38,8 +40,15 @@ type worker struct {
 	statusCount [4]int
 	// batch fills while spare, if inflight is set, is being written.
 	batch, spare *Batch
-	inflight     chan error
-	recs         []session.StateRecord
+	// held keeps the rows of the small tables (sessions, identity links,
+	// loss, dead letters) until the next checkpoint, when they join the
+	// batch written before it: one insert per table and checkpoint rather
+	// than per batch. ClickHouse pays a large fixed cost for every insert
+	// (a part of some 20 files, merged later), and these rows are only
+	// needed in ClickHouse before the offsets past them are committed.
+	held     Batch
+	inflight chan error
+	recs     []session.StateRecord
 
 	next      int64     // offset of the next message to read
 	lastMsg   time.Time // wall time of the last message (or of the start)
@@ -64,6 +73,7 @@ func newWorker(p *Processor, partition int, committed int64, commit func(int, in
 		committed: committed,
 		commit:    commit,
 		log:       p.log.With("partition", partition),
+		lag:       p.m.lag.WithLabelValues(strconv.Itoa(partition)),
 		loss:      newLossAcc(),
 		dec:       newEventDecoder(),
 		batch:     newBatch(p.cfg.Topic, partition, p.cfg.BatchSize),
@@ -99,8 +109,8 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 		Topic:         w.cfg.Topic,
 		Partition:     w.partition,
 		MinBytes:      1,
-		MaxBytes:      8 << 20,
-		MaxWait:       200 * time.Millisecond,
+		MaxBytes:      fetchMaxBytes,
+		MaxWait:       fetchMaxWait,
 		QueueCapacity: 4096,
 		ErrorLogger:   kafka.LoggerFunc(w.p.kafkaLog),
 	})
@@ -135,6 +145,19 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 		}
 	}
 }
+
+// Fetch bounds of the partition readers (and of the changelog's restore).
+// The broker answers a fetch as soon as there is any data (MinBytes 1), so
+// MaxWait adds no latency; but kafka-go also takes it as the deadline of
+// the whole response. When a busy broker needs longer than that to send
+// megabytes of backlog, the reader drops the connection and asks again,
+// over and over: at 200ms, a processor starting on a backlog lost its
+// first 2 to 3 seconds that way. A reader's Close waits for its fetch in
+// flight, so MaxWait also bounds how long releasing a quiet partition takes.
+const (
+	fetchMaxBytes = 4 << 20
+	fetchMaxWait  = time.Second
+)
 
 // restore loads the partition's state from the changelog and sets the
 // offset to resume at: after the checkpoint, or the group's committed
@@ -206,7 +229,7 @@ func (w *worker) add(m *kafka.Message) {
 	w.next = m.Offset + 1
 	w.lastMsg = time.Now()
 	if lag := m.HighWaterMark - w.next; lag >= 0 {
-		w.p.m.lag.WithLabelValues(w.label).Set(float64(lag))
+		w.lag.Set(float64(lag))
 	}
 	w.dirty = true
 	// Reuse the slot without zeroing it first: decode resets it, and each
@@ -234,7 +257,7 @@ func (w *worker) add(m *kafka.Message) {
 	if err != nil {
 		w.batch.Events = w.batch.Events[:len(w.batch.Events)-1]
 		w.p.m.events.WithLabelValues("undecodable").Inc()
-		w.batch.DeadLetters = append(w.batch.DeadLetters, DeadLetter{
+		w.held.DeadLetters = append(w.held.DeadLetters, DeadLetter{
 			RowKey: fmt.Sprintf("%d/%d", m.Partition, m.Offset), Topic: m.Topic, Partition: m.Partition,
 			Offset: m.Offset, Time: m.Time, Error: "cannot decode event: " + err.Error(), Payload: string(m.Value),
 		})
@@ -253,7 +276,7 @@ func (w *worker) rollLossBucket(offset int64, day time.Time) {
 	if w.loss.bucket >= 0 && w.lossUntil < 0 {
 		w.drain()
 		if w.lossDirty {
-			w.batch.Loss = w.loss.rows(w.batch.Loss, w.partition, w.sess.Offset())
+			w.held.Loss = w.loss.rows(w.held.Loss, w.partition, w.sess.Offset())
 		}
 	}
 	w.loss.start(offset, day)
@@ -286,12 +309,12 @@ func (w *worker) idle() {
 
 // drain moves the sessionizer's output into the batch and the loss bucket.
 func (w *worker) drain() {
-	// Drain appends straight to the batch's slices.
-	o := session.Output{Sessions: w.batch.Sessions, Links: w.batch.Links, Loss: w.out.Loss[:0]}
+	// Drain appends straight to the batch's and the held rows' slices.
+	o := session.Output{Sessions: w.held.Sessions, Links: w.held.Links, Loss: w.out.Loss[:0]}
 	sessions, links, assigned := len(o.Sessions), len(o.Links), len(w.batch.Assignments)
 	o.Assignments = w.batch.Assignments
 	w.sess.Drain(&o)
-	w.batch.Sessions, w.batch.Links = o.Sessions, o.Links
+	w.held.Sessions, w.held.Links = o.Sessions, o.Links
 	// Keep the assignments but an undecodable message's (it is in
 	// dead_letters already), counting them by status.
 	kept := o.Assignments[:assigned]
@@ -313,8 +336,8 @@ func (w *worker) drain() {
 	}
 	clear(o.Loss)
 	w.out.Loss = o.Loss[:0]
-	w.p.m.sessions.Add(float64(len(w.batch.Sessions) - sessions))
-	w.p.m.links.Add(float64(len(w.batch.Links) - links))
+	w.p.m.sessions.Add(float64(len(w.held.Sessions) - sessions))
+	w.p.m.links.Add(float64(len(w.held.Links) - links))
 	for st, n := range w.statusCount {
 		if n > 0 {
 			w.p.m.events.WithLabelValues(session.Status(st).String()).Add(float64(n))
@@ -338,8 +361,11 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 	checkpoint := w.dirty && w.lossUntil < 0 && (final || time.Since(w.lastCkpt) >= w.cfg.CheckpointInterval)
 	if checkpoint && w.lossDirty {
 		// The open bucket's sums so far; the checkpoint carries them on.
-		w.batch.Loss = w.loss.rows(w.batch.Loss, w.partition, w.sess.Offset())
+		w.held.Loss = w.loss.rows(w.held.Loss, w.partition, w.sess.Offset())
 		w.lossDirty = false
+	}
+	if checkpoint || final || w.held.Rows() >= maxHeldRows {
+		w.release()
 	}
 	if checkpoint || final {
 		if err := w.wait(); err != nil {
@@ -369,6 +395,20 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 	}
 	w.gauges()
 	return nil
+}
+
+// maxHeldRows bounds the rows held for the next checkpoint: past it they
+// go with the next batch.
+const maxHeldRows = 1 << 15
+
+// release moves the held rows into the batch.
+func (w *worker) release() {
+	b, h := w.batch, &w.held
+	b.Sessions = append(b.Sessions, h.Sessions...)
+	b.Links = append(b.Links, h.Links...)
+	b.Loss = append(b.Loss, h.Loss...)
+	b.DeadLetters = append(b.DeadLetters, h.DeadLetters...)
+	h.reset()
 }
 
 // wait waits for the batch in flight, if any, and returns its outcome.

@@ -190,7 +190,14 @@ func insertRefs[T any](ctx context.Context, s *Sink, tb *table[T], batches []*pr
 		start := time.Now()
 		ictx, cancel := context.WithTimeout(ctx, s.InsertTimeout)
 		bad, err := sendRows(ictx, s, tb, batches, refs, byRow)
-		cancel()
+		// Not cancel(): clickhouse-go's Batch.Send (v2.50.0) watches the
+		// context on a goroutine that closes the connection when the context
+		// is done, and if that goroutine has not yet run when Send returns,
+		// canceling now can close the connection after it went back to the
+		// pool, failing the next insert ("use of closed network
+		// connection"). The timer releases the context once its deadline has
+		// passed anyway.
+		time.AfterFunc(s.InsertTimeout, cancel)
 		switch {
 		case bad == byColumnFailed:
 			// Find the row the client refuses by appending row by row.
