@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/shoptrail/shoptrail"
 )
@@ -24,6 +25,11 @@ import (
 // eventDecoder is not safe for concurrent use: one per partition worker.
 type eventDecoder struct {
 	strs map[string]string
+	// last is the last string interned into each string field of the
+	// event, by the field's offset in 16-byte words: most fields repeat
+	// the event before far more often than not (site, type, library,
+	// device), and comparing to it costs less than a map lookup.
+	last [unsafe.Sizeof(shoptrail.Event{}) / 16]string
 }
 
 // maxInterned bounds the interned strings; the table starts over when full.
@@ -36,7 +42,7 @@ func newEventDecoder() *eventDecoder {
 // decode decodes data into e (which it resets first).
 func (d *eventDecoder) decode(data []byte, e *shoptrail.Event) error {
 	*e = shoptrail.Event{}
-	p := parser{b: data, d: d}
+	p := parser{b: data, d: d, e: e}
 	if p.event(e) {
 		return nil
 	}
@@ -69,6 +75,7 @@ type parser struct {
 	b []byte
 	i int
 	d *eventDecoder
+	e *shoptrail.Event // being decoded
 }
 
 func (p *parser) ws() {
@@ -152,12 +159,23 @@ func (p *parser) string(dst *string) bool {
 	return ok
 }
 
+// interned reads a string into dst, a field of p.e, interned.
 func (p *parser) interned(dst *string) bool {
 	s, ok := p.str()
-	if ok {
-		*dst = p.d.intern(s)
+	if !ok {
+		return false
 	}
-	return ok
+	slot := (uintptr(unsafe.Pointer(dst)) - uintptr(unsafe.Pointer(p.e))) / 16
+	if slot >= uintptr(len(p.d.last)) { // not a field of p.e
+		*dst = p.d.intern(s)
+		return true
+	}
+	last := &p.d.last[slot]
+	if *last != string(s) {
+		*last = p.d.intern(s)
+	}
+	*dst = *last
+	return true
 }
 
 // integer reads an integer that fits in 53 bits (what an int field holds

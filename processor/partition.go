@@ -38,17 +38,19 @@ type worker struct {
 	out  session.Output // only its Loss slice, reused
 	// statusCount counts assignments by status between metric updates.
 	statusCount [4]int
-	// batch fills while spare, if inflight is set, is being written.
-	batch, spare *Batch
+	// batch fills while the batches of inflight, oldest first, are being
+	// written; free are written batches kept for reuse.
+	batch    *Batch
+	inflight []inflightBatch
+	free     []*Batch
 	// held keeps the rows of the small tables (sessions, identity links,
 	// loss, dead letters) until the next checkpoint, when they join the
 	// batch written before it: one insert per table and checkpoint rather
 	// than per batch. ClickHouse pays a large fixed cost for every insert
 	// (a part of some 20 files, merged later), and these rows are only
 	// needed in ClickHouse before the offsets past them are committed.
-	held     Batch
-	inflight chan error
-	recs     []session.StateRecord
+	held Batch
+	recs []session.StateRecord
 
 	next      int64     // offset of the next message to read
 	lastMsg   time.Time // wall time of the last message (or of the start)
@@ -77,7 +79,6 @@ func newWorker(p *Processor, partition int, committed int64, commit func(int, in
 		loss:      newLossAcc(),
 		dec:       newEventDecoder(),
 		batch:     newBatch(p.cfg.Topic, partition, p.cfg.BatchSize),
-		spare:     newBatch(p.cfg.Topic, partition, p.cfg.BatchSize),
 	}
 }
 
@@ -384,13 +385,19 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 		return w.checkpoint(ctx, leaving)
 	}
 	if w.batch.Rows() > 0 {
-		if err := w.wait(); err != nil { // at most one batch in flight
-			return err
+		if len(w.inflight) == maxInflight {
+			if err := w.waitOldest(); err != nil {
+				return err
+			}
 		}
 		b := w.batch
-		w.batch, w.spare = w.spare, b
+		if n := len(w.free); n > 0 {
+			w.batch, w.free = w.free[n-1], w.free[:n-1]
+		} else {
+			w.batch = newBatch(w.cfg.Topic, w.partition, w.cfg.BatchSize)
+		}
 		done := make(chan error, 1)
-		w.inflight = done
+		w.inflight = append(w.inflight, inflightBatch{b, done})
 		go func() { done <- w.writeBatch(ctx, leaving, b) }()
 	}
 	w.gauges()
@@ -411,14 +418,39 @@ func (w *worker) release() {
 	h.reset()
 }
 
-// wait waits for the batch in flight, if any, and returns its outcome.
-func (w *worker) wait() error {
-	if w.inflight == nil {
-		return nil
+// maxInflight is how many batches of a partition may be waiting for or
+// in a write while the next one fills. With more than one, a partition
+// goes on decoding and sessionizing while ClickHouse is slower than it for
+// a moment, and the batches that queue up meanwhile go into one insert:
+// the slower ClickHouse, the larger (and cheaper per row) its inserts.
+const maxInflight = 2
+
+// inflightBatch is a batch handed to the writer, and its outcome.
+type inflightBatch struct {
+	b    *Batch
+	done chan error
+}
+
+// waitOldest waits for the oldest batch in flight and returns its outcome.
+func (w *worker) waitOldest() error {
+	f := w.inflight[0]
+	err := <-f.done
+	w.inflight = append(w.inflight[:0], w.inflight[1:]...)
+	if err == nil {
+		w.free = append(w.free, f.b) // emptied by writeBatch
 	}
-	err := <-w.inflight
-	w.inflight = nil
 	return err
+}
+
+// wait waits for every batch in flight, and returns the first error.
+func (w *worker) wait() error {
+	var first error
+	for len(w.inflight) > 0 {
+		if err := w.waitOldest(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // writeBatch writes b, retrying transient failures with capped, jittered

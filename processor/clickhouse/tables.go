@@ -41,9 +41,51 @@ var sessionsTable = table[session.Session]{
 			s.Funnel.String(), s.CartValue, s.Orders, s.Revenue,
 		}
 	},
+	columns: sessionColumnValues,
 	dead: func(s *session.Session, _ *processor.Batch, _ int) processor.DeadLetter {
 		return processor.DeadLetter{RowKey: s.SessionID, Time: s.Start, Payload: payload(s)}
 	},
+}
+
+// sessionColumnValues returns sessions rows column by column, in the order
+// of sessionsTable's query.
+func sessionColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func()) {
+	n := len(refs)
+	var strs [18][]string
+	for i := range strs {
+		strs[i] = make([]string, n)
+	}
+	start, end := make([]time.Time, n), make([]time.Time, n)
+	var u32 [4][]uint32 // duration_ms, events, page_views, orders
+	for i := range u32 {
+		u32[i] = make([]uint32, n)
+	}
+	var u8 [3][]uint8 // is_bot, is_returning, is_engaged
+	for i := range u8 {
+		u8[i] = make([]uint8, n)
+	}
+	rules, cart, revenue := make([]uint16, n), make([]float64, n), make([]float64, n)
+	for j, r := range refs {
+		s := &batches[r.b].Sessions[r.i]
+		for i, v := range [...]string{
+			s.Site, s.SessionID, s.AnonymousID, s.UserID, s.LandingPage, s.ExitPage, s.Referrer,
+			s.Source, s.Medium, s.Campaign, s.Term, s.Content, s.ClickIDKind, s.Channel,
+			s.DeviceClass, s.Browser, s.OS, s.Funnel.String(),
+		} {
+			strs[i][j] = v
+		}
+		start[j], end[j] = dt(s.Start), dt(s.End)
+		u32[0][j], u32[1][j], u32[2][j], u32[3][j] = uint32(s.Duration.Milliseconds()), s.Events, s.PageViews, s.Orders
+		u8[0][j], u8[1][j], u8[2][j] = boolU8(s.IsBot), boolU8(s.Returning), boolU8(s.Engaged)
+		rules[j], cart[j], revenue[j] = s.RulesVersion, s.CartValue, s.Revenue
+	}
+	return []any{
+		strs[0], strs[1], strs[2], strs[3], start, end, u32[0],
+		u32[1], u32[2], strs[4], strs[5], strs[6],
+		strs[7], strs[8], strs[9], strs[10], strs[11], strs[12], strs[13], rules,
+		strs[14], strs[15], strs[16], u8[0], u8[1], u8[2],
+		strs[17], cart, u32[3], revenue,
+	}, func() {}
 }
 
 // assignmentRank orders the statuses of copies of one message id: the
