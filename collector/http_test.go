@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +31,9 @@ func TestSitesAndCORS(t *testing.T) {
 	sites := sitesFile(t, `[
 	  {"id":"shop","writeKeys":["k1","k2"],"allowedOrigins":["https://shop.example","https://*.shop.example"],"timeZone":"Asia/Shanghai","ownDomains":["shop.example"]},
 	  {"id":"other","writeKeys":["k3"],"allowedOrigins":["https://other.example"]}]`)
+	if got := sites.OwnDomains(); !reflect.DeepEqual(got, map[string][]string{"shop": {"shop.example"}}) {
+		t.Errorf("OwnDomains() = %v, want shop's only", got)
+	}
 	s, rec := newTestServer(t, Config{Sites: sites})
 	h := s.Handler()
 	body := []byte(`{"writeKey":"k1","event":"E","anonymousId":"a"}`)

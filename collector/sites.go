@@ -165,6 +165,18 @@ func (s *Sites) ByKey(key string) (*Site, bool) {
 // List returns the sites in the order they were given.
 func (s *Sites) List() []*Site { return slices.Clone(s.list) }
 
+// OwnDomains returns each site's own domains by site id, for the
+// processor's attribution (session.Config.OwnDomains).
+func (s *Sites) OwnDomains() map[string][]string {
+	m := make(map[string][]string)
+	for _, site := range s.list {
+		if len(site.OwnDomains) > 0 {
+			m[site.ID] = slices.Clone(site.OwnDomains)
+		}
+	}
+	return m
+}
+
 // AllowsOrigin tells whether a browser on origin may send events with the
 // site's write keys.
 func (s *Site) AllowsOrigin(origin string) bool {

@@ -91,6 +91,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.proc.Brokers, cfg.proc.Topic = cfg.col.Brokers, cfg.col.Topic
+	cfg.proc.Session.OwnDomains = cfg.col.Sites.OwnDomains()
 	var stops []func()
 	defer func() {
 		for _, stop := range slices.Backward(stops) {

@@ -55,10 +55,18 @@ func runProcessor(ctx context.Context, args []string) error {
 	cfg.RegisterFlags(fs)
 	chc.RegisterFlags(fs)
 	httpAddr := fs.String("http.addr", "127.0.0.1:8082", "listen address of /metrics, /healthz and /readyz (empty: none)")
+	sitesFile := fs.String("sites.file", "", "the collector's JSON sites file: referrers from a site's ownDomains (and their subdomains) are internal, not traffic sources")
 	lc.RegisterFlags(fs, "json")
 	log, err := parse(fs, &lc, args)
 	if err != nil {
 		return err
+	}
+	if *sitesFile != "" {
+		sites, err := collector.LoadSitesFile(*sitesFile)
+		if err != nil {
+			return err
+		}
+		cfg.Session.OwnDomains = sites.OwnDomains()
 	}
 	conn, err := clickhouse.Open(ctx, chc)
 	if err != nil {

@@ -62,6 +62,14 @@ func TestSplits(t *testing.T) {
 			page("a", "3", at(2), "/q"),
 			page("a", "4", at(3), "/r", withRef("https://m.shop.example/x")),
 		}, want{[]uint32{4}, []string{"google"}}},
+		{"the site's other own domain splits without OwnDomains", Config{}, []*shoptrail.Event{
+			page("a", "1", at(0), "/", withRef("https://www.baidu.com/")),
+			page("a", "2", at(3), "/p", withRef("https://blog.shop-news.example/post")),
+		}, want{[]uint32{1, 1}, []string{"baidu", "blog.shop-news.example"}}},
+		{"the site's other own domain stays with OwnDomains", Config{OwnDomains: map[string][]string{site: {"shop-news.example"}}}, []*shoptrail.Event{
+			page("a", "1", at(0), "/", withRef("https://www.baidu.com/")),
+			page("a", "2", at(3), "/p", withRef("https://blog.shop-news.example/post")),
+		}, want{[]uint32{2}, []string{"baidu"}}},
 		{"payment gateway return stays", Config{}, []*shoptrail.Event{
 			page("a", "1", at(0), "/checkout", withRef("https://www.baidu.com/")),
 			page("a", "2", at(3), "/done", withRef("https://mclient.alipay.com/")),
