@@ -129,6 +129,7 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 	defer cancelFlush()
 	defer context.AfterFunc(wctx, func() { time.AfterFunc(w.cfg.RebalanceTimeout*2/3, cancelFlush) })()
 	for {
+		before := w.next
 		err := w.fetch(wctx, r)
 		stopping := wctx.Err() != nil
 		if err != nil && !stopping {
@@ -139,6 +140,9 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 		}
 		if err := w.flush(flushCtx, wctxDone, stopping); err != nil {
 			return err
+		}
+		if w.next == before {
+			w.trim()
 		}
 		if stopping {
 			w.log.Info("partition released", "offset", w.next)
@@ -233,6 +237,9 @@ func (w *worker) add(m *kafka.Message) {
 		w.lag.Set(float64(lag))
 	}
 	w.dirty = true
+	if cap(w.batch.Events) == 0 { // trimmed while the partition was quiet
+		w.batch.Events = make([]shoptrail.Event, 0, w.cfg.BatchSize)
+	}
 	// Reuse the slot without zeroing it first: decode resets it, and each
 	// pass over these large structs costs cache misses.
 	if n := len(w.batch.Events); n < cap(w.batch.Events) {
@@ -416,6 +423,23 @@ func (w *worker) release() {
 	b.Loss = append(b.Loss, h.Loss...)
 	b.DeadLetters = append(b.DeadLetters, h.DeadLetters...)
 	h.reset()
+}
+
+// trim lets go of the batches' memory while the partition is quiet (a
+// fetch round brought nothing): the written batches kept for reuse, and
+// the current batch's room for events, which also holds on to the strings
+// of the events it held before. With three batches of 10,000 events that
+// is some 40 MB a partition. It does nothing while a batch is in flight or
+// the current one has events. (Trimming at every checkpoint too cost about
+// 1 µs of processor CPU per event under load: fresh 7 MB allocations fault
+// their pages in again.)
+func (w *worker) trim() {
+	if len(w.inflight) > 0 || len(w.batch.Events) > 0 || (len(w.free) == 0 && cap(w.batch.Events) == 0) {
+		return
+	}
+	clear(w.free)
+	w.free = w.free[:0]
+	w.batch.Events = nil
 }
 
 // maxInflight is how many batches of a partition may be waiting for or
