@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/commerce"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -21,6 +22,9 @@ type Batch struct {
 	// (same length).
 	Events  []shoptrail.Event
 	Offsets []int64
+	// Commerce are the events' typed e-commerce properties (same length as
+	// Events; zero Props for events that are not track calls).
+	Commerce []commerce.Props
 
 	Sessions    []session.Session
 	Assignments []session.Assignment
@@ -40,7 +44,8 @@ type Batch struct {
 // costs far more than allocating it once.
 func newBatch(topic string, partition, size int) *Batch {
 	return &Batch{Topic: topic, Partition: partition,
-		Events: make([]shoptrail.Event, 0, size), Offsets: make([]int64, 0, size)}
+		Events: make([]shoptrail.Event, 0, size), Offsets: make([]int64, 0, size),
+		Commerce: make([]commerce.Props, 0, size)}
 }
 
 // Rows is the number of rows of the batch, over all tables.
@@ -58,6 +63,8 @@ func (b *Batch) reset() {
 	// Events: at most BatchSize, and each is reset as it is decoded into.
 	b.Events = b.Events[:0]
 	b.Offsets = b.Offsets[:0]
+	// Commerce: as Events; each Props keeps its products' room.
+	b.Commerce = b.Commerce[:0]
 	b.Sessions = resetSlice(b.Sessions)
 	b.Assignments = resetSlice(b.Assignments)
 	b.Links = resetSlice(b.Links)
@@ -123,4 +130,15 @@ type DeadLetter struct {
 // skip it when the same batch is retried.
 type Sink interface {
 	Write(ctx context.Context, batches []*Batch) error
+}
+
+// addCommerce appends the e-commerce properties of e, the batch's last
+// event, reusing the slot's room for products.
+func (b *Batch) addCommerce(d *eventDecoder, e *shoptrail.Event) {
+	if n := len(b.Commerce); n < cap(b.Commerce) {
+		b.Commerce = b.Commerce[:n+1]
+	} else {
+		b.Commerce = append(b.Commerce, commerce.Props{})
+	}
+	d.commerce(e, &b.Commerce[len(b.Commerce)-1])
 }

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/commerce"
 )
 
 // eventDecoder decodes the JSON events of the topic into shoptrail.Event
@@ -30,6 +31,8 @@ type eventDecoder struct {
 	// the event before far more often than not (site, type, library,
 	// device), and comparing to it costs less than a map lookup.
 	last [unsafe.Sizeof(shoptrail.Event{}) / 16]string
+	// cp parses the events' e-commerce properties (see commerce).
+	cp commerce.Parser
 }
 
 // maxInterned bounds the interned strings; the table starts over when full.
@@ -618,4 +621,18 @@ func (p *parser) context(c *shoptrail.Context) bool {
 		}
 		return false
 	})
+}
+
+// commerce parses the e-commerce properties of e (a decoded track event)
+// into dst, interning its short strings; other events get zero Props.
+func (d *eventDecoder) commerce(e *shoptrail.Event, dst *commerce.Props) {
+	if e.Type != shoptrail.TypeTrack || len(e.Properties) == 0 {
+		products := dst.Products[:0]
+		*dst = commerce.Props{Products: products}
+		return
+	}
+	if d.cp.Intern == nil {
+		d.cp.Intern = d.intern
+	}
+	d.cp.Parse(e.Properties, dst)
 }

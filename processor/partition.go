@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/commerce"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -239,6 +240,7 @@ func (w *worker) add(m *kafka.Message) {
 	w.dirty = true
 	if cap(w.batch.Events) == 0 { // trimmed while the partition was quiet
 		w.batch.Events = make([]shoptrail.Event, 0, w.cfg.BatchSize)
+		w.batch.Commerce = make([]commerce.Props, 0, w.cfg.BatchSize)
 	}
 	// Reuse the slot without zeroing it first: decode resets it, and each
 	// pass over these large structs costs cache misses.
@@ -275,6 +277,7 @@ func (w *worker) add(m *kafka.Message) {
 		return
 	}
 	w.batch.Offsets = append(w.batch.Offsets, m.Offset)
+	w.batch.addCommerce(w.dec, e)
 	w.sess.Add(m.Offset, e)
 }
 
@@ -440,6 +443,7 @@ func (w *worker) trim() {
 	clear(w.free)
 	w.free = w.free[:0]
 	w.batch.Events = nil
+	w.batch.Commerce = nil
 }
 
 // maxInflight is how many batches of a partition may be waiting for or
