@@ -1,0 +1,35 @@
+-- Funnel: sessions -> product view -> add to cart -> checkout -> order, counts and step conversion per period.
+-- One row per period (${grain}) and breakdown value (${breakdown}: channel,
+-- source, medium, campaign, device_class, or site for one row per period).
+-- Each session counts in every step up to the furthest it reached
+-- (sessions.funnel_step), so the counts only fall from step to step;
+-- *_rate is the share of the step before that went on. Bots are left out;
+-- sessions are read with FINAL, so a row written twice counts once.
+SELECT
+    period,
+    key,
+    sessions,
+    product_views,
+    carts,
+    checkouts,
+    orders,
+    round(product_views / sessions, 4) AS product_view_rate,
+    if(product_views = 0, NULL, round(carts / product_views, 4)) AS cart_rate,
+    if(carts = 0, NULL, round(checkouts / carts, 4)) AS checkout_rate,
+    if(checkouts = 0, NULL, round(orders / checkouts, 4)) AS order_rate,
+    round(orders / sessions, 4) AS conversion
+FROM
+(
+    SELECT
+        ${grain}(start_time) AS period,
+        toString(${breakdown}) AS key,
+        count() AS sessions,
+        countIf(toInt8(funnel_step) >= 2) AS product_views,
+        countIf(toInt8(funnel_step) >= 3) AS carts,
+        countIf(toInt8(funnel_step) >= 4) AS checkouts,
+        countIf(toInt8(funnel_step) >= 5) AS orders
+    FROM sessions FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+    GROUP BY period, key
+)
+ORDER BY period, sessions DESC, key

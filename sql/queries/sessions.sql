@@ -1,0 +1,61 @@
+-- Stranger stage: visitors, sessions, new and returning visitors, bounces, second clicks and traffic -> order conversion per period, with growth against the previous period.
+-- One row per period (${grain}) and breakdown value (${breakdown}: channel, source,
+-- medium, campaign, device_class, landing_page, or site for one row per period).
+-- A bounce is a session of one page without engagement (under 10 s, no key
+-- event); a second click is a session of two or more pages; conversion is
+-- the share of sessions with an order. new_visitors had no earlier session,
+-- returning_visitors had one (a visitor may be both within one period).
+-- prev_* are the same figures for the period before (the range is widened
+-- back by one period for them), *_growth the change against it (NULL when
+-- the previous period had none). Bots are left out; sessions are read with
+-- FINAL, so a row written twice counts once.
+SELECT
+    period,
+    key,
+    visitors,
+    new_visitors,
+    returning_visitors,
+    sessions,
+    bounces,
+    round(bounces / sessions, 4) AS bounce_rate,
+    second_clicks,
+    round(second_clicks / sessions, 4) AS second_click_rate,
+    order_sessions,
+    round(order_sessions / sessions, 4) AS conversion,
+    prev_visitors,
+    if(prev_visitors = 0, NULL, round((visitors - prev_visitors) / prev_visitors, 4)) AS visitors_growth,
+    prev_sessions,
+    if(prev_sessions = 0, NULL, round((sessions - prev_sessions) / prev_sessions, 4)) AS sessions_growth,
+    prev_order_sessions,
+    if(prev_order_sessions = 0, NULL, round((order_sessions - prev_order_sessions) / prev_order_sessions, 4)) AS order_sessions_growth
+FROM
+(
+    SELECT
+        ${grain}(start_time) AS period,
+        ${grain}(period - 1) AS prev_period,
+        toString(${breakdown}) AS key,
+        uniqExact(anonymous_id) AS visitors,
+        uniqExactIf(anonymous_id, is_returning = 0) AS new_visitors,
+        uniqExactIf(anonymous_id, is_returning = 1) AS returning_visitors,
+        count() AS sessions,
+        countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
+        countIf(page_views >= 2) AS second_clicks,
+        countIf(orders > 0) AS order_sessions
+    FROM sessions FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+    GROUP BY period, key
+) AS cur
+ANY LEFT JOIN
+(
+    SELECT
+        ${grain}(start_time) AS prev_period,
+        toString(${breakdown}) AS key,
+        uniqExact(anonymous_id) AS prev_visitors,
+        count() AS prev_sessions,
+        countIf(orders > 0) AS prev_order_sessions
+    FROM sessions FINAL
+    WHERE site = '${site}' AND is_bot = 0
+      AND start_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND start_time <= $__toTime
+    GROUP BY prev_period, key
+) AS prev USING (prev_period, key)
+ORDER BY period, sessions DESC, key
