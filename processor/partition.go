@@ -64,7 +64,6 @@ type worker struct {
 	// loss bucket, is taken as the open bucket.
 	lossUntil   int64
 	lossPending []byte
-	failing     bool // counted in Processor.failing
 }
 
 func newWorker(p *Processor, partition int, committed int64, commit func(int, int64) error) *worker {
@@ -94,7 +93,6 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 	defer context.AfterFunc(gctx, cancel)()
 	restoredOnce := sync.OnceFunc(restored)
 	defer restoredOnce()
-	defer w.setFailing(false)
 	defer func() {
 		// A batch in flight is not ours to drop: wait for it, telling its
 		// retries to give up first.
@@ -546,13 +544,20 @@ func (w *worker) checkpoint(ctx context.Context, leaving <-chan struct{}) error 
 
 // retry runs fn until it succeeds, ctx is done or leaving is closed,
 // backing off from 100ms to 30s with jitter; while it fails, the processor
-// reports not ready.
+// reports not ready. Retries run on the partition's goroutine and on its
+// batch writers' at once: each counts itself in Processor.failing, from its
+// first failure until it returns.
 func (w *worker) retry(ctx context.Context, leaving <-chan struct{}, what string, fn func() error) error {
 	backoff := 100 * time.Millisecond
+	failing := false
+	defer func() {
+		if failing {
+			w.p.failing.Add(-1)
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
-			w.setFailing(false)
 			return nil
 		}
 		select {
@@ -562,7 +567,10 @@ func (w *worker) retry(ctx context.Context, leaving <-chan struct{}, what string
 			return fmt.Errorf("cannot %s of partition %d before leaving it: %w", what, w.partition, err)
 		default:
 		}
-		w.setFailing(true)
+		if !failing {
+			failing = true
+			w.p.failing.Add(1)
+		}
 		w.p.m.sinkRetries.Inc()
 		if attempt&(attempt-1) == 0 { // 1, 2, 4, 8, ...: a throttled log
 			w.log.Warn("cannot "+what+", retrying", "attempt", attempt, "err", err)
@@ -576,17 +584,6 @@ func (w *worker) retry(ctx context.Context, leaving <-chan struct{}, what string
 		case <-time.After(sleep):
 		}
 		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-func (w *worker) setFailing(f bool) {
-	if f != w.failing {
-		w.failing = f
-		if f {
-			w.p.failing.Add(1)
-		} else {
-			w.p.failing.Add(-1)
-		}
 	}
 }
 

@@ -24,12 +24,17 @@
 // applied in event-time order. So sessions come out exactly as if computed
 // from sorted data, however the events were shuffled within the allowed
 // lateness: a late-arriving event that bridges a gap merges two sessions,
-// one with a new campaign splits one. Events behind the watermark on arrival
-// are Late: assigned to no session, counted, never dropped.
+// one with a new campaign splits one, and an event carrying a customer id
+// links the visitor from its own place in event time: the sessions it falls
+// in and after carry the id, an earlier session closed by the timeout does
+// not. Events behind the watermark on arrival are Late: assigned to no
+// session, counted, never dropped (a late event carrying a customer id still
+// links the visitor, at once).
 //
 // A session ends after Config.Timeout without events, at
-// Config.MaxLength, or when the campaign source changes (unless
-// Config.NoCampaignSplit). It is emitted once no on-time event can change it
+// Config.MaxLength, or when an event's traffic source (source, medium,
+// campaign, term, content or click id kind) differs from the session's and
+// is not direct (unless Config.NoCampaignSplit). It is emitted once no on-time event can change it
 // any more: when the watermark passes its last event plus the timeout (or
 // its start plus the max length), rounded up to the second. Session ids are
 // SessionID(site, visitor key, first message id), so a replay yields the

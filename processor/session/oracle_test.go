@@ -77,6 +77,16 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 		})
 		var cur *oracleSession
 		returning := false
+		// user is the customer id of the visitor's latest event carrying
+		// one, in event time: a session carries the one in force when it
+		// ends, so an identify after the session's timeout is not its.
+		user := ""
+		finish := func() {
+			if cur.row.AnonymousID != "" {
+				cur.row.UserID = user
+			}
+			res.sessions[cur.row.SessionID] = cur.finish()
+		}
 		tabs := map[string]*tabState{}
 		for _, e := range evs {
 			if d := e.Context.Delivery; d.Tab != "" {
@@ -97,7 +107,7 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 			if cur != nil && (e.Timestamp.Sub(cur.row.End) >= cfg.Timeout ||
 				e.Timestamp.Sub(cur.row.Start) >= cfg.MaxLength ||
 				(!cfg.NoCampaignSplit && !src.IsDirect() && src != cur.src)) {
-				res.sessions[cur.row.SessionID] = cur.finish()
+				finish()
 				returning = true
 				cur = nil
 			}
@@ -109,10 +119,13 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 				cur.start(e, returning)
 			}
 			cur.add(e, cfg)
+			if e.UserID != "" && e.AnonymousID != "" {
+				user = e.UserID
+			}
 			sessionOf[e.MessageID] = cur.row.SessionID
 		}
 		if cur != nil {
-			res.sessions[cur.row.SessionID] = cur.finish()
+			finish()
 		}
 	}
 	for i, e := range events {
@@ -326,13 +339,22 @@ func genWorkload(rng *rand.Rand, visitors int, lateness time.Duration) []*shoptr
 				e.Context.Device = shoptrail.Device{Class: "mobile", Browser: []string{"Chrome", "WeChat", "Safari"}[v%3], OS: "Android"}
 				seq++
 				e.Context.Delivery.Tab, e.Context.Delivery.Seq = tab, seq
+				// Now and then the visitor logs in (or out, as someone
+				// else): the event carries a customer id. Such events
+				// arrive within the allowed lateness, never late: a late
+				// one links the visitor in arrival order, which sorted
+				// data cannot tell.
+				identified := rng.IntN(12) == 0
+				if identified {
+					e.UserID = fmt.Sprintf("cust-%d", rng.IntN(3))
+				}
 				// Arrival: mostly within the allowed lateness, some far beyond.
 				delay := time.Duration(rng.Int64N(int64(lateness * 3 / 4)))
-				if rng.IntN(30) == 0 {
+				if !identified && rng.IntN(30) == 0 {
 					delay = lateness + time.Duration(rng.Int64N(int64(4*lateness)))
 				}
 				all = append(all, arrival{e, t.Add(delay), len(all)})
-				if rng.IntN(25) == 0 { // a retried beacon
+				if !identified && rng.IntN(25) == 0 { // a retried beacon
 					d := *e
 					all = append(all, arrival{&d, t.Add(delay + time.Duration(rng.IntN(20))*time.Second), len(all)})
 				}

@@ -107,8 +107,10 @@ type Session struct {
 	// AnonymousID is the visitor's anonymous id; empty for a visitor known
 	// only by user id (server-side events).
 	AnonymousID string
-	// UserID is the customer id the visitor was linked to before the
-	// session closed (identify or any event with a userId), else empty.
+	// UserID is the customer id of the visitor's latest event carrying
+	// one (identify or any event with a userId) up to the session's last
+	// event, in event time (or of a late such event that arrived before
+	// the session closed), else empty.
 	UserID string
 
 	Start    time.Time // first event, UTC, millisecond precision
@@ -430,7 +432,8 @@ type pending struct {
 	seq      int64
 	value    float64
 	orderKey uint64
-	next     int32 // index + 1
+	next     int32  // index + 1
+	user     uint32 // strs ref: the customer id an anonymous visitor's event carries
 	dups     uint16
 	kind     evKind
 	flags    uint8
@@ -573,10 +576,13 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 	if s.duplicate(vi, v, h, e) {
 		return
 	}
-	if stitch {
-		s.stitch(vi, v, e.UserID, t)
-	}
 	if late {
+		// A late event is in no session; its link still counts, now.
+		// (An on-time one links when it is applied, in event-time order:
+		// see apply.)
+		if stitch {
+			s.stitch(vi, v, e.UserID, t)
+		}
 		s.emitLate(e)
 		if v.sess == 0 && v.pendHead == 0 {
 			if sec := uint32(t / 1000); sec > v.lastSeen {
@@ -587,7 +593,7 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 		}
 		return
 	}
-	s.insertPending(vi, v, s.newPending(e, t, h))
+	s.insertPending(vi, v, s.newPending(e, t, h, stitch))
 	if len(v.extra)-3*int(v.ntabs) >= maxIDs {
 		s.trimIDs(v)
 	}
@@ -876,11 +882,15 @@ func (s *Sessionizer) stitch(vi int32, v *visitor, userID string, t int64) {
 	s.markDirty(vi, v)
 }
 
-// newPending reduces an event to a pending record.
-func (s *Sessionizer) newPending(e *shoptrail.Event, t int64, h uint64) int32 {
+// newPending reduces an event to a pending record; stitch: it links the
+// anonymous visitor to e.UserID.
+func (s *Sessionizer) newPending(e *shoptrail.Event, t int64, h uint64, stitch bool) int32 {
 	pi := s.pend.alloc()
 	r := s.pend.at(pi)
 	r.t, r.msgHash, r.msgID = t, h, e.MessageID
+	if stitch {
+		r.user = s.strs.ref(e.UserID)
+	}
 	r.kind = classify(e)
 	if e.Type == shoptrail.TypePage || e.Type == shoptrail.TypeScreen {
 		r.flags |= pendPage
@@ -1049,6 +1059,7 @@ func (s *Sessionizer) freePending(pi int32) {
 	r := s.pend.at(pi)
 	s.strs.dec(r.path)
 	s.strs.dec(r.referrer)
+	s.strs.dec(r.user)
 	s.touches.dec(r.touch)
 	s.devices.dec(r.device)
 	s.pend.release(pi)
@@ -1167,6 +1178,12 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 	}
 	if v.sess == 0 {
 		s.openSession(vi, v, r)
+	}
+	if r.user != 0 {
+		// Linked in event-time order, after the session it may have
+		// closed: the link belongs to the sessions from this one on,
+		// whatever other visitors' events moved the watermark meanwhile.
+		s.stitch(vi, v, s.strs.str(r.user), r.t)
 	}
 	ss := s.sessions.at(v.sess - 1)
 	if off := r.t - ss.start; off > int64(ss.endOff) {

@@ -271,6 +271,105 @@ func TestLateIdentifyStillLinks(t *testing.T) {
 	}
 }
 
+// TestIdentifyAfterTimeoutIndependentOfOrder: a visitor identifies a few
+// minutes after its session's inactivity timeout. Whether another visitor's
+// event (moving the watermark past the session's close) arrives before the
+// identify or after it, the closed session has no customer id and the next
+// one has it; every order of the events within the allowed lateness gives
+// the same sessions and links.
+func TestIdentifyAfterTimeoutIndependentOfOrder(t *testing.T) {
+	evs := []*shoptrail.Event{
+		page("a", "a1", at(0), "/"),
+		page("a", "a2", at(2), "/list"),
+		track("a", "a3", at(35), shoptrail.EventLoggedIn, "/login", withUser("cust-1")), // 33 min after a2
+		page("a", "a4", at(36), "/account"),
+		page("b", "b1", at(37.5), "/"), // moves the watermark to 32.5: past a's first session
+		page("b", "b2", at(38), "/p/1"),
+	}
+	var want []Session
+	var wantLinks []IdentityLink
+	n, bFirst := 0, 0
+	for perm := range permutations(len(evs)) {
+		order := make([]*shoptrail.Event, len(evs))
+		for i, j := range perm {
+			order[i] = evs[j]
+		}
+		if !withinLateness(order, DefaultAllowedLateness) {
+			continue
+		}
+		_, out := run(t, Config{}, true, order...)
+		for _, a := range out.Assignments {
+			if a.Status != Assigned {
+				t.Fatalf("order %v: %+v", perm, a)
+			}
+		}
+		got := sessionsByStart(out.Sessions)
+		if want == nil {
+			want, wantLinks = got, out.Links
+			if len(want) != 3 || want[0].AnonymousID != "a" || want[0].UserID != "" || want[1].UserID != "cust-1" {
+				t.Fatalf("sessions %+v", want)
+			}
+			if len(wantLinks) != 1 || !wantLinks[0].FirstSeen.Equal(at(35)) {
+				t.Fatalf("links %+v", wantLinks)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("order %v: sessions %+v, want %+v", perm, got, want)
+		}
+		if !slices.Equal(out.Links, wantLinks) {
+			t.Fatalf("order %v: links %+v, want %+v", perm, out.Links, wantLinks)
+		}
+		n++
+		if slices.Index(order, evs[4]) < slices.Index(order, evs[2]) {
+			bFirst++
+		}
+	}
+	t.Logf("%d orders, %d with b's event first", n, bFirst)
+	if bFirst == 0 || bFirst == n {
+		t.Fatalf("the orders do not cover both sides of the race")
+	}
+}
+
+// withinLateness tells whether no event of order arrives more than
+// lateness behind the newest event time before it.
+func withinLateness(order []*shoptrail.Event, lateness time.Duration) bool {
+	var newest time.Time
+	for _, e := range order {
+		if e.Timestamp.Before(newest.Add(-lateness)) {
+			return false
+		}
+		if e.Timestamp.After(newest) {
+			newest = e.Timestamp
+		}
+	}
+	return true
+}
+
+// permutations yields every permutation of 0..n-1.
+func permutations(n int) func(yield func([]int) bool) {
+	return func(yield func([]int) bool) {
+		p := make([]int, n)
+		for i := range p {
+			p[i] = i
+		}
+		var gen func(k int) bool
+		gen = func(k int) bool {
+			if k == n {
+				return yield(p)
+			}
+			for i := k; i < n; i++ {
+				p[k], p[i] = p[i], p[k]
+				if !gen(k + 1) {
+					return false
+				}
+				p[k], p[i] = p[i], p[k]
+			}
+			return true
+		}
+		gen(0)
+	}
+}
+
 func TestReturningVisitor(t *testing.T) {
 	cfg := Config{VisitorRetention: 48 * time.Hour}
 	s, _ := New(cfg)

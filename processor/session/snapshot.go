@@ -24,7 +24,12 @@ type StateRecord struct {
 // last offset applied. Visitor keys never start with a NUL byte.
 const MetaKey = "\x00meta"
 
-const snapshotVersion = 1
+// snapshotVersion is the version of the records Checkpoint writes.
+// Version 2 added the pending events' customer id; Restore reads 1 too (its
+// pending events had linked their visitor on arrival already).
+const snapshotVersion = 2
+
+func knownVersion(v byte) bool { return v == 1 || v == snapshotVersion }
 
 func changelogKey(site, id string, anonymous bool) string {
 	kind := "u:"
@@ -159,6 +164,7 @@ func (s *Sessionizer) encodeVisitor(e *encoder, v *visitor, flags byte) {
 		e.varint(r.seq)
 		e.f64(r.value)
 		e.u64(r.orderKey)
+		e.str(s.strs.str(r.user))
 		p = r.next
 	}
 }
@@ -204,7 +210,7 @@ func (s *Sessionizer) Restore(records []StateRecord) error {
 	}
 	if i, ok := last[MetaKey]; ok && records[i].Value != nil {
 		d := decoder{b: records[i].Value}
-		if v := d.byte(); v != snapshotVersion {
+		if v := d.byte(); !knownVersion(v) {
 			return fmt.Errorf("cannot restore meta record: version %d", v)
 		}
 		s.offset = int64(d.uvarint()) - 1
@@ -254,8 +260,9 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		return errors.New("duplicate visitor")
 	}
 	d := decoder{b: r.Value}
-	if v := d.byte(); v != snapshotVersion {
-		return fmt.Errorf("version %d", v)
+	version := d.byte()
+	if !knownVersion(version) {
+		return fmt.Errorf("version %d", version)
 	}
 	through := int64(d.uvarint()) - 1
 	vi := s.newVisitor(s.keyBuf)
@@ -329,6 +336,9 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		p.seq = d.varint()
 		p.value = d.f64()
 		p.orderKey = d.u64()
+		if version >= 2 {
+			p.user = s.strs.ref(d.str())
+		}
 		s.insertPending(vi, v, pi)
 	}
 	if d.err != nil {
