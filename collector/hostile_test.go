@@ -126,8 +126,8 @@ func TestHostileInputs(t *testing.T) {
 		{"order without order_id", "/v1/track", []byte(ev(`{"revenue":10}`)), nil, 400, `"Order Completed" needs properties.order_id`},
 		{"empty order_id", "/v1/track", []byte(ev(`{"order_id":""}`)), nil, 400, "properties.order_id must not be empty"},
 		{"product added without id", "/v1/track", []byte(`{"event":"Product Added","anonymousId":"a","properties":{"price":1}}`), nil, 400, "needs properties.product_id or properties.sku"},
-		{"empty anonymousId", "/v1/track", []byte(`{"event":"E","anonymousId":"  "}`), nil, 400, "anonymousId must not be empty"},
-		{"empty messageId", "/v1/track", []byte(`{"event":"E","anonymousId":"a","messageId":""}`), nil, 400, "messageId must not be empty"},
+		// Empty ids are absent (SDKs send "userId": "" before identify).
+		{"blank anonymousId and no userId", "/v1/track", []byte(`{"event":"E","anonymousId":"  ","userId":""}`), nil, 400, "message needs an anonymousId or a userId"},
 		{"no ids", "/v1/track", []byte(`{"event":"E"}`), nil, 400, "message needs an anonymousId or a userId"},
 		{"overlong event name", "/v1/track", []byte(`{"event":"` + strings.Repeat("E", 201) + `","anonymousId":"a"}`), nil, 400, "event is longer than 200 bytes"},
 		{"control characters in event name", "/v1/track", []byte(`{"event":"a\u0000b","anonymousId":"a"}`), nil, 400, "event contains control characters"},

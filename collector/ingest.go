@@ -108,11 +108,36 @@ type status struct {
 	code       int
 	msg        string
 	retryAfter time.Duration
+	reason     string // refusedReason's label; "" derives it from code
 }
 
 func (st *status) Error() string { return st.msg }
 
 func fail(code int, msg string) *status { return &status{code: code, msg: msg} }
+
+// failR is fail with the reason it is counted under.
+func failR(code int, reason, msg string) *status {
+	return &status{code: code, msg: msg, reason: reason}
+}
+
+// refusedReason is the label under which a whole request's refusal is
+// counted (shoptrail_collector_requests_refused_total).
+func (st *status) refusedReason() string {
+	if st.reason != "" {
+		return st.reason
+	}
+	switch st.code {
+	case http.StatusForbidden:
+		return refusedOrigin
+	case http.StatusRequestEntityTooLarge:
+		return refusedTooLarge
+	case http.StatusTooManyRequests:
+		return refusedRateLimit
+	case http.StatusServiceUnavailable:
+		return refusedUnavailable
+	}
+	return refusedBadRequest
+}
 
 var (
 	okBody   = []byte(`{"success":true}` + "\n")
@@ -160,10 +185,17 @@ func (s *Server) idHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 // preflight answers CORS preflight requests for the union of the sites'
-// allowed origins (preflights carry no write key).
+// allowed origins (preflights carry no write key). It allows whatever
+// request headers the browser asks for: SDKs add their own (RudderStack's
+// AnonymousId and retry headers, analytics.js's X-Retry-Count on retries,
+// Jitsu's X-Write-Key), and a header the preflight refuses loses the event
+// silently. The tracking paths only take writes, authenticated by the write
+// key and checked against the site's origins on the request itself, so a
+// list of headers would protect nothing (README: CORS).
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if origin == "" || !s.cfg.Sites.anyAllows(origin) {
+		s.m.refused.WithLabelValues(refusedOrigin).Inc()
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
@@ -171,11 +203,33 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Content-Encoding")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && len(req) <= 2048 && headerList(req) {
+		h.Set("Access-Control-Allow-Headers", req)
+	} else {
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Content-Encoding")
+	}
 	h.Set("Access-Control-Max-Age", "86400")
 	h.Add("Vary", "Origin")
+	h.Add("Vary", "Access-Control-Request-Headers")
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// headerList tells whether s is a comma-separated list of header names
+// (RFC 9110 tokens), so that it can be reflected as it is.
+func headerList(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ',' || c == ' ' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// exposed are the response headers browser code may read: Retry-After
+// tells an SDK when to retry a 429 or 503.
+var exposed = []string{"Retry-After, X-Shoptrail-Error"}
 
 // cors sets the CORS headers of a response to a browser whose origin the
 // site (or, before the site is known, any site) allows.
@@ -186,10 +240,57 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, site *Site) {
 	}
 	if (site != nil && site.AllowsOrigin(origin)) || (site == nil && s.cfg.Sites.anyAllows(origin)) {
 		h := w.Header()
+		if h.Get("Access-Control-Allow-Origin") == origin {
+			return
+		}
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
+		h["Access-Control-Expose-Headers"] = exposed
 		h.Add("Vary", "Origin")
 	}
+}
+
+// sdkMetrics takes analytics.js's telemetry posts (/v1/m) and drops them:
+// they count the SDK's own calls, nothing about the shop's visitors.
+func (s *Server) sdkMetrics(w http.ResponseWriter, r *http.Request) {
+	s.cors(w, r, nil)
+	io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+	s.m.sdkMetrics.Inc()
+	w.Header()["Content-Type"] = jsonType
+	w.Write(okBody)
+}
+
+// endpointList is what a request to an unknown path is told.
+const endpointList = "POST /v1/batch (or /v1/b), POST /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/group, /v1/alias " +
+	"(or /v1/t, /v1/p, /v1/s, /v1/i, /v1/g, /v1/a), POST /beacon/v1/batch, POST /api/s/<type>, GET /v1/p.gif?data=..., " +
+	"GET /s.js, GET /healthz, GET /readyz, GET /metrics"
+
+// notFound answers a path the collector does not serve, or an ingest path
+// with the wrong method, with the list of endpoints.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.cors(w, r, nil)
+	s.m.refused.WithLabelValues(refusedNotFound).Inc()
+	msg := "no endpoint " + r.Method + " " + truncate(strings.ToValidUTF8(r.URL.Path, "?"), 200)
+	if r.Method != http.MethodPost && ingestPath(r.URL.Path) {
+		msg = r.Method + " " + r.URL.Path + ": events are sent with POST (a browser without JavaScript uses GET /v1/p.gif?data=...)"
+	}
+	w.Header()["Content-Type"] = jsonType
+	w.WriteHeader(http.StatusNotFound)
+	b := appendString([]byte(`{"success":false,"error":`), msg+"; the collector serves "+endpointList)
+	w.Write(append(b, "}\n"...))
+}
+
+// ingestPath tells whether path is one of the POST ingest endpoints.
+func ingestPath(path string) bool {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return false
+	}
+	switch path[i+1:] {
+	case "batch", "b", "track", "t", "page", "p", "screen", "s", "identify", "i", "group", "g", "alias", "a":
+		return true
+	}
+	return false
 }
 
 // ingest handles one ingest request and returns the status it answered.
@@ -199,7 +300,13 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixe
 	rq := s.getRequest()
 	rq.typ, rq.pixel = typ, pixel
 	rq.receivedAt = s.now().UTC()
+	// CORS first, so that a browser can read every answer, a 429's
+	// Retry-After included; a site that refuses the origin answers 403.
+	s.cors(w, r, nil)
 	n, reserved, ok, st := s.process(w, r, rq)
+	if st != nil && len(rq.rejected) == 0 {
+		s.m.refused.WithLabelValues(st.refusedReason()).Inc()
+	}
 	if reserved > 0 {
 		s.budget.release(reserved)
 		s.m.inflightBytes.Sub(float64(reserved))
@@ -234,7 +341,15 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 
 	// Reserve memory before reading: the body, its parse and its encoding.
 	size := r.ContentLength
-	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip")
+	var gz bool
+	switch ce := r.Header.Get("Content-Encoding"); {
+	case ce == "" || strings.EqualFold(ce, "identity") || rq.pixel:
+	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
+		gz = true
+	default:
+		return 0, 0, true, failR(http.StatusUnsupportedMediaType, refusedEncoding,
+			"Content-Encoding "+strconv.Quote(truncate(ce, 40))+" is not supported: send the body as it is or gzip-compressed with Content-Encoding: gzip")
+	}
 	if rq.pixel {
 		size = int64(len(r.URL.RawQuery))
 	} else if size > s.cfg.MaxBodyBytes && !gz {
@@ -276,11 +391,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 		root, err = ps.parser.ParseBytes(ps.body)
 	}
 	if err != nil {
-		what := "a JSON batch"
-		if rq.typ != "" || rq.pixel {
-			what = "a JSON message"
-		}
-		return 0, reserved, true, fail(http.StatusBadRequest, "body is not "+what+": "+truncate(err.Error(), 200))
+		return 0, reserved, true, failR(http.StatusBadRequest, refusedNotJSON, jsonProblem(ps.body, rq.typ != "" || rq.pixel, err))
 	}
 	var batch []*fastjson.Value
 	var bodyKey string
@@ -314,21 +425,33 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 		}
 	}
 
-	// Authenticate the site, then check its origin.
+	// Authenticate the site, then check its origin. The write key is the
+	// Basic auth username (analytics.js, RudderStack), X-Write-Key
+	// (Jitsu), writeKey in the body (analytics-node, sendBeacon) or in the
+	// query string (RudderStack's beacon mode, sendBeacon).
 	key, _, hasBasic := r.BasicAuth()
 	if !hasBasic || key == "" {
-		key = bodyKey
+		key = r.Header.Get("X-Write-Key")
 	}
 	if key == "" {
-		return len(batch), reserved, true, fail(http.StatusUnauthorized, "missing write key: send it as the HTTP Basic auth username or as writeKey in the body")
+		key = bodyKey
+	}
+	if key == "" && !rq.pixel && r.URL.RawQuery != "" {
+		key = r.URL.Query().Get("writeKey")
+	}
+	if key == "" {
+		return len(batch), reserved, true, failR(http.StatusUnauthorized, refusedNoKey, "missing write key: send it as the HTTP Basic auth username, as writeKey in the body or as ?writeKey= in the URL")
 	}
 	site, ok := s.cfg.Sites.ByKey(key)
 	if !ok {
-		return len(batch), reserved, true, fail(http.StatusUnauthorized, "unknown write key")
+		return len(batch), reserved, true, failR(http.StatusUnauthorized, refusedBadKey, "unknown write key")
 	}
 	rq.site, rq.cleaner = site, s.cleaners[site]
-	s.cors(w, r, site)
 	if origin != "" && !site.AllowsOrigin(origin) {
+		// Set before the site was known: this site does not allow it.
+		for _, k := range []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Expose-Headers"} {
+			w.Header().Del(k)
+		}
 		return len(batch), reserved, true, fail(http.StatusForbidden, "origin "+strconv.Quote(truncate(origin, 100))+" is not allowed to send events for this write key")
 	}
 	switch {
@@ -573,7 +696,10 @@ func (s *Server) readBody(r *http.Request, buf []byte, gz bool) ([]byte, *status
 		}
 	}
 	if len(bytes.TrimSpace(buf)) == 0 {
-		return buf, fail(http.StatusBadRequest, "body is empty")
+		return buf, failR(http.StatusBadRequest, refusedEmpty, "body is empty")
+	}
+	if !gz && len(buf) >= 2 && buf[0] == 0x1f && buf[1] == 0x8b {
+		return buf, failR(http.StatusBadRequest, refusedNotJSON, "body is gzip-compressed but the request has no Content-Encoding: gzip header: add the header, or send the JSON uncompressed")
 	}
 	return buf, nil
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -110,9 +111,16 @@ func name(v *fastjson.Value, field string) (string, *fieldError) {
 	return s, nil
 }
 
-// id reads an optional identifier: a non-empty string or a number, as
-// Segment allows.
+// id reads an optional top-level identifier: a non-empty string or a
+// number, as Segment allows. An empty (or blank) string counts as absent:
+// SDKs send "userId": "" before identify (RudderStack always, analytics.js
+// after reset), and the message is valid with its other id.
 func (rq *request) id(v *fastjson.Value, field string) (string, *fieldError) {
+	if v != nil && v.Type() == fastjson.TypeString {
+		if b, _ := v.StringBytes(); len(bytes.TrimSpace(b)) == 0 {
+			return "", nil
+		}
+	}
 	s, reason := rq.idValue(v)
 	if reason != "" {
 		return "", invalid(field, reason)
@@ -191,8 +199,26 @@ func parseTime(v *fastjson.Value, field string) (time.Time, *fieldError) {
 	if perr != nil {
 		return time.Time{}, invalid(field, "is not an ISO 8601 time such as 2006-01-02T15:04:05.000Z")
 	}
+	// Times outside what is stored (ClickHouse's DateTime: 1970 to 2105)
+	// are brought to its edge, so that the clock-skew correction sees them
+	// as the wrong clocks they are and clamps and flags the event; year
+	// 0001 (Go's and .NET's zero time) would otherwise read as "absent".
+	switch {
+	case t.Before(minTime):
+		t = minTime
+	case t.After(maxTime):
+		t = maxTime
+	}
 	return t.UTC(), nil
 }
+
+func outOfRange(t time.Time) bool { return t.Equal(minTime) || t.Equal(maxTime) }
+
+// The range of the times an event carries: ClickHouse's DateTime.
+var (
+	minTime = time.Unix(0, 0).UTC()
+	maxTime = time.Date(2105, 12, 31, 23, 59, 59, 0, time.UTC)
+)
 
 var messageTypes = map[string]bool{
 	shoptrail.TypeTrack: true, shoptrail.TypePage: true, shoptrail.TypeScreen: true,
@@ -331,6 +357,9 @@ func (rq *request) build(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 	}
 	var clamped bool
 	e.Timestamp, clamped = correctTime(e.OriginalTimestamp, e.SentAt, rq.receivedAt)
+	// A time parseTime brought into range came from a wrong clock, even
+	// when the correction cancels it out (timestamp and sentAt both 0001).
+	clamped = clamped || outOfRange(e.OriginalTimestamp) || outOfRange(e.SentAt)
 	if clamped {
 		e.Flags = append(e.Flags, shoptrail.FlagClockClamped)
 	}
@@ -345,6 +374,9 @@ func (rq *request) build(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 	if fe = rq.properties(m.properties, e); fe != nil {
 		return fe
 	}
+	if !allFinite(m.properties) {
+		return finiteNumbers(m.properties, "properties")
+	}
 	if !isNull(m.properties) {
 		rq.scratch = m.properties.MarshalTo(rq.scratch)
 		e.Properties = rq.scratch[start:]
@@ -356,6 +388,9 @@ func (rq *request) build(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 	if !isNull(traits) {
 		if traits.Type() != fastjson.TypeObject {
 			return invalid("traits", "must be an object, not "+typeName(traits))
+		}
+		if !allFinite(traits) {
+			return finiteNumbers(traits, "traits")
 		}
 		t := len(rq.scratch)
 		rq.scratch = traits.MarshalTo(rq.scratch)
@@ -621,4 +656,63 @@ func (rq *request) newMessageID(e *shoptrail.Event) string {
 		h.Sum(sum[:0])
 	}
 	return "st-" + hex.EncodeToString(sum[:16])
+}
+
+// finiteNumbers checks that every number in v (custom properties and
+// traits included) is one a float64 holds: JSON allows 1e999, which
+// ClickHouse's JSON functions, JavaScript and Go read as infinity.
+func finiteNumbers(v *fastjson.Value, field string) *fieldError {
+	if v == nil {
+		return nil
+	}
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		if f, err := v.Float64(); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return invalid(field, "is "+truncate(v.String(), 40)+", beyond the range of a number (about ±1.8e308)")
+		}
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		var fe *fieldError
+		o.Visit(func(k []byte, c *fastjson.Value) {
+			if fe == nil && (c.Type() == fastjson.TypeNumber || c.Type() == fastjson.TypeObject || c.Type() == fastjson.TypeArray) {
+				fe = finiteNumbers(c, field+"."+string(k))
+			}
+		})
+		return fe
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		for i, c := range a {
+			if c.Type() == fastjson.TypeNumber || c.Type() == fastjson.TypeObject || c.Type() == fastjson.TypeArray {
+				if fe := finiteNumbers(c, field+"["+strconv.Itoa(i)+"]"); fe != nil {
+					return fe
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// allFinite is finiteNumbers' fast path: no allocation, no field name.
+func allFinite(v *fastjson.Value) bool {
+	if v == nil {
+		return true
+	}
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		f, err := v.Float64()
+		return err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		ok := true
+		o.Visit(func(_ []byte, c *fastjson.Value) { ok = ok && allFinite(c) })
+		return ok
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		for _, c := range a {
+			if !allFinite(c) {
+				return false
+			}
+		}
+	}
+	return true
 }

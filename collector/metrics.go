@@ -33,6 +33,8 @@ type metrics struct {
 	observers map[string]map[int]prometheus.Observer
 
 	events           *prometheus.CounterVec
+	refused          *prometheus.CounterVec
+	sdkMetrics       prometheus.Counter
 	accepted         prometheus.Counter
 	bots             prometheus.Counter
 	requestSeconds   *prometheus.HistogramVec
@@ -50,6 +52,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "shoptrail_collector_events_total",
 			Help: "Events by result (accepted, rejected, shed) and reason.",
 		}, []string{"result", "reason"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoptrail_collector_requests_refused_total",
+			Help: "Whole requests refused, by reason (not_json, empty, bad_request, encoding, no_write_key, unknown_key, origin, too_large, rate_limited, unavailable, not_found).",
+		}, []string{"reason"}),
+		sdkMetrics: f.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_collector_sdk_metrics_total",
+			Help: "Telemetry posts of analytics.js (/v1/m), taken and dropped.",
+		}),
 		bots: f.NewCounter(prometheus.CounterOpts{
 			Name: "shoptrail_collector_bot_events_total",
 			Help: "Accepted events flagged as coming from a crawler or automated browser.",

@@ -144,13 +144,30 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET "+p+"/p.gif", s.pixelHandler)
 		mux.HandleFunc("GET "+p+"/id", s.idHandler)
 		mux.HandleFunc("OPTIONS "+p+"/", s.preflight)
+		// analytics.js's own telemetry (counters of its calls and errors):
+		// taken and dropped, so that pages log no CORS errors.
+		mux.HandleFunc("POST "+p+"/m", s.sdkMetrics)
+		// RudderStack's browser SDK in beacon mode: sendBeacon to
+		// <dataPlaneUrl>/beacon/v1/batch?writeKey=...
+		mux.HandleFunc("POST /beacon"+p+"/batch", batch)
+		mux.HandleFunc("OPTIONS /beacon"+p+"/", s.preflight)
 		if p != "/v1" {
 			mux.Handle("GET "+p+beacon.ScriptPath, s.beacon)
 			mux.Handle("GET "+p+beacon.NeutralScriptPath, s.beacon)
 		}
 	}
+	// Jitsu's SDKs post one Segment-shaped event to /api/s/<type> (and
+	// /api/s/s2s/<type> from servers), the write key in X-Write-Key.
+	for _, t := range []string{shoptrail.TypeTrack, shoptrail.TypePage, shoptrail.TypeScreen,
+		shoptrail.TypeIdentify, shoptrail.TypeGroup, shoptrail.TypeAlias} {
+		h := s.ingestHandler(t, t)
+		mux.HandleFunc("POST /api/s/"+t, h)
+		mux.HandleFunc("POST /api/s/s2s/"+t, h)
+	}
+	mux.HandleFunc("OPTIONS /api/s/", s.preflight)
 	mux.Handle("GET "+beacon.ScriptPath, s.beacon)
 	mux.Handle("GET "+beacon.NeutralScriptPath, s.beacon)
+	mux.HandleFunc("/", s.notFound)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -165,6 +182,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	return mux
 }
+
+// maxHeaderBytes is the most a request line and its headers may take.
+const maxHeaderBytes = 16 << 10
 
 // Run serves HTTP on cfg.Addr until ctx is done, then shuts down.
 func (s *Server) Run(ctx context.Context) error {
@@ -187,8 +207,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.ReadTimeout + s.cfg.ProduceTimeout + 5*time.Second,
 		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// net/http reads up to 8 KiB more than MaxHeaderBytes before it
+		// answers 431 (4 KiB of slop plus its 4 KiB read buffer, measured
+		// by TestHeaderLimit): 8 KiB here is the 16 KiB the README states.
+		MaxHeaderBytes: maxHeaderBytes - 8<<10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
