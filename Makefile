@@ -32,8 +32,10 @@ test-beacon:
 	@collector/beacon/ci.sh
 
 test-go:
-	@echo ">> running Go unit and integration tests (real ClickHouse and Kafka broker)"
+	@echo ">> running Go unit and integration tests (real ClickHouse and Kafka broker, and the shared Grafana where present)"
+	@scripts/grafana-check.sh
 	@$(GO) test -count=1 -timeout 30m ./...
+	@scripts/grafana-check.sh
 
 bench: build
 	@echo ">> collector benchmarks: request path (go test -bench), then load on a local stack (broker + collector + load generator, loopback, ~1 min)"

@@ -5,6 +5,7 @@
 //	shoptrail collector  the HTTP ingest service
 //	shoptrail processor  the Kafka consumer that writes ClickHouse
 //	shoptrail migrate    apply the ClickHouse migrations
+//	shoptrail dashboards push / pull / fmt the Grafana dashboards
 package main
 
 import (
@@ -31,11 +32,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"dev":       {"run the whole pipeline locally: broker, ClickHouse, migrations, collector, processor, demo shop", runDev},
-	"collector": {"run the HTTP collector", runCollector},
-	"processor": {"run the processor (Kafka -> ClickHouse)", runProcessor},
-	"migrate":   {"apply the ClickHouse migrations", runMigrate},
-	"version":   {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
+	"dev":        {"run the whole pipeline locally: broker, ClickHouse, migrations, collector, processor, demo shop", runDev},
+	"collector":  {"run the HTTP collector", runCollector},
+	"processor":  {"run the processor (Kafka -> ClickHouse)", runProcessor},
+	"migrate":    {"apply the ClickHouse migrations", runMigrate},
+	"dashboards": {"push the Grafana dashboards and data sources to a Grafana, pull edits back, fmt the files", runDashboards},
+	"version":    {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 
 func main() {

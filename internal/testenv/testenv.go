@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +112,51 @@ func RandomSuffix() string {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// Grafana starts the shared relocatable Grafana build (see
+// devstack.FindGrafanaDist) for the test, unpacked into the module's
+// .cache/grafana, with the provisioning folder prov (empty: none), and stops
+// it when the test ends. Where the build is absent the test is skipped with
+// the reason, except in CI (CI=true), where its absence fails the test.
+func Grafana(t testing.TB, prov string, env ...string) *devstack.Grafana {
+	t.Helper()
+	Integration(t)
+	home, err := GrafanaHome()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the real-Grafana tests need the Grafana build (CI=true): %v", err)
+		}
+		t.Skipf("real-Grafana test did not run: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	g, err := devstack.StartGrafana(ctx, devstack.GrafanaConfig{Home: home, Dir: t.TempDir(), Provisioning: prov, Env: env})
+	if err != nil {
+		t.Fatalf("cannot start the test Grafana: %v", err)
+	}
+	t.Cleanup(g.Stop)
+	return g
+}
+
+var (
+	grafanaOnce sync.Once
+	grafanaHome string
+	grafanaErr  error
+)
+
+// GrafanaHome finds the Grafana build and unpacks it once into the
+// module's .cache/grafana.
+func GrafanaHome() (string, error) {
+	grafanaOnce.Do(func() {
+		var dist, root string
+		if dist, grafanaErr = devstack.FindGrafanaDist(); grafanaErr != nil {
+			return
+		}
+		if root, grafanaErr = devstack.ModuleRoot(); grafanaErr != nil {
+			return
+		}
+		grafanaHome, grafanaErr = devstack.UnpackGrafana(dist, filepath.Join(root, ".cache", "grafana"))
+	})
+	return grafanaHome, grafanaErr
 }

@@ -1,0 +1,156 @@
+// Package dashboards holds shoptrail's Grafana dashboards (the JSON files
+// in this folder) and puts them into a Grafana: the data sources, the folder
+// "shoptrail" and every dashboard, idempotently by uid (Push), and brings
+// edits made in Grafana's UI back into the files (Pull). The files are kept
+// normalised (Normalize), so a pull right after a push changes nothing.
+package dashboards
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Embedded holds the dashboards as committed, for file provisioning and
+// tests.
+//
+//go:embed *.json
+var Embedded embed.FS
+
+// Data source uids and types the dashboards refer to.
+const (
+	ClickHouseUID  = "shoptrail-clickhouse"
+	ClickHouseType = "grafana-clickhouse-datasource"
+	PrometheusUID  = "shoptrail-prometheus"
+	PrometheusType = "prometheus"
+	// FolderUID and FolderTitle name the folder every dashboard goes into.
+	FolderUID   = "shoptrail"
+	FolderTitle = "shoptrail"
+)
+
+// Dashboard is one dashboard file.
+type Dashboard struct {
+	// File is the file's name (e.g. overview.json).
+	File string
+	// Model is the dashboard's JSON, numbers as json.Number.
+	Model map[string]any
+}
+
+// UID returns the dashboard's uid.
+func (d Dashboard) UID() string { s, _ := d.Model["uid"].(string); return s }
+
+// Title returns the dashboard's title.
+func (d Dashboard) Title() string { s, _ := d.Model["title"].(string); return s }
+
+// Load reads every *.json of fsys (for a folder: os.DirFS(dir)), sorted by
+// name. Every dashboard needs a uid and a title, and uids are unique.
+func Load(fsys fs.FS) ([]Dashboard, error) {
+	names, err := fs.Glob(fsys, "*.json")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []Dashboard
+	seen := map[string]string{}
+	for _, n := range names {
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		m, err := decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		d := Dashboard{File: n, Model: m}
+		if d.UID() == "" || d.Title() == "" {
+			return nil, fmt.Errorf("%s: a dashboard needs a uid and a title", n)
+		}
+		if prev, ok := seen[d.UID()]; ok {
+			return nil, fmt.Errorf("%s: uid %q is also the uid of %s", n, d.UID(), prev)
+		}
+		seen[d.UID()] = n
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no dashboard (*.json) found")
+	}
+	return out, nil
+}
+
+// LoadDir reads the dashboards of a folder.
+func LoadDir(dir string) ([]Dashboard, error) {
+	ds, err := Load(os.DirFS(dir))
+	if err != nil {
+		return nil, fmt.Errorf("dashboards in %s: %w", dir, err)
+	}
+	return ds, nil
+}
+
+func decode(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("invalid JSON: data after the dashboard")
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil
+}
+
+// instanceKeys are the fields a Grafana instance sets on its copy of a
+// dashboard: they say nothing about the dashboard itself.
+var instanceKeys = []string{"id", "version", "iteration"}
+
+// Normalize returns a dashboard's JSON in the form the files keep: without
+// the fields one Grafana instance sets (id, version), keys sorted, two-space
+// indentation, no HTML escaping, a final newline.
+func Normalize(model map[string]any) ([]byte, error) {
+	m := make(map[string]any, len(model))
+	for k, v := range model {
+		m[k] = v
+	}
+	for _, k := range instanceKeys {
+		delete(m, k)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Equal reports whether two dashboard models are the same dashboard
+// (ignoring the fields Normalize drops).
+func Equal(a, b map[string]any) bool {
+	x, err1 := Normalize(a)
+	y, err2 := Normalize(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// fileName returns the file name for a dashboard pulled from Grafana that
+// has no file yet: its uid without the "shoptrail-" prefix.
+func fileName(uid string) string {
+	n := strings.TrimPrefix(uid, "shoptrail-")
+	n = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, n)
+	return filepath.Clean(n + ".json")
+}
