@@ -371,8 +371,8 @@ func (c *Client) pushFolder() (Result, error) {
 
 // version is one entry of a dashboard's version history.
 type version struct {
-	Version   int64  `json:"version"`
-	Message   string `json:"message"`
+	Version int64  `json:"version"`
+	Message string `json:"message"`
 }
 
 // pushed reports whether Push saved a version. Grafana replaces the
