@@ -43,9 +43,15 @@ func (b backend) rows(t *testing.T, name string, p analytics.Params) []map[strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b.rowsSQL(t, sql)
+}
+
+// rowsSQL runs sql and returns its rows.
+func (b backend) rowsSQL(t *testing.T, sql string) []map[string]string {
+	t.Helper()
 	out, err := b.query(sql)
 	if err != nil {
-		t.Fatalf("%s: query %s: %v\n%s", b.name, name, err, sql)
+		t.Fatalf("%s: %v\n%s", b.name, err, sql)
 	}
 	var rows []map[string]string
 	dec := json.NewDecoder(strings.NewReader(out))
@@ -53,7 +59,7 @@ func (b backend) rows(t *testing.T, name string, p analytics.Params) []map[strin
 	for dec.More() {
 		var m map[string]any
 		if err := dec.Decode(&m); err != nil {
-			t.Fatalf("%s: %s: %v in %q", b.name, name, err, out)
+			t.Fatalf("%s: %v in %q", b.name, err, out)
 		}
 		r := map[string]string{}
 		for k, v := range m {
@@ -77,9 +83,22 @@ func (b backend) rows(t *testing.T, name string, p analytics.Params) []map[strin
 // migration applied, queried over HTTP.
 func server18(t *testing.T) backend {
 	cfg, _ := testenv.Database(t)
+	return http18(t, cfg.Database)
+}
+
+// server18Raw is an empty database on ClickHouse 18.16, no migrations.
+func server18Raw(t *testing.T) backend {
+	db := "test_" + testenv.RandomSuffix()
+	b := http18(t, "default")
+	b.mustExec(t, "CREATE DATABASE "+db)
+	t.Cleanup(func() { b.exec("DROP DATABASE IF EXISTS " + db) })
+	return http18(t, db)
+}
+
+func http18(t *testing.T, database string) backend {
 	srv := testenv.ClickHouse(t)
 	post := func(sql, format string) (string, error) {
-		u := "http://" + srv.HTTPAddr + "/?" + url.Values{"database": {cfg.Database}}.Encode()
+		u := "http://" + srv.HTTPAddr + "/?" + url.Values{"database": {database}}.Encode()
 		if format != "" {
 			sql += "\nFORMAT " + format
 		}
@@ -110,6 +129,20 @@ func chdb26(t *testing.T) backend {
 	return chdbBackend(s)
 }
 
+// chdb26Raw is chDB with an empty database, no migrations.
+func chdb26Raw(t *testing.T) backend {
+	testenv.Integration(t)
+	s, err := chdb.Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("cannot open chDB: %v", err)
+	}
+	t.Cleanup(s.Close)
+	b := chdbBackend(s)
+	b.mustExec(t, "CREATE DATABASE shoptrail")
+	b.mustExec(t, "USE shoptrail")
+	return b
+}
+
 func chdbBackend(s *chdb.Session) backend {
 	return backend{
 		name: "chDB 26",
@@ -124,4 +157,10 @@ func chdbBackend(s *chdb.Session) backend {
 func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 	t.Run("18.16", func(t *testing.T) { f(t, server18(t)) })
 	t.Run("26", func(t *testing.T) { f(t, chdb26(t)) })
+}
+
+// eachBackendRaw runs f on empty databases of ClickHouse 18.16 and chDB 26.
+func eachBackendRaw(t *testing.T, f func(t *testing.T, b backend)) {
+	t.Run("18.16", func(t *testing.T) { f(t, server18Raw(t)) })
+	t.Run("26", func(t *testing.T) { f(t, chdb26Raw(t)) })
 }

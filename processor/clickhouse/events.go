@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/processor"
+	"github.com/shoptrail/shoptrail/processor/commerce"
 )
 
 // eventColumns are the columns of the events table,
@@ -21,6 +22,10 @@ var eventColumns = []string{
 	"click_id_kind", "click_id", "user_agent", "ip", "device_class", "browser", "os",
 	"is_bot", "bot_reason", "library", "locale", "tab_id", "seq", "transport",
 	"flags", "properties", "traits", "schema_version",
+	// typed e-commerce columns (migration 0003), from the batch's Commerce
+	"product_id", "sku", "category", "coupon", "currency", "order_id", "cart_id", "checkout_id",
+	"promotion_id", "creative", "search_query",
+	"price", "quantity", "items", "revenue", "discount", "products", "step",
 }
 
 var insertEvents = "INSERT INTO events (" + strings.Join(eventColumns, ", ") + ")"
@@ -42,7 +47,64 @@ func dt(t time.Time) time.Time {
 	return t.UTC()
 }
 
-// eventRow returns the values of one events row, in eventColumns order.
+// typedCommerce are the typed e-commerce values of an event.
+type typedCommerce struct {
+	strs                                    [11]string // product_id .. search_query, in eventColumns order
+	price, quantity, items, revenue, discnt float64
+	products                                uint16
+	step                                    int64
+}
+
+// commerceOf returns the typed e-commerce values of props (nil: none). The
+// product is the event's top-level one, else the first of its products.
+func commerceOf(p *commerce.Props) typedCommerce {
+	var t typedCommerce
+	if p == nil {
+		return t
+	}
+	prod := &p.Product
+	if prod.Key() == "" && len(p.Products) > 0 {
+		prod = &p.Products[0]
+	}
+	t.strs = [11]string{prod.ProductID, prod.SKU, prod.Category, p.Coupon, p.Currency, p.OrderID, p.CartID, p.CheckoutID,
+		p.PromotionID, p.Creative, p.Query}
+	t.price = prod.Price
+	if prod.HasQuantity {
+		t.quantity = prod.Quantity
+	}
+	t.products = uint16(min(len(p.Products), 1<<16-1))
+	for i := range p.Products {
+		t.items += p.Products[i].LineQuantity()
+	}
+	if v, ok := p.Amount(); ok {
+		t.revenue = v
+	}
+	t.discnt = p.Discount
+	t.step = p.Step
+	return t
+}
+
+// commerceAt returns the typed e-commerce properties of event i of b, nil
+// when the batch has none for it.
+func commerceAt(b *processor.Batch, i int) *commerce.Props {
+	if i < len(b.Commerce) {
+		return &b.Commerce[i]
+	}
+	return nil
+}
+
+// eventRowAt returns the values of event i of b, in eventColumns order.
+func eventRowAt(b *processor.Batch, i int) []any {
+	t := commerceOf(commerceAt(b, i))
+	vals := eventRow(&b.Events[i])
+	for _, s := range t.strs {
+		vals = append(vals, s)
+	}
+	return append(vals, t.price, t.quantity, t.items, t.revenue, t.discnt, t.products, t.step)
+}
+
+// eventRow returns the values of the events row of e without its typed
+// e-commerce columns.
 func eventRow(e *shoptrail.Event) []any {
 	c := &e.Context
 	isBot := uint8(0)
@@ -81,7 +143,7 @@ var eventsTable = table[shoptrail.Event]{
 	name:    "events",
 	rows:    func(b *processor.Batch) []shoptrail.Event { return b.Events },
 	query:   insertEvents,
-	row:     eventRow,
+	rowAt:   eventRowAt,
 	columns: eventColumnValues,
 	dead: func(e *shoptrail.Event, b *processor.Batch, i int) processor.DeadLetter {
 		d := processor.DeadLetter{RowKey: e.MessageID, Time: e.Timestamp, Payload: payload(e)}
@@ -97,6 +159,10 @@ var eventsTable = table[shoptrail.Event]{
 // appending row by row through []any.
 type eventCols struct {
 	strs     [31][]string // the String columns, in eventColumns order
+	typed    [11][]string // the typed e-commerce String columns
+	floats   [5][]float64 // price, quantity, items, revenue, discount
+	products []uint16
+	steps    []int64
 	times    [4][]time.Time
 	eventMS  []uint16
 	isBot    []uint8
@@ -144,6 +210,13 @@ func eventColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func()
 	for i := range c.times {
 		c.times[i] = c.times[i][:0]
 	}
+	for i := range c.typed {
+		c.typed[i] = c.typed[i][:0]
+	}
+	for i := range c.floats {
+		c.floats[i] = c.floats[i][:0]
+	}
+	c.products, c.steps = c.products[:0], c.steps[:0]
 	c.eventMS, c.isBot, c.seq, c.flags, c.versions = c.eventMS[:0], c.isBot[:0], c.seq[:0], c.flags[:0], c.versions[:0]
 	if c.libs == nil {
 		c.libs = map[shoptrail.Library]string{}
@@ -186,6 +259,15 @@ func eventColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func()
 		}
 		c.flags = append(c.flags, f)
 		c.versions = append(c.versions, uint8(e.V))
+		t := commerceOf(commerceAt(batches[r.b], r.i))
+		for i, v := range t.strs {
+			c.typed[i] = append(c.typed[i], v)
+		}
+		for i, v := range [...]float64{t.price, t.quantity, t.items, t.revenue, t.discnt} {
+			c.floats[i] = append(c.floats[i], v)
+		}
+		c.products = append(c.products, t.products)
+		c.steps = append(c.steps, t.step)
 	}
 	s := &c.strs
 	vals := []any{
@@ -197,9 +279,19 @@ func eventColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func()
 		c.isBot, s[23], s[24], s[25], s[26], c.seq, s[27], // is_bot .. transport
 		c.flags, s[28], s[29], c.versions,
 	}
+	for i := range c.typed {
+		vals = append(vals, c.typed[i])
+	}
+	for i := range c.floats {
+		vals = append(vals, c.floats[i])
+	}
+	vals = append(vals, c.products, c.steps)
 	return vals, func() {
 		for i := range c.strs {
 			clear(c.strs[i])
+		}
+		for i := range c.typed {
+			clear(c.typed[i])
 		}
 		clear(c.flags)
 		putEventCols(c)

@@ -152,6 +152,9 @@ type table[T any] struct {
 	rows func(*processor.Batch) []T
 	// row returns the values of a row in the order of the query's columns.
 	row func(*T) []any
+	// rowAt, if set, is used instead of row: the values of row i of a
+	// batch, for tables whose rows need more of the batch than the row.
+	rowAt func(b *processor.Batch, i int) []any
 	// dead describes a row that cannot be stored; nil means the table's
 	// rows are never split off (dead letters themselves).
 	dead func(*T, *processor.Batch, int) processor.DeadLetter
@@ -277,7 +280,13 @@ func sendRows[T any](ctx context.Context, s *Sink, tb *table[T], batches []*proc
 		if r.b != last {
 			rows, last = tb.rows(batches[r.b]), r.b
 		}
-		if err := batch.Append(tb.row(&rows[r.i])...); err != nil {
+		var vals []any
+		if tb.rowAt != nil {
+			vals = tb.rowAt(batches[r.b], r.i)
+		} else {
+			vals = tb.row(&rows[r.i])
+		}
+		if err := batch.Append(vals...); err != nil {
 			return j, err
 		}
 	}

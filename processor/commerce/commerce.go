@@ -71,6 +71,13 @@ type Props struct {
 	Coupon     string
 	Currency   string
 
+	// PromotionID and Creative are the banner of Promotion Viewed and
+	// Promotion Clicked; Query is the search of Products Searched (at most
+	// 256 bytes, not interned).
+	PromotionID string
+	Creative    string
+	Query       string
+
 	Revenue, Total, Subtotal, Value float64
 	Discount, Shipping, Tax         float64
 	Step                            int64
@@ -161,6 +168,12 @@ func (ps *Parser) Parse(raw []byte, dst *Props) {
 			dst.Coupon = r.str("coupon", v)
 		case "currency":
 			dst.Currency = r.str("currency", v)
+		case "promotion_id":
+			dst.PromotionID = r.id("promotion_id", v)
+		case "creative":
+			dst.Creative = r.str("creative", v)
+		case "query":
+			dst.Query = r.id("query", v)
 		case "revenue":
 			r.amount("revenue", v, &dst.Revenue, HasRevenue)
 		case "total":
