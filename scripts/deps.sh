@@ -2,7 +2,7 @@
 # Installs what building, running and testing shoptrail needs on a fresh
 # Debian machine, non-interactively and idempotently: each step checks first
 # and does nothing when its part is already there.
-#   scripts/deps.sh            ClickHouse server, Go modules, chDB
+#   scripts/deps.sh            ClickHouse server, ZooKeeper, Go modules, chDB
 #   scripts/deps.sh browser    also Debian's chromium (beacon browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,7 @@ apt_install() {
 }
 
 apt_install clickhouse-server clickhouse-client
+apt_install zookeeper # the ClickHouse cluster test (processor/clickhouse/clustertest) runs it on loopback
 if [ "${1:-}" = browser ]; then apt_install chromium; fi
 
 if ! go list -m all >/dev/null 2>&1; then echo "deps: go mod download"; fi

@@ -117,6 +117,10 @@ func runMigrate(ctx context.Context, args []string) error {
 	var chc clickhouse.Config
 	var lc logConfig
 	chc.RegisterFlags(fs)
+	var cl clickhouse.Cluster
+	fs.StringVar(&cl.Name, "cluster", "", "write the schema for this ClickHouse cluster (a remote_servers name): ON CLUSTER, Replicated engines, Distributed tables sharded by visitor; empty: one server")
+	fs.StringVar(&cl.ReplicaPath, "cluster.replica-path", clickhouse.DefaultReplicaPath, "ZooKeeper path of a replicated table; {database} and {table} are filled in, other macros by each server")
+	fs.StringVar(&cl.ReplicaName, "cluster.replica-name", "{replica}", "replica name of a replicated table, usually a server macro")
 	lc.RegisterFlags(fs, "text")
 	log, err := parse(fs, &lc, args)
 	if err != nil {
@@ -127,10 +131,16 @@ func runMigrate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	applied, err := clickhouse.MigrateEmbedded(ctx, conn)
+	var applied []int
+	if cl.Name == "" {
+		applied, err = clickhouse.MigrateEmbedded(ctx, conn)
+	} else {
+		cl.Database = chc.Database
+		applied, err = clickhouse.MigrateEmbeddedCluster(ctx, conn, cl)
+	}
 	if err != nil {
 		return err
 	}
-	log.Info("migrations applied", "database", chc.Database, "applied", fmt.Sprint(applied))
+	log.Info("migrations applied", "database", chc.Database, "cluster", cl.Name, "applied", fmt.Sprint(applied))
 	return nil
 }

@@ -36,6 +36,9 @@ type ClickHouseConfig struct {
 	StartTimeout time.Duration
 	// Logger receives start and stop messages; nil discards them.
 	Logger *slog.Logger
+	// Extra is XML inserted into the server config as it is: a cluster's
+	// remote_servers, macros and zookeeper sections (see ClusterXML).
+	Extra string
 }
 
 // ClickHouse is a running ClickHouse server child process.
@@ -84,7 +87,7 @@ func StartClickHouse(ctx context.Context, cfg ClickHouseConfig) (*ClickHouse, er
 			return nil, err
 		}
 	}
-	if err := writeClickHouseConfig(dir, tcp, httpPort); err != nil {
+	if err := writeClickHouseConfig(dir, tcp, httpPort, cfg.Extra); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "--config-file="+filepath.Join(dir, "config.xml"))
@@ -186,13 +189,13 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func writeClickHouseConfig(dir string, tcp, httpPort int) error {
+func writeClickHouseConfig(dir string, tcp, httpPort int, extra string) error {
 	for _, d := range []string{"data", "tmp", "user_files", "format_schemas", "log"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return fmt.Errorf("cannot create ClickHouse dir: %w", err)
 		}
 	}
-	r := strings.NewReplacer("{dir}", dir, "{tcp}", strconv.Itoa(tcp), "{http}", strconv.Itoa(httpPort))
+	r := strings.NewReplacer("{dir}", dir, "{tcp}", strconv.Itoa(tcp), "{http}", strconv.Itoa(httpPort), "{extra}", extra)
 	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(r.Replace(clickHouseConfig)), 0o644); err != nil {
 		return fmt.Errorf("cannot write ClickHouse config: %w", err)
 	}
@@ -228,6 +231,7 @@ const clickHouseConfig = `<?xml version="1.0"?>
   <mark_cache_size>268435456</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <mlock_executable>false</mlock_executable>
+{extra}
 </yandex>
 `
 

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -18,7 +19,9 @@ import (
 // Config is how to reach ClickHouse.
 type Config struct {
 	// Addr is the native protocol address. The default is 127.0.0.1:19000,
-	// the dev stack's ClickHouse.
+	// the dev stack's ClickHouse. Several comma-separated addresses (the
+	// nodes of a cluster) are tried in order: the first that answers is
+	// used.
 	Addr string
 	// Database is created if missing. The default is "shoptrail".
 	Database string
@@ -32,7 +35,7 @@ type Config struct {
 
 // RegisterFlags registers the config's flags with the prefix "clickhouse.".
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Addr, "clickhouse.addr", "127.0.0.1:19000", "ClickHouse native protocol address (host:port)")
+	fs.StringVar(&c.Addr, "clickhouse.addr", "127.0.0.1:19000", "ClickHouse native protocol address (host:port); several comma-separated nodes of a cluster are tried in order")
 	fs.StringVar(&c.Database, "clickhouse.database", "shoptrail", "ClickHouse database, created if missing")
 	fs.StringVar(&c.Username, "clickhouse.user", "default", "ClickHouse user")
 	fs.StringVar(&c.Password, "clickhouse.password", "", "ClickHouse password (prefer the SHOPTRAIL_CLICKHOUSE_PASSWORD environment variable)")
@@ -80,10 +83,21 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 }
 
 func open(ctx context.Context, cfg Config, db string) (driver.Conn, error) {
+	var addrs []string
+	for a := range strings.SplitSeq(cfg.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
 	conn, err := ch.Open(&ch.Options{
-		Addr:        []string{cfg.Addr},
+		Addr:        addrs,
 		Auth:        ch.Auth{Database: db, Username: cfg.Username, Password: cfg.Password},
 		DialTimeout: cfg.DialTimeout,
+		// An insert into a Distributed table (a cluster's schema, see
+		// Cluster) returns only when every shard has its rows, so a
+		// checkpoint after it never covers rows still queued on one node.
+		// Plain tables ignore the setting.
+		Settings: ch.Settings{"insert_distributed_sync": 1},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open ClickHouse at %s: %w", cfg.Addr, err)

@@ -107,6 +107,26 @@ type Querier interface {
 // two processes migrating at once, or a crash between a statement and its
 // record, only repeat harmless work. It returns the versions it applied.
 func Migrate(ctx context.Context, db Querier, ms []Migration) ([]int, error) {
+	return migrate(ctx, db, ms, createSchemaMigrations)
+}
+
+// MigrateCluster applies the migrations transformed for the cluster c
+// (see Cluster) through db, a connection to any node of it: the database
+// is created on every node, and schema_migrations is replicated to every
+// node, so the next run may connect to another.
+func MigrateCluster(ctx context.Context, db Querier, ms []Migration, c Cluster) ([]int, error) {
+	cms, err := ForCluster(ms, c)
+	if err != nil {
+		return nil, err
+	}
+	c, _ = c.withDefaults()
+	if err := db.Exec(ctx, c.CreateDatabase()); err != nil {
+		return nil, fmt.Errorf("cannot create database %s on cluster %s: %w", c.Database, c.Name, err)
+	}
+	return migrate(ctx, db, cms, c.schemaMigrations())
+}
+
+func migrate(ctx context.Context, db Querier, ms []Migration, createSchemaMigrations string) ([]int, error) {
 	if err := db.Exec(ctx, createSchemaMigrations); err != nil {
 		return nil, fmt.Errorf("cannot create schema_migrations: %w", err)
 	}

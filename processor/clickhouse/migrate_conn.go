@@ -55,3 +55,13 @@ func MigrateEmbedded(ctx context.Context, conn driver.Conn) ([]int, error) {
 	}
 	return Migrate(ctx, connQuerier{conn}, ms)
 }
+
+// MigrateEmbeddedCluster applies the embedded migrations to the cluster c
+// through conn, a connection to one of its nodes (see MigrateCluster).
+func MigrateEmbeddedCluster(ctx context.Context, conn driver.Conn, c Cluster) ([]int, error) {
+	ms, err := LoadMigrations(shoptrail.Migrations, shoptrail.MigrationsDir)
+	if err != nil {
+		return nil, err
+	}
+	return MigrateCluster(ctx, connQuerier{conn}, ms, c)
+}
