@@ -1,0 +1,179 @@
+// Package notify turns an alert into the HTTP request a destination expects:
+// a generic JSON webhook signed the Standard Webhooks way, or the native
+// message of a Slack incoming webhook, DingTalk custom robot (signed),
+// WeCom group robot or Feishu/Lark custom bot (signed). Requests are built
+// anew for every attempt (timestamps and signatures are per attempt); the
+// alert id, the webhook-id, stays the same.
+package notify
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/alert/rules"
+)
+
+// Alert types.
+const (
+	TypeCartAbandoned = "alert.cart_abandoned"
+	TypeCustomerStage = "alert.customer_stage"
+	TypeDigest        = "alert.digest"
+)
+
+// Alert is what a destination receives, as the data of a webhook or
+// rendered as a chat message.
+type Alert struct {
+	// ID is the alert id (the webhook-id), the same on every attempt.
+	ID      string    `json:"id"`
+	Type    string    `json:"type"`
+	Rule    string    `json:"rule"`
+	Site    string    `json:"site"`
+	At      time.Time `json:"at"`
+	Subject string    `json:"subject"`
+	// FollowUp is auto_email, personal_email or phone_call (carts).
+	FollowUp   string                      `json:"followUp,omitempty"`
+	Customer   *shoptrail.SignalCustomer   `json:"customer,omitempty"`
+	Cart       *shoptrail.SignalCart       `json:"cart,omitempty"`
+	Transition *shoptrail.SignalTransition `json:"transition,omitempty"`
+	// Digest lists a day's alerts of a digest rule.
+	Digest []DigestItem `json:"digest,omitempty"`
+	// Group is the digest's group (destination or channel).
+	Group string `json:"group,omitempty"`
+	// Test marks a sample sent by `shoptrail alerts test`.
+	Test bool `json:"test,omitempty"`
+}
+
+// DigestItem is one customer of a digest.
+type DigestItem struct {
+	Subject    string    `json:"subject"`
+	At         time.Time `json:"at"`
+	Name       string    `json:"name,omitempty"`
+	Company    string    `json:"company,omitempty"`
+	Email      string    `json:"email,omitempty"`
+	Phone      string    `json:"phone,omitempty"`
+	Tier       string    `json:"tier,omitempty"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	OrderCount int       `json:"orderCount"`
+	NetRevenue float64   `json:"netRevenue"`
+	Currency   string    `json:"currency,omitempty"`
+	Channel    string    `json:"channel,omitempty"`
+}
+
+// FromSignal builds the alert of a decision about a signal.
+func FromSignal(d *rules.Decision, sig *shoptrail.Signal) *Alert {
+	a := &Alert{ID: d.AlertID, Rule: d.Rule.Name, Site: sig.Site, At: sig.At, Subject: d.Subject,
+		FollowUp: d.FollowUp, Customer: sig.Customer, Cart: sig.Cart, Transition: sig.Transition}
+	switch d.Rule.Type {
+	case rules.TypeCartAbandoned:
+		a.Type = TypeCartAbandoned
+	default:
+		a.Type = TypeCustomerStage
+	}
+	return a
+}
+
+// followUpText is how a follow-up reads in a message.
+var followUpText = map[string]string{
+	rules.FollowUpAutoEmail:     "automatic email",
+	rules.FollowUpPersonalEmail: "personal email",
+	rules.FollowUpPhoneCall:     "phone call",
+}
+
+// Title is the one-line summary of an alert.
+func (a *Alert) Title() string {
+	test := ""
+	if a.Test {
+		test = "[test] "
+	}
+	switch a.Type {
+	case TypeCartAbandoned:
+		v := 0.0
+		cur := ""
+		if a.Cart != nil {
+			v, cur = a.Cart.Value, a.Cart.Currency
+		}
+		return fmt.Sprintf("%sAbandoned cart %s %s by %s", test, money(v), cur, a.who())
+	case TypeCustomerStage:
+		to := ""
+		if a.Transition != nil {
+			to = a.Transition.To
+		}
+		return fmt.Sprintf("%sCustomer %s turned %s", test, a.who(), strings.ReplaceAll(to, "_", "-"))
+	case TypeDigest:
+		return fmt.Sprintf("%s%d customers changed stage (%s, %s)", test, len(a.Digest), a.Rule, a.Group)
+	}
+	return test + a.Type
+}
+
+func (a *Alert) who() string {
+	if c := a.Customer; c != nil {
+		name := c.Name
+		if name == "" {
+			name = c.ID
+		}
+		if c.Company != "" {
+			name += " (" + c.Company + ")"
+		}
+		return name
+	}
+	return "an anonymous visitor"
+}
+
+func money(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+// Lines are the details of an alert as "label: value" lines, in a fixed
+// order; chat formats render them.
+func (a *Alert) Lines() []string {
+	var l []string
+	add := func(label, v string) {
+		if v != "" {
+			l = append(l, label+": "+v)
+		}
+	}
+	if c := a.Customer; c != nil {
+		add("Customer", c.Name)
+		add("Company", c.Company)
+		add("Email", c.Email)
+		add("Phone", c.Phone)
+		add("Tier", c.Tier)
+		add("Stage", c.Stage)
+		add("Orders", fmt.Sprintf("%d, net revenue %s %s", c.OrderCount, money(c.NetRevenue), c.Currency))
+		if !c.LastOrderAt.IsZero() {
+			add("Last order", c.LastOrderAt.UTC().Format("2006-01-02"))
+		}
+	}
+	if ct := a.Cart; ct != nil {
+		add("Value", strings.TrimSpace(money(ct.Value)+" "+ct.Currency))
+		for _, it := range ct.Items {
+			name := it.Name
+			if name == "" {
+				name = it.ProductID
+			}
+			l = append(l, fmt.Sprintf("- %d x %s @ %s", it.Quantity, name, money(it.Price)))
+		}
+		add("Step", ct.Step)
+		came := strings.Trim(ct.Channel+" / "+ct.Source, " /")
+		add("Came via", came)
+		add("Campaign", ct.Campaign)
+	}
+	if tr := a.Transition; tr != nil {
+		add("Change", tr.From+" -> "+tr.To)
+	}
+	for _, it := range a.Digest {
+		who := it.Name
+		if who == "" {
+			who = it.Subject
+		}
+		if it.Company != "" {
+			who += " (" + it.Company + ")"
+		}
+		l = append(l, fmt.Sprintf("- %s, tier %s: %s -> %s, %d orders, %s %s", who, it.Tier, it.From, it.To, it.OrderCount, money(it.NetRevenue), it.Currency))
+	}
+	if a.FollowUp != "" {
+		add("Suggested follow-up", followUpText[a.FollowUp])
+	}
+	return l
+}
