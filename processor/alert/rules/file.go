@@ -56,12 +56,12 @@ type RuleSpec struct {
 	Tiers []string `yaml:"tiers"`
 	// Stages (customer_stage): the stages a customer moves into that
 	// alert, e.g. at_risk, dormant, lost.
-	Stages   []string        `yaml:"stages"`
-	FollowUp *FollowUpSpec   `yaml:"follow_up"`
-	Cooldown Duration        `yaml:"cooldown"`
-	HoldOut  float64         `yaml:"hold_out"`
-	Digest   *DigestSpec     `yaml:"digest"`
-	Route    RouteSpec       `yaml:"route"`
+	Stages   []string      `yaml:"stages"`
+	FollowUp *FollowUpSpec `yaml:"follow_up"`
+	Cooldown Duration      `yaml:"cooldown"`
+	HoldOut  float64       `yaml:"hold_out"`
+	Digest   *DigestSpec   `yaml:"digest"`
+	Route    RouteSpec     `yaml:"route"`
 }
 
 // FollowUpSpec sets the thresholds of the suggested follow-up by cart value:
