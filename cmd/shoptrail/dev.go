@@ -22,10 +22,11 @@ import (
 	"github.com/shoptrail/shoptrail/collector/beacon"
 	"github.com/shoptrail/shoptrail/internal/devstack"
 	"github.com/shoptrail/shoptrail/processor"
+	"github.com/shoptrail/shoptrail/processor/alert"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
 )
 
-var devParts = []string{"broker", "clickhouse", "collector", "processor", "demo"}
+var devParts = []string{"broker", "clickhouse", "collector", "processor", "alerter", "demo"}
 
 // devConfig is the configuration of `shoptrail dev`.
 type devConfig struct {
@@ -38,6 +39,8 @@ type devConfig struct {
 	col      collector.Config
 	ch       clickhouse.Config
 	proc     processor.Config
+	alerts   alert.Config
+	alertsRx string
 }
 
 func (c *devConfig) registerFlags(fs *flag.FlagSet) {
@@ -60,6 +63,8 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.procHTTP, "processor.http-addr", "127.0.0.1:8082", "processor: listen address of /metrics, /healthz and /readyz")
 	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per partition per batch, at most")
 	fs.DurationVar(&c.proc.BatchInterval, "batch.interval", time.Second, "processor: longest wait before a partial batch is inserted")
+	fs.StringVar(&c.alerts.RulesFile, "alerts.file", "", "alerter: the rules file (default: <dir>/alerts.yaml, written to send every alert to the dev receiver)")
+	fs.StringVar(&c.alertsRx, "alerts.receiver-addr", "127.0.0.1:8083", "alerter: listen address of the dev alert receiver (logs verified alerts) when -alerts.file is not given")
 	c.col.RegisterFlags(fs) // http.addr, kafka.*, sites: the broker listens on the port of -kafka.brokers
 	c.ch.RegisterFlags(fs)  // clickhouse.*: the server listens on the port of -clickhouse.addr
 }
@@ -163,6 +168,26 @@ func runDev(ctx context.Context, args []string) error {
 		stops = append(stops, stopHTTP)
 		start("processor", p.Run)
 		urls = append(urls, "processor metrics   http://"+cfg.procHTTP+"/metrics")
+	}
+	if cfg.has("alerter") {
+		conn, err := clickhouse.Open(ctx, cfg.ch)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() { conn.Close() })
+		if _, err := clickhouse.MigrateEmbedded(ctx, conn); err != nil {
+			return err
+		}
+		cfg.alerts.Brokers, cfg.alerts.ID = cfg.col.Brokers, "dev"
+		a, stopRx, err := startDevAlerter(cfg.dir, cfg.alerts.RulesFile, cfg.alertsRx, cfg.alerts, conn, log)
+		if err != nil {
+			return fmt.Errorf("alerter: %w", err)
+		}
+		stops = append(stops, stopRx)
+		start("alerter", a.Run)
+		if cfg.alerts.RulesFile == "" {
+			urls = append(urls, "alert receiver      http://"+cfg.alertsRx+"/alerts  (logs verified alerts; rules in "+filepath.Join(cfg.dir, "alerts.yaml")+")")
+		}
 	}
 	if cfg.has("collector") {
 		c, err := collector.New(cfg.col, log)

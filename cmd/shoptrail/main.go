@@ -6,6 +6,8 @@
 //	shoptrail processor  the Kafka consumer that writes ClickHouse
 //	shoptrail migrate    apply the ClickHouse migrations
 //	shoptrail dashboards push / pull / fmt the Grafana dashboards
+//	shoptrail alerter    the alerter: signals -> rules -> webhooks and chat robots
+//	shoptrail alerts     check a rules file, send a rule's sample alert
 package main
 
 import (
@@ -37,6 +39,8 @@ var commands = map[string]command{
 	"processor":  {"run the processor (Kafka -> ClickHouse)", runProcessor},
 	"migrate":    {"apply the ClickHouse migrations", runMigrate},
 	"dashboards": {"push the Grafana dashboards and data sources to a Grafana, pull edits back, fmt the files", runDashboards},
+	"alerter":    {"run the alerter (signals -> rules -> webhooks and chat robots)", runAlerter},
+	"alerts":     {"check a rules file (alerts check) or send a rule's sample alert (alerts test --rule NAME)", runAlerts},
 	"version":    {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 

@@ -41,7 +41,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		cfg.Partitions = 4
 	}
 	if len(cfg.Topics) == 0 {
-		cfg.Topics = []string{shoptrail.TopicEvents, shoptrail.TopicDeadLetter}
+		cfg.Topics = []string{shoptrail.TopicEvents, shoptrail.TopicDeadLetter, shoptrail.TopicSignals}
 	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),

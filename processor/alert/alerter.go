@@ -88,8 +88,8 @@ func New(cfg Config, conn driver.Conn, opts Options) (*Alerter, error) {
 	}
 	a := &Alerter{cfg: cfg, conn: conn, opts: opts, log: opts.Logger.With("component", "alerter"), clock: opts.Clock,
 		m: newMetrics(opts.Registerer), cd: newCooldowns(), track: newTracker(),
-		client:   safehttp.New(safehttp.Options{AllowLoopback: cfg.AllowLoopback, Timeout: cfg.Timeout}),
-		queues:   map[string]*destQueue{}, limiters: map[string]*limiter{}, inflight: map[string]struct{}{}}
+		client: safehttp.New(safehttp.Options{AllowLoopback: cfg.AllowLoopback, Timeout: cfg.Timeout}),
+		queues: map[string]*destQueue{}, limiters: map[string]*limiter{}, inflight: map[string]struct{}{}}
 	a.rec = newRecorder(conn, a.log, a.m, cfg.RecordInterval)
 	data, err := os.ReadFile(cfg.RulesFile)
 	if err != nil {
