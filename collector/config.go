@@ -132,7 +132,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ProduceTimeout, "kafka.produce-timeout", 5*time.Second, "longest wait for Kafka to acknowledge before answering 503")
 	fs.DurationVar(&c.Linger, "kafka.linger", time.Millisecond, "shortest time between two produce requests of a topic (gathers events at low load)")
 	fs.StringVar(&c.Compression, "kafka.compression", "lz4", "compression of produced batches: none, gzip, snappy, lz4, zstd")
-	fs.Func("sites", `sites and their write keys: "site=key1|key2,site2=key3" (default "dev=dev"); any origin is allowed`, func(s string) error {
+	fs.Func("sites", `sites, their write keys and allowed browser origins: "site=key1|key2@https://shop.example|https://*.shop.example,site2=key3" ("@*": any origin, warned about at start; without "@": no browser, server SDKs only) (default "dev=dev@*")`, func(s string) error {
 		sites, err := ParseSites(s)
 		c.Sites = sites
 		return err
@@ -175,6 +175,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 const defaultHeartbeatTopic = "shoptrail.collector.heartbeat"
 
+// DefaultSites is the development site: write key "dev", any browser
+// origin, said explicitly (and warned about at start).
+const DefaultSites = "dev=dev@*"
+
 // setDefaults fills what RegisterFlags would have set, for configs built in
 // code.
 func (c *Config) setDefaults() {
@@ -193,7 +197,7 @@ func (c *Config) setDefaults() {
 		c.Brokers = []string{"127.0.0.1:19092"}
 	}
 	if c.Sites == nil {
-		c.Sites, _ = ParseSites("dev=dev")
+		c.Sites, _ = ParseSites(DefaultSites)
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 512 << 10

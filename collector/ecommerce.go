@@ -21,8 +21,9 @@ import (
 //   - currency is an ISO 4217 code (upper-cased when sent in lower case);
 //   - products is an array of at most 500 product objects, each checked as
 //     above;
-//   - url, referrer, search and path are cleaned as the page context is.
 //
+// (url, referrer, search and path, like every string, were scrubbed
+// before: scrub.go.)
 // and per event: Order Completed, Updated, Refunded and Cancelled need an
 // order_id; Product Added and Removed a product_id or sku; Promotion Viewed
 // and Clicked a promotion_id or name; Products Searched's query is a
@@ -63,8 +64,8 @@ var currencies = func() map[string]bool {
 	return m
 }()
 
-// propEdit is a property value the collector rewrites (a cleaned URL, an
-// upper-cased currency).
+// propEdit is a property value the collector rewrites (an upper-cased
+// currency).
 type propEdit struct{ key, val string }
 
 // properties checks and cleans the properties of e's message.
@@ -83,8 +84,7 @@ func (rq *request) properties(v *fastjson.Value, e *shoptrail.Event) *fieldError
 	if err != nil {
 		return invalid("properties", "must be an object, not "+typeName(v))
 	}
-	var edits [4]propEdit
-	ne := 0
+	rq.edits = rq.edits[:0]
 	found := false
 	var fe *fieldError
 	o.Visit(func(kb []byte, v *fastjson.Value) {
@@ -101,28 +101,6 @@ func (rq *request) properties(v *fastjson.Value, e *shoptrail.Event) *fieldError
 		switch k {
 		case "products":
 			fe = rq.products(v)
-		case "url", "referrer":
-			if v.Type() == fastjson.TypeString {
-				b, _ := v.StringBytes()
-				s := view(b)
-				if c := rq.cleaner.cleanURL(s, k == "referrer", nil); c != s {
-					edit = c
-				}
-			}
-		case "search":
-			if v.Type() == fastjson.TypeString {
-				b, _ := v.StringBytes()
-				if c := rq.cleaner.cleanSearch(view(b)); c != view(b) {
-					edit = c
-				}
-			}
-		case "path":
-			if v.Type() == fastjson.TypeString {
-				b, _ := v.StringBytes()
-				if c := redactPath(view(b)); c != view(b) {
-					edit = c
-				}
-			}
 		case "query":
 			if e.Event == shoptrail.EventProductsSearched && !isNull(v) && v.Type() != fastjson.TypeString {
 				fe = invalid("properties.query", "must be a string, not "+typeName(v))
@@ -134,9 +112,8 @@ func (rq *request) properties(v *fastjson.Value, e *shoptrail.Event) *fieldError
 		default:
 			edit, fe = rq.productField("properties", k, v)
 		}
-		if edit != "" && fe == nil && ne < len(edits) {
-			edits[ne] = propEdit{k, edit}
-			ne++
+		if edit != "" && fe == nil {
+			rq.edits = append(rq.edits, propEdit{k, edit})
 		}
 	})
 	if fe != nil {
@@ -145,7 +122,7 @@ func (rq *request) properties(v *fastjson.Value, e *shoptrail.Event) *fieldError
 	if len(req.anyOf) > 0 && !found {
 		return missing("properties."+req.anyOf[0], requiredMsg(req, e.Event))
 	}
-	for _, ed := range edits[:ne] {
+	for _, ed := range rq.edits {
 		o.Set(ed.key, rq.ps.arena.NewString(ed.val))
 	}
 	return nil

@@ -317,7 +317,8 @@ func TestEnrichment(t *testing.T) {
 	if p.Campaign != (shoptrail.Campaign{Source: "baidu", Medium: "cpc", Name: "w", ClickIDKind: "bd_vid", ClickID: "123"}) {
 		t.Errorf("campaign = %+v", p.Campaign)
 	}
-	if p.IP != "203.0.113.0" || p.Device != (shoptrail.Device{Class: "mobile", Browser: "WeChat", OS: "iOS"}) || p.Bot.IsBot {
+	// A browser (Origin) cannot choose its address: context.ip is ignored.
+	if p.IP != "192.0.2.0" || p.Device != (shoptrail.Device{Class: "mobile", Browser: "WeChat", OS: "iOS"}) || p.Bot.IsBot {
 		t.Errorf("ip %q device %+v bot %+v", p.IP, p.Device, p.Bot)
 	}
 	if p.Delivery != (shoptrail.Delivery{Tab: "t1", Seq: 4, Transport: "beacon"}) {
@@ -331,6 +332,13 @@ func TestEnrichment(t *testing.T) {
 	}
 	if es[1].Context.IP != "192.0.2.0" {
 		t.Errorf("request IP kept as %q, want truncated 192.0.2.0", es[1].Context.IP)
+	}
+	// A server-side library (no Origin) relays its visitor's address.
+	a = do(s.Handler(), "POST", "/v1/track", []byte(`{"writeKey":"dev","event":"E","anonymousId":"a","context":{"ip":"203.0.113.77"}}`))
+	var srv shoptrail.Event
+	json.Unmarshal(rec.topic(shoptrail.TopicEvents)[4].Value, &srv)
+	if a.code != 200 || srv.Context.IP != "203.0.113.0" {
+		t.Errorf("server-side context.ip: %d, stored %q, want 203.0.113.0", a.code, srv.Context.IP)
 	}
 	// The same event without messageId twice: the same derived id.
 	if es[2].MessageID == "" || es[2].MessageID != es[3].MessageID || !strings.Contains(strings.Join(es[2].Flags, ","), "generated_id") {

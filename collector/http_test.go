@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sitesFile(t *testing.T, content string) *Sites {
@@ -89,6 +91,11 @@ func TestSitesAndCORS(t *testing.T) {
 func TestRateLimits(t *testing.T) {
 	proxies := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	s, _ := newTestServer(t, Config{IPRate: 1, IPBurst: 5, KeyRate: -1, TrustedProxies: proxies})
+	// A stopped clock: no token comes back while the test runs, however
+	// slow the machine.
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	stopped := func() time.Time { return t0 }
+	s.ipLimit.now = stopped
 	h := s.Handler()
 	body := []byte(`{"writeKey":"dev","event":"E","anonymousId":"a"}`)
 	codes := map[int]int{}
@@ -112,6 +119,7 @@ func TestRateLimits(t *testing.T) {
 	}
 	// X-Forwarded-For from an untrusted peer is ignored: the peer is limited.
 	s2, _ := newTestServer(t, Config{IPRate: 1, IPBurst: 2, KeyRate: -1})
+	s2.ipLimit.now = stopped
 	for i, want := range []int{200, 200, 429} {
 		if a := do(s2.Handler(), "POST", "/v1/track", body, "X-Forwarded-For", "203.0.113."+strconv.Itoa(i)); a.code != want {
 			t.Errorf("untrusted XFF request %d: %d, want %d", i, a.code, want)
@@ -119,12 +127,99 @@ func TestRateLimits(t *testing.T) {
 	}
 	// Per write key, counted in events.
 	s3, _ := newTestServer(t, Config{IPRate: -1, KeyRate: 1, KeyBurst: 30})
+	s3.keyLimit.now = stopped
 	batch := []byte(`{"writeKey":"dev","batch":[` + strings.Repeat(`{"type":"track","event":"E","anonymousId":"a"},`, 19) + `{"type":"track","event":"E","anonymousId":"a"}]}`)
 	if a := do(s3.Handler(), "POST", "/v1/batch", batch); a.code != 200 {
 		t.Errorf("first batch: %d", a.code)
 	}
 	if a := do(s3.Handler(), "POST", "/v1/batch", batch); a.code != 429 || !strings.Contains(a.json["error"].(string), "write key") {
 		t.Errorf("second batch over the key's rate: %d %s", a.code, a.body)
+	}
+}
+
+// TestRateLimitSpray: a spray of fresh IPv6 /64s, far more than the
+// limiter holds, neither grows it beyond its bound nor throttles a network
+// that sends for the first time after it; a network over its rate stays
+// limited while the spray goes on (clock stopped).
+func TestRateLimitSpray(t *testing.T) {
+	l := newLimiter(1, 3, hashAddr)
+	l.maxKeys = 32 * 64
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return t0 }
+	heavy := ipBlock(netip.MustParseAddr("2001:db8:1::1"))
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.allow(heavy, 1); !ok {
+			t.Fatalf("request %d within the burst refused", i)
+		}
+	}
+	refusedHeavy := 0
+	for i := 0; i < 200000; i++ {
+		b := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, byte(i >> 16), byte(i >> 8), byte(i)})
+		l.allow(ipBlock(b), 1)
+		l.allow(ipBlock(b), 1)
+		if i%1000 == 0 {
+			if ok, _ := l.allow(heavy, 1); !ok {
+				refusedHeavy++
+			}
+		}
+	}
+	held := 0
+	for i := range l.shards {
+		held += len(l.shards[i].buckets)
+	}
+	if held > l.maxKeys {
+		t.Errorf("limiter holds %d keys, bound %d", held, l.maxKeys)
+	}
+	for i := 0; i < 50; i++ {
+		fresh := ipBlock(netip.AddrFrom16([16]byte{0x2a, 0x00, byte(i), 15: 1}))
+		if ok, _ := l.allow(fresh, 1); !ok {
+			t.Fatalf("a network's first request after the spray refused (fresh network %d)", i)
+		}
+	}
+	if refusedHeavy < 150 {
+		t.Errorf("the network over its rate was refused %d of 200 times during the spray: eviction lets it off too often", refusedHeavy)
+	}
+	if l.evicted.Load() == 0 {
+		t.Error("no eviction counted")
+	}
+}
+
+// TestOriginsFailClosed: a site without allowedOrigins takes no browser;
+// "*" must be explicit and is warned about at start.
+func TestOriginsFailClosed(t *testing.T) {
+	sites, err := ParseSites("closed=k1,open=k2@*,listed=k3@https://shop.example|https://*.shop.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	s, err := NewWithOptions(Config{Sites: sites, IPRate: -1, KeyRate: -1}, Options{Producer: &recorder{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := logs.String(); !strings.Contains(l, `level=WARN msg="site allows every browser origin`) || !strings.Contains(l, "site=open") {
+		t.Errorf("start-up log does not warn about site open:\n%s", l)
+	}
+	h := s.Handler()
+	f := func(key, origin string, want int) {
+		t.Helper()
+		var hdr []string
+		if origin != "" {
+			hdr = []string{"Origin", origin}
+		}
+		if a := do(h, "POST", "/v1/track", []byte(`{"writeKey":"`+key+`","event":"E","anonymousId":"a"}`), hdr...); a.code != want {
+			t.Errorf("key %s origin %q: %d, want %d (%s)", key, origin, a.code, want, a.body)
+		}
+	}
+	f("k1", "https://shop.example", 403) // no origins listed: no browser
+	f("k1", "", 200)                     // a server-side SDK
+	f("k2", "https://anything.example", 200)
+	f("k3", "https://m.shop.example", 200)
+	f("k3", "https://evil.example", 403)
+	// A sites file without allowedOrigins is closed too.
+	closed := sitesFile(t, `[{"id":"s","writeKeys":["k"]}]`)
+	s2, _ := newTestServer(t, Config{Sites: closed})
+	if a := do(s2.Handler(), "POST", "/v1/track", []byte(`{"writeKey":"k","event":"E","anonymousId":"a"}`), "Origin", "https://shop.example"); a.code != 403 {
+		t.Errorf("site without allowedOrigins: %d, want 403", a.code)
 	}
 }
 

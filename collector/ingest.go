@@ -23,25 +23,30 @@ import (
 // request is the state of one ingest request, pooled: its buffers are
 // reused by later requests once Kafka has answered for its events.
 type request struct {
-	s        *Server
-	site     *Site
-	cleaner  *cleaner
-	typ      string // the endpoint's type; "" for /v1/batch and the pixel
-	pixel    bool
-	browser  bool // sent by a browser (Origin header, or the pixel)
-	deep     bool // the body nests deeper than events may
-	badUTF8  bool // the body has invalid UTF-8 somewhere
-	headerUA string
-	ip       string
-	sentAt   time.Time // the batch's sentAt
+	s           *Server
+	site        *Site
+	cleaner     *cleaner
+	typ         string // the endpoint's type; "" for /v1/batch and the pixel
+	pixel       bool
+	browser     bool // sent by a browser (Origin header, or the pixel)
+	deep        bool // the body nests deeper than events may
+	badUTF8     bool // the body has invalid UTF-8 somewhere
+	headerUA    string
+	headerUACut bool // headerUA was cut to maxTextLen
+	ip          string
+	sentAt      time.Time // the batch's sentAt
 
 	receivedAt         time.Time
 	adoptFrom, adoptTo string // id cookie: rewrite this anonymousId
 
 	// Per message.
-	truncated        bool
-	ctxTraits, props *fastjson.Value
-	flags            [4]string
+	dup                 *fieldError // the first repeated key
+	renames             []keyRename
+	edits               []propEdit
+	pageInfo, propsInfo urlInfo // what cleaning the page URL (context, properties) learned
+	truncated           bool
+	ctxTraits, props    *fastjson.Value
+	flags               [4]string
 
 	// ps holds the body and its parse: given back as soon as the events
 	// are encoded, so a request waiting for Kafka holds only out.
@@ -98,7 +103,8 @@ func (s *Server) putRequest(rq *request) {
 		return
 	}
 	clear(rq.msgs)
-	*rq = request{scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0], rejected: rq.rejected[:0]}
+	clear(rq.renames)
+	*rq = request{scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0], rejected: rq.rejected[:0], renames: rq.renames[:0], edits: rq.edits[:0]}
 	requests.Put(rq)
 }
 
@@ -366,7 +372,11 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 
 	origin := r.Header.Get("Origin")
 	rq.browser = origin != "" || rq.pixel
-	rq.headerUA = r.Header.Get("User-Agent")
+	// Cut and scrubbed as context.userAgent is (context.userAgent goes
+	// through sanitize).
+	ua := r.Header.Get("User-Agent")
+	rq.headerUACut = len(ua) > maxTextLen
+	rq.headerUA = redactText(truncate(ua, maxTextLen), textRules)
 	rq.ip = s.anonymize(addr)
 
 	// Read and parse.
@@ -472,7 +482,13 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	for i, v := range batch {
 		rq.scratch = rq.scratch[:0]
 		e := &rq.event
+		// Scrub first, whatever becomes of the message: the event and a
+		// dead letter are both made of what sanitize leaves.
+		dup := rq.sanitize(v)
 		fe := rq.precheck(v)
+		if fe == nil {
+			fe = dup
+		}
 		if fe == nil {
 			fe = rq.build(v, e)
 		}
@@ -541,15 +557,15 @@ func (rq *request) precheck(v *fastjson.Value) *fieldError {
 // the message as sent, with the reason, site and receive time in headers.
 func (rq *request) reject(i int, v *fastjson.Value, fe *fieldError) {
 	rq.rejected = append(rq.rejected, rejection{index: i, err: fe})
-	rq.scrub(v)
 	start := len(rq.out)
 	rq.out = v.MarshalTo(rq.out)
 	rq.msgs = append(rq.msgs, kafka.Message{
 		Topic: rq.s.cfg.DeadLetterTopic,
 		Value: rq.out[start:],
 		Headers: []kafka.Header{
-			{Key: "reason", Value: []byte(fe.Error())},
-			{Key: "field", Value: []byte(fe.field)},
+			// The reason may quote what was sent.
+			{Key: "reason", Value: []byte(redactText(fe.Error(), textRules))},
+			{Key: "field", Value: []byte(redactText(fe.field, textRules))},
 			{Key: "site", Value: []byte(rq.site.ID)},
 			{Key: "received_at", Value: rq.receivedAt.AppendFormat(nil, time.RFC3339Nano)},
 		},
@@ -778,29 +794,4 @@ func validCookieID(s string) bool {
 		}
 	}
 	return true
-}
-
-// scrub applies the privacy rules to a rejected message before it is kept:
-// its context.ip is anonymized (no raw address leaves the collector) and
-// its page URL and referrer are cleaned.
-func (rq *request) scrub(v *fastjson.Value) {
-	c := v.Get("context")
-	if c == nil || c.Type() != fastjson.TypeObject {
-		return
-	}
-	a := &rq.ps.arena
-	if ip := c.Get("ip"); ip != nil {
-		b, _ := ip.StringBytes()
-		c.Set("ip", a.NewString(rq.s.anonymizeString(string(b), rq)))
-	}
-	p := c.Get("page")
-	if p == nil || p.Type() != fastjson.TypeObject {
-		return
-	}
-	for _, k := range []string{"url", "referrer"} {
-		if u := p.Get(k); u != nil && u.Type() == fastjson.TypeString {
-			b, _ := u.StringBytes()
-			p.Set(k, a.NewString(rq.cleaner.cleanURL(string(b), k == "referrer", nil)))
-		}
-	}
 }

@@ -30,22 +30,27 @@ func (b *budget) release(n int64) { b.used.Add(-n) }
 
 // limiter is a set of token buckets keyed by K (an IP block or a write
 // key). Buckets idle long enough to be full again are forgotten, and the
-// set holds at most maxKeys (beyond, new keys share one bucket), so its
-// memory is bounded whatever the traffic. Safe for concurrent use.
+// set holds at most maxKeys (some 100 bytes each): a new key beyond that
+// evicts the fullest of a few random buckets (evict), so memory is bounded
+// whatever the traffic. New keys never share a bucket: a spray of fresh
+// keys (IPv6 /64s cost an attacker nothing) cannot drain one that
+// everybody else then meets, and a network being throttled keeps its
+// nearly empty bucket while the spray evicts fuller ones.
+// Safe for concurrent use.
 type limiter[K comparable] struct {
 	rate, burst float64 // tokens per second, bucket size
 	maxKeys     int
-	now         func() time.Time
+	now         func() time.Time // the clock; tests inject one
+	evicted     atomic.Uint64    // buckets evicted for new keys
 
 	shards [32]limiterShard[K]
 	hash   func(K) uint32
 }
 
 type limiterShard[K comparable] struct {
-	mu       sync.Mutex
-	buckets  map[K]*bucket
-	overflow bucket
-	swept    time.Time
+	mu      sync.Mutex
+	buckets map[K]*bucket
+	swept   time.Time
 }
 
 type bucket struct {
@@ -80,11 +85,13 @@ func (l *limiter[K]) allow(k K, n float64) (bool, time.Duration) {
 			l.sweep(s, now)
 		}
 		if len(s.buckets) >= l.maxKeys/len(l.shards) {
-			b = &s.overflow
-		} else {
-			b = &bucket{tokens: l.burst, last: now}
-			s.buckets[k] = b
+			b = l.evict(s, now)
 		}
+		if b == nil {
+			b = new(bucket)
+		}
+		*b = bucket{tokens: l.burst, last: now}
+		s.buckets[k] = b
 	}
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
@@ -94,6 +101,30 @@ func (l *limiter[K]) allow(k K, n float64) (bool, time.Duration) {
 	}
 	wait := time.Duration((n - b.tokens) / l.rate * float64(time.Second))
 	return false, wait
+}
+
+// evictSample is how many buckets evict looks at.
+const evictSample = 8
+
+// evict removes, of a few buckets taken at random (map order is), the one
+// holding the most tokens once refilled, and returns it for reuse. A full
+// bucket is the ideal victim (a new one would be full as well); a network
+// being throttled holds few tokens and keeps its bucket.
+func (l *limiter[K]) evict(s *limiterShard[K], now time.Time) *bucket {
+	var victim K
+	var vb *bucket
+	most, n := -1.0, 0
+	for k, b := range s.buckets {
+		if t := math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate); t > most {
+			victim, vb, most = k, b, t
+		}
+		if n++; n == evictSample || most >= l.burst {
+			break
+		}
+	}
+	delete(s.buckets, victim)
+	l.evicted.Add(1)
+	return vb
 }
 
 // sweep forgets the buckets that refilled since their last use.

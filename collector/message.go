@@ -473,26 +473,17 @@ func (rq *request) context(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 		}
 	}
 	// A page call carries its page in properties (Segment); use them when
-	// the context has none.
+	// the context has none. The URLs are cleaned already (sanitize), and
+	// info is what cleaning the page URL learned; cut what is too long.
+	info := &rq.pageInfo
 	if c.Page.URL == "" && (e.Type == shoptrail.TypePage || e.Type == shoptrail.TypeScreen) && !isNull(rq.props) {
 		if u := rq.props.Get("url"); u != nil && u.Type() == fastjson.TypeString {
 			b, _ := u.StringBytes()
-			c.Page.URL = view(b)
+			c.Page.URL, info = view(b), &rq.propsInfo
 		}
 	}
-	var info urlInfo
-	if c.Page.URL != "" {
-		c.Page.URL = truncateFlag(rq, rq.cleaner.cleanURL(c.Page.URL, false, &info), maxURLLen)
-	}
-	if c.Page.Referrer != "" {
-		c.Page.Referrer = truncateFlag(rq, rq.cleaner.cleanURL(c.Page.Referrer, true, nil), maxURLLen)
-	}
-	if c.Page.Search != "" {
-		c.Page.Search = rq.cleaner.cleanSearch(c.Page.Search)
-	}
-	if c.Page.Path != "" {
-		c.Page.Path = redactPath(c.Page.Path)
-	}
+	c.Page.URL = truncateFlag(rq, c.Page.URL, maxURLLen)
+	c.Page.Referrer = truncateFlag(rq, c.Page.Referrer, maxURLLen)
 	cp := &c.Campaign
 	if cp.Name == "" && cp.Source == "" && cp.Medium == "" && cp.Term == "" && cp.Content == "" {
 		cp.Source, cp.Medium, cp.Name = truncate(info.utmSource, maxShortLen), truncate(info.utmMedium, maxShortLen), truncate(info.utmCampaign, maxShortLen)
@@ -512,13 +503,15 @@ func (rq *request) context(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 	default:
 		if ua == "" {
 			ua = rq.headerUA
+			rq.truncated = rq.truncated || rq.headerUACut
+		}
+		// Cut before classifying: the classifier's cache holds what it is given.
+		if len(ua) > maxTextLen {
+			ua = truncate(ua, maxTextLen)
+			rq.truncated = true
 		}
 		ent := rq.s.ua.Classify(unsafe.Slice(unsafe.StringData(ua), len(ua)))
 		c.UserAgent = ent.UA
-		if len(c.UserAgent) > maxTextLen {
-			c.UserAgent = truncate(c.UserAgent, maxTextLen)
-			rq.truncated = true
-		}
 		c.Device = shoptrail.Device{Class: ent.Class, Browser: ent.Browser, OS: ent.OS}
 		if ent.Bot {
 			c.Bot = shoptrail.Bot{IsBot: true, Reason: ent.BotReason}
@@ -527,8 +520,10 @@ func (rq *request) context(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 			c.Device.Class = useragent.ClassBot
 		}
 	}
+	// The connection's address, unless a server-side library (no browser)
+	// relays its visitor's: a page's script cannot choose its IP.
 	c.IP = rq.ip
-	if ip != "" && rq.s.cfg.IPMode != "drop" {
+	if ip != "" && !rq.browser && rq.s.cfg.IPMode != "drop" {
 		c.IP = rq.s.anonymizeString(ip, rq)
 	}
 	return nil

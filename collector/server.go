@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 
@@ -103,8 +104,10 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 			c.extra[strings.ToLower(p)] = true
 		}
 		s.cleaners[site] = c
-		if site.anyOrigin && len(site.AllowedOrigins) == 0 {
-			log.Debug("site allows any origin", "site", site.ID)
+		if site.anyOrigin {
+			log.Warn("site allows every browser origin (allowedOrigins \"*\"): any web page can send events with its write key", "site", site.ID)
+		} else if len(site.origins) == 0 {
+			log.Info("site allows no browser origin: only server-side SDKs can send", "site", site.ID)
 		}
 	}
 	if s.producer == nil {
@@ -113,6 +116,19 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 		s.producer = s.kafka
 	}
 	s.m.inflightBytes.Set(0)
+	evictions := func(limit string, n func() uint64) {
+		promauto.With(reg).NewCounterFunc(prometheus.CounterOpts{
+			Name:        "shoptrail_collector_rate_limit_evictions_total",
+			Help:        "Rate-limit buckets evicted for a new key when the limiter held its most keys.",
+			ConstLabels: prometheus.Labels{"limit": limit},
+		}, func() float64 { return float64(n()) })
+	}
+	if s.ipLimit != nil {
+		evictions("ip", s.ipLimit.evicted.Load)
+	}
+	if s.keyLimit != nil {
+		evictions("key", s.keyLimit.evicted.Load)
+	}
 	return s, nil
 }
 

@@ -21,8 +21,10 @@ type Site struct {
 	WriteKeys []string `json:"writeKeys"`
 	// AllowedOrigins are the browser origins allowed to send events
 	// ("https://shop.example", "https://*.shop.example"), answered with
-	// CORS headers. "*" or an empty list allows any origin. Requests
-	// without an Origin header (server-side SDKs) are always allowed.
+	// CORS headers. Without any, no browser may send (fail closed); "*"
+	// allows every origin, and the collector warns about it at start.
+	// Requests without an Origin header (server-side SDKs) are always
+	// allowed.
 	AllowedOrigins []string `json:"allowedOrigins"`
 	// TimeZone is the site's IANA time zone, for daily figures downstream
 	// (the default is UTC). The collector only checks it.
@@ -35,9 +37,17 @@ type Site struct {
 	// referrers besides the collector's allowlist (utm_*, click ids,
 	// search terms), e.g. "page" or "category".
 	QueryParams []string `json:"queryParams"`
+	// HashTraits are traits (top-level keys of traits and context.traits)
+	// stored as "sha256:" and the hex SHA-256 of the value, trimmed and
+	// lower-cased — a pseudonym that still joins, e.g. "email", "phone".
+	// DropTraits are traits removed before storage. Other traits are kept
+	// as sent.
+	HashTraits []string `json:"hashTraits"`
+	DropTraits []string `json:"dropTraits"`
 
-	anyOrigin bool
-	origins   []originPattern
+	anyOrigin   bool
+	origins     []originPattern
+	traitPolicy map[string]int // traitHash or traitDrop by name
 }
 
 // originPattern is an allowed origin; a host starting with "*." matches
@@ -55,16 +65,26 @@ type Sites struct {
 
 var siteID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// ParseSites parses the -sites flag, "site=key1|key2,site2=key3". Sites
-// given this way allow any origin; use a sites file for origins.
+// ParseSites parses the -sites flag, "site=key1|key2@origin1|origin2,site2=key3":
+// the write keys, then after "@" the allowed browser origins ("*": any).
+// A site without "@origins" accepts no browser, only server-side SDKs.
+// Use a sites file for everything else a site has.
 func ParseSites(s string) (*Sites, error) {
 	var list []Site
 	for _, part := range splitList(s) {
 		id, keys, ok := strings.Cut(part, "=")
 		if !ok {
-			return nil, fmt.Errorf("site %q: want site=key1|key2", part)
+			return nil, fmt.Errorf("site %q: want site=key1|key2[@origin1|origin2]", part)
 		}
-		list = append(list, Site{ID: id, WriteKeys: strings.Split(keys, "|")})
+		site := Site{ID: id}
+		if i := strings.LastIndexByte(keys, '@'); i >= 0 {
+			if o := keys[i+1:]; o == "*" || strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://") {
+				site.AllowedOrigins = strings.Split(o, "|")
+				keys = keys[:i]
+			}
+		}
+		site.WriteKeys = strings.Split(keys, "|")
+		list = append(list, site)
 	}
 	if len(list) == 0 {
 		return nil, fmt.Errorf("no sites in %q", s)
@@ -128,7 +148,16 @@ func NewSites(list []Site) (*Sites, error) {
 				return nil, fmt.Errorf("site %q: own domain %q: want a host name such as shop.example", site.ID, d)
 			}
 		}
-		site.anyOrigin = len(site.AllowedOrigins) == 0
+		site.traitPolicy = map[string]int{}
+		for _, t := range site.HashTraits {
+			site.traitPolicy[t] = traitHash
+		}
+		for _, t := range site.DropTraits {
+			if site.traitPolicy[t] == traitHash {
+				return nil, fmt.Errorf("site %q: trait %q is both hashed and dropped", site.ID, t)
+			}
+			site.traitPolicy[t] = traitDrop
+		}
 		for _, o := range site.AllowedOrigins {
 			if o == "*" {
 				site.anyOrigin = true
@@ -176,6 +205,9 @@ func (s *Sites) OwnDomains() map[string][]string {
 	}
 	return m
 }
+
+// AnyOrigin tells whether the site lets every browser origin send ("*").
+func (s *Site) AnyOrigin() bool { return s.anyOrigin }
 
 // AllowsOrigin tells whether a browser on origin may send events with the
 // site's write keys.

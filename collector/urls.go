@@ -130,7 +130,12 @@ func (c *cleaner) cleanQuery(query string, referrer bool, info *urlInfo) string 
 			}
 		}
 		click := isClickID(key)
-		if red := redactValue(val, !click); red != val {
+		// Click ids are long numbers and random strings: only emails go.
+		rules := textRules
+		if click {
+			rules = redactEmail
+		}
+		if red := redactText(val, rules); red != val {
 			change(pairStart)
 			val, pair = red, rawKey+"="+url.QueryEscape(red)
 		}
@@ -237,41 +242,6 @@ func redactPath(u string) string {
 		return u
 	}
 	return string(b)
-}
-
-func redactSegment(p string) string {
-	if len(p) < 6 {
-		return p
-	}
-	d := p
-	if strings.Contains(p, "%") {
-		if x, err := url.PathUnescape(p); err == nil {
-			d = x
-		}
-	}
-	switch {
-	case looksLikeEmail(d):
-		return "[email]"
-	case strings.HasPrefix(d, "+") && looksLikePhone(d):
-		return "[phone]"
-	case looksLikeToken(d):
-		return "[token]"
-	}
-	return p
-}
-
-// redactValue redacts a query value; phones only when phones is set (click
-// ids are long numbers).
-func redactValue(v string, phones bool) string {
-	switch {
-	case len(v) < 6:
-		return v
-	case looksLikeEmail(v):
-		return "[email]"
-	case phones && looksLikePhone(v):
-		return "[phone]"
-	}
-	return v
 }
 
 func looksLikeEmail(s string) bool {
