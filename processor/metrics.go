@@ -13,6 +13,7 @@ type metrics struct {
 	messages      prometheus.Counter
 	events        *prometheus.CounterVec
 	sessions      prometheus.Counter
+	provisional   prometheus.Counter
 	links         prometheus.Counter
 	beaconLost    prometheus.Counter
 	lag           *prometheus.GaugeVec
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoptrail_processor_sessions_closed_total",
 			Help: "Sessions closed and written.",
+		}),
+		provisional: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_processor_provisional_sessions_total",
+			Help: "Provisional rows of open sessions written at checkpoints (is_final = 0), replaced by the final row when the session closes.",
 		}),
 		links: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoptrail_processor_identity_links_total",
@@ -110,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.events, m.sessions, m.links, m.beaconLost, m.lag, m.openSessions,
+		reg.MustRegister(m.messages, m.events, m.sessions, m.provisional, m.links, m.beaconLost, m.lag, m.openSessions,
 			m.visitors, m.pending, m.watermark, m.partitions, m.batchEvents, m.flushDuration, m.sinkRetries,
 			m.checkpoint, m.stateRecords, m.restore, m.commitErrors)
 	}

@@ -368,6 +368,14 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 	}
 	w.drain()
 	checkpoint := w.dirty && w.lossUntil < 0 && (final || time.Since(w.lastCkpt) >= w.cfg.CheckpointInterval)
+	if checkpoint {
+		// The open sessions as they stand, written before the checkpoint
+		// like the closed ones: provisional rows, replaced by the final
+		// row, which comes after them (also in a replay).
+		n := len(w.held.Sessions)
+		w.held.Sessions = w.sess.Open(w.held.Sessions)
+		w.p.m.provisional.Add(float64(len(w.held.Sessions) - n))
+	}
 	if checkpoint && w.lossDirty {
 		// The open bucket's sums so far; the checkpoint carries them on.
 		w.held.Loss = w.loss.rows(w.held.Loss, w.partition, w.sess.Offset())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,11 +244,44 @@ func TestIdlePartition(t *testing.T) {
 	cfg.IdleAdvance = 500 * time.Millisecond
 	e.start(cfg, e.ch)
 	waitFor(t, 30*time.Second, "the idle partition's session", func() bool {
-		return e.query(e.ch.Database, "SELECT count() FROM sessions FINAL WHERE anonymous_id = 'idle1'") == "1\n"
+		return e.query(e.ch.Database, "SELECT count() FROM sessions FINAL WHERE anonymous_id = 'idle1' AND is_final = 1") == "1\n"
 	})
 	got := e.query(e.ch.Database, "SELECT events, landing_page, exit_page FROM sessions FINAL FORMAT TSV")
 	if got != "2\t/\t/p\n" {
 		t.Errorf("session = %q", got)
+	}
+}
+
+// TestProvisionalSessions: an open session is in the sessions table long
+// before its inactivity timeout, as a provisional row (is_final = 0) that
+// the next checkpoints update, and its final row replaces it: with FINAL
+// there is one row per session all along.
+func TestProvisionalSessions(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("g-" + testenv.RandomSuffix())
+	e.start(cfg, e.ch)
+	tails := 0
+	tail := func(minutes float64) []*shoptrail.Event {
+		tails++
+		evs := tailEvents(site, at(minutes))
+		for _, ev := range evs {
+			ev.MessageID += "-" + strconv.Itoa(tails)
+		}
+		return evs
+	}
+	row := func() string {
+		return e.query(e.ch.Database, "SELECT count(), any(events), any(exit_page), any(is_final) FROM sessions FINAL WHERE anonymous_id = 'live1'")
+	}
+	// Settled (the watermark, 5 minutes behind the newest event, passes
+	// them) but 30 minutes from closing.
+	e.produce(append([]*shoptrail.Event{page("live1", "m-live1-1", at(0), "/"), page("live1", "m-live1-2", at(1), "/p/1")}, tail(7)...))
+	waitFor(t, 60*time.Second, "a provisional row", func() bool { return row() == "1\t2\t/p/1\t0\n" })
+	e.produce(append([]*shoptrail.Event{page("live1", "m-live1-3", at(3), "/cart")}, tail(9)...))
+	waitFor(t, 60*time.Second, "the provisional row updated", func() bool { return row() == "1\t3\t/cart\t0\n" })
+	e.produce(tail(48 * 60))
+	e.waitDone(cfg.GroupID, 60*time.Second)
+	if got := row(); got != "1\t3\t/cart\t1\n" {
+		t.Errorf("after the session closed: %q, want its final row alone", got)
 	}
 }
 

@@ -102,10 +102,23 @@ type Querier interface {
 	RecordMigration(ctx context.Context, version int, name string, at time.Time) error
 }
 
+// ColumnChecker is a Querier that can tell whether a table has a column.
+// ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: with it, Migrate skips
+// an ALTER TABLE t ADD COLUMN c whose column exists, so that statement is
+// idempotent too.
+type ColumnChecker interface {
+	HasColumn(ctx context.Context, table, column string) (bool, error)
+}
+
+// addColumn matches a statement adding one column.
+var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z0-9_]+)\s+ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
+
 // Migrate applies the migrations not yet recorded in schema_migrations, in
-// order, and records each. Every statement is idempotent (IF NOT EXISTS), so
-// two processes migrating at once, or a crash between a statement and its
-// record, only repeat harmless work. It returns the versions it applied.
+// order, and records each. Every statement is idempotent (IF NOT EXISTS; an
+// ADD COLUMN of a column that exists is skipped when db is a
+// ColumnChecker), so two processes migrating at once, or a crash between a
+// statement and its record, only repeat harmless work. It returns the
+// versions it applied.
 func Migrate(ctx context.Context, db Querier, ms []Migration) ([]int, error) {
 	return migrate(ctx, db, ms, createSchemaMigrations)
 }
@@ -140,6 +153,17 @@ func migrate(ctx context.Context, db Querier, ms []Migration, createSchemaMigrat
 			continue
 		}
 		for i, s := range m.Statements {
+			if cc, ok := db.(ColumnChecker); ok {
+				if a := addColumn.FindStringSubmatch(s); a != nil {
+					has, err := cc.HasColumn(ctx, a[1], a[2])
+					if err != nil {
+						return applied, fmt.Errorf("cannot apply migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+					}
+					if has {
+						continue
+					}
+				}
+			}
 			if err := db.Exec(ctx, s); err != nil {
 				return applied, fmt.Errorf("cannot apply migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}

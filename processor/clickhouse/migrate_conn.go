@@ -13,7 +13,25 @@ import (
 // connQuerier adapts a clickhouse-go connection to Querier.
 type connQuerier struct{ driver.Conn }
 
-var _ Querier = connQuerier{}
+var (
+	_ Querier       = connQuerier{}
+	_ ColumnChecker = connQuerier{}
+)
+
+func (c connQuerier) HasColumn(ctx context.Context, table, column string) (bool, error) {
+	rows, err := c.Query(ctx, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = ?", table, column)
+	if err != nil {
+		return false, fmt.Errorf("cannot read system.columns: %w", err)
+	}
+	defer rows.Close()
+	var n uint64
+	for rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return false, fmt.Errorf("cannot read system.columns: %w", err)
+		}
+	}
+	return n > 0, rows.Err()
+}
 
 func (c connQuerier) AppliedVersions(ctx context.Context) (map[int]bool, error) {
 	rows, err := c.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")

@@ -31,14 +31,14 @@ var sessionsTable = table[session.Session]{
 		"events", "page_views", "landing_page", "exit_page", "referrer",
 		"source", "medium", "campaign", "term", "content", "click_id_kind", "channel", "rules_version",
 		"device_class", "browser", "os", "is_bot", "is_returning", "is_engaged",
-		"funnel_step", "cart_value", "orders", "revenue"),
+		"funnel_step", "cart_value", "orders", "revenue", "is_final"),
 	row: func(s *session.Session) []any {
 		return []any{
 			s.Site, s.SessionID, s.AnonymousID, s.UserID, dt(s.Start), dt(s.End), uint32(s.Duration.Milliseconds()),
 			s.Events, s.PageViews, s.LandingPage, s.ExitPage, s.Referrer,
 			s.Source, s.Medium, s.Campaign, s.Term, s.Content, s.ClickIDKind, s.Channel, s.RulesVersion,
 			s.DeviceClass, s.Browser, s.OS, boolU8(s.IsBot), boolU8(s.Returning), boolU8(s.Engaged),
-			s.Funnel.String(), s.CartValue, s.Orders, s.Revenue,
+			s.Funnel.String(), s.CartValue, s.Orders, s.Revenue, boolU8(s.Final),
 		}
 	},
 	columns: sessionColumnValues,
@@ -60,7 +60,7 @@ func sessionColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func
 	for i := range u32 {
 		u32[i] = make([]uint32, n)
 	}
-	var u8 [3][]uint8 // is_bot, is_returning, is_engaged
+	var u8 [4][]uint8 // is_bot, is_returning, is_engaged, is_final
 	for i := range u8 {
 		u8[i] = make([]uint8, n)
 	}
@@ -76,7 +76,7 @@ func sessionColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func
 		}
 		start[j], end[j] = dt(s.Start), dt(s.End)
 		u32[0][j], u32[1][j], u32[2][j], u32[3][j] = uint32(s.Duration.Milliseconds()), s.Events, s.PageViews, s.Orders
-		u8[0][j], u8[1][j], u8[2][j] = boolU8(s.IsBot), boolU8(s.Returning), boolU8(s.Engaged)
+		u8[0][j], u8[1][j], u8[2][j], u8[3][j] = boolU8(s.IsBot), boolU8(s.Returning), boolU8(s.Engaged), boolU8(s.Final)
 		rules[j], cart[j], revenue[j] = s.RulesVersion, s.CartValue, s.Revenue
 	}
 	return []any{
@@ -84,7 +84,7 @@ func sessionColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func
 		u32[1], u32[2], strs[4], strs[5], strs[6],
 		strs[7], strs[8], strs[9], strs[10], strs[11], strs[12], strs[13], rules,
 		strs[14], strs[15], strs[16], u8[0], u8[1], u8[2],
-		strs[17], cart, u32[3], revenue,
+		strs[17], cart, u32[3], revenue, u8[3],
 	}, func() {}
 }
 

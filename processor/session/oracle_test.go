@@ -245,6 +245,7 @@ func (o *oracleSession) finish() Session {
 	r := o.row
 	r.Duration = r.End.Sub(r.Start)
 	r.Engaged = r.Duration > 10*time.Second || r.PageViews >= 2 || o.keyEvent
+	r.Final = true
 	return r
 }
 

@@ -154,6 +154,11 @@ type Session struct {
 	CartValue float64
 	Orders    uint32  // Order Completed events, distinct by order_id
 	Revenue   float64 // their revenue (revenue, else total, value, products)
+
+	// Final: the session is closed and the row is its last. Open returns
+	// rows with Final false: the session so far, superseded by a later
+	// row of the same SessionID.
+	Final bool
 }
 
 // Status tells what became of an event.
@@ -420,6 +425,7 @@ const (
 	sessBot uint8 = 1 << iota
 	sessReturning
 	sessKeyEvent
+	sessChanged // events applied since its last provisional row (Open)
 )
 
 // pending is an event waiting for the watermark, reduced to what a session
@@ -1189,6 +1195,7 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 	if off := r.t - ss.start; off > int64(ss.endOff) {
 		ss.endOff = uint32(off)
 	}
+	ss.flags |= sessChanged
 	ss.events++
 	if r.flags&pendPage != 0 {
 		ss.pages++
@@ -1301,6 +1308,66 @@ func (s *Sessionizer) openSession(vi int32, v *visitor, r *pending) {
 // closeSession emits the visitor's open session and frees it.
 func (s *Sessionizer) closeSession(vi int32, v *visitor) {
 	ss := s.sessions.at(v.sess - 1)
+	out := s.row(vi, v, ss)
+	out.Final = true
+	s.out.Sessions = append(s.out.Sessions, out)
+	s.stats.Closed++
+	s.strs.dec(ss.landing)
+	s.strs.dec(ss.exit)
+	s.strs.dec(ss.referrer)
+	s.touches.dec(ss.touch)
+	s.devices.dec(ss.device)
+	s.sessions.release(v.sess - 1)
+	v.sess = 0
+	v.flags |= visReturning
+	// Keep the tabs and the pending events' ids; the session's go.
+	base := 3 * int(v.ntabs)
+	keep := base
+	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
+		keep++
+	}
+	extra := v.extra[:base]
+	if cap(v.extra) > keep+8 {
+		extra = append(make([]uint64, 0, keep), v.extra[:base]...)
+	}
+	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
+		extra = append(extra, s.pend.at(p-1).msgHash)
+	}
+	if len(extra) == 0 {
+		extra = nil
+	}
+	v.extra = extra
+	s.markDirty(vi, v)
+}
+
+// Open appends to dst a provisional row (Final false) for every open
+// session that took events since its last provisional row, and returns the
+// extended slice. Call it before Checkpoint, which forgets which visitors
+// changed. The rows depend on when it is called, but a session's final row
+// (from Drain, once it closes) is always produced after all of its
+// provisional ones, replays included: store rows in the order they come
+// and let the last row of a session win.
+func (s *Sessionizer) Open(dst []Session) []Session {
+	for _, vi := range s.dirty {
+		if !s.visitors.valid(vi) {
+			continue
+		}
+		v := s.visitors.at(vi)
+		if v.sess == 0 {
+			continue
+		}
+		ss := s.sessions.at(v.sess - 1)
+		if ss.flags&sessChanged == 0 {
+			continue
+		}
+		ss.flags &^= sessChanged
+		dst = append(dst, s.row(vi, v, ss))
+	}
+	return dst
+}
+
+// row returns the row of the visitor's session as it stands.
+func (s *Sessionizer) row(vi int32, v *visitor, ss *session) Session {
 	site, id, anonymous := s.splitKey(s.keyOf(vi, v))
 	out := Session{
 		Site:         site,
@@ -1340,34 +1407,7 @@ func (s *Sessionizer) closeSession(vi int32, v *visitor) {
 		d := s.devices.val(ss.device)
 		out.DeviceClass, out.Browser, out.OS = d.class, d.browser, d.os
 	}
-	s.out.Sessions = append(s.out.Sessions, out)
-	s.stats.Closed++
-	s.strs.dec(ss.landing)
-	s.strs.dec(ss.exit)
-	s.strs.dec(ss.referrer)
-	s.touches.dec(ss.touch)
-	s.devices.dec(ss.device)
-	s.sessions.release(v.sess - 1)
-	v.sess = 0
-	v.flags |= visReturning
-	// Keep the tabs and the pending events' ids; the session's go.
-	base := 3 * int(v.ntabs)
-	keep := base
-	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
-		keep++
-	}
-	extra := v.extra[:base]
-	if cap(v.extra) > keep+8 {
-		extra = append(make([]uint64, 0, keep), v.extra[:base]...)
-	}
-	for p := v.pendHead; p != 0; p = s.pend.at(p - 1).next {
-		extra = append(extra, s.pend.at(p-1).msgHash)
-	}
-	if len(extra) == 0 {
-		extra = nil
-	}
-	v.extra = extra
-	s.markDirty(vi, v)
+	return out
 }
 
 // trackTab counts gaps in the tab's sequence numbers.

@@ -128,10 +128,63 @@ func TestSessionRow(t *testing.T) {
 		Referrer: "https://mp.weixin.qq.com/s/x", Source: "wechat", Medium: "referral",
 		Channel: ChannelOrganicSocial, RulesVersion: RulesVersion,
 		DeviceClass: "mobile", Browser: "WeChat", OS: "iOS",
-		Engaged: true, Funnel: FunnelProduct,
+		Engaged: true, Funnel: FunnelProduct, Final: true,
 	}
 	if d := sessionDiff(got, want); d != "" {
 		t.Error(d)
+	}
+}
+
+// TestProvisionalRows: Open gives the open sessions as they stand, once per
+// change, and the final row comes after them with everything.
+func TestProvisionalRows(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Add(0, page("a", "1", at(0), "/landing"))
+	s.Add(1, page("a", "2", at(1), "/p/1"))
+	if rows := s.Open(nil); len(rows) != 0 {
+		t.Fatalf("rows before anything settled: %+v", rows)
+	}
+	s.Add(2, page("b", "3", at(7), "/")) // the watermark passes a's events
+	rows := s.Open(nil)
+	if len(rows) != 1 {
+		t.Fatalf("provisional rows %+v", rows)
+	}
+	p := rows[0]
+	if p.Final || p.SessionID != SessionID(site, "a", "1") || p.Events != 2 || p.PageViews != 2 ||
+		!p.End.Equal(at(1)) || p.ExitPage != "/p/1" {
+		t.Errorf("provisional row %+v", p)
+	}
+	if rows := s.Open(nil); len(rows) != 0 {
+		t.Errorf("rows again without a change: %+v", rows)
+	}
+	recs := s.Checkpoint(nil)
+	s.Add(3, page("a", "4", at(8), "/p/2", withUser("cust-1")))
+	s.Add(4, page("b", "5", at(14), "/x"))
+	// A restored copy continues alike.
+	r, _ := New(Config{})
+	if err := r.Restore(recs); err != nil {
+		t.Fatal(err)
+	}
+	r.Add(3, page("a", "4", at(8), "/p/2", withUser("cust-1")))
+	r.Add(4, page("b", "5", at(14), "/x"))
+	for _, x := range []*Sessionizer{s, r} {
+		rows := sessionsByStart(x.Open(nil))
+		if len(rows) != 2 || rows[0].Events != 3 || rows[0].UserID != "cust-1" || rows[0].Final || rows[1].AnonymousID != "b" {
+			t.Errorf("provisional rows after more events: %+v", rows)
+		}
+		x.Flush()
+		var out Output
+		x.Drain(&out)
+		final := sessionsByStart(out.Sessions)
+		if len(final) != 2 || !final[0].Final || final[0].Events != 3 || final[0].SessionID != p.SessionID {
+			t.Errorf("final rows %+v", final)
+		}
+		if rows := x.Open(nil); len(rows) != 0 {
+			t.Errorf("rows after close: %+v", rows)
+		}
 	}
 }
 

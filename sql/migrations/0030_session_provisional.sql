@@ -1,0 +1,11 @@
+-- Sessions appear while they are open. At every checkpoint (5 s by default)
+-- the processor writes a provisional row, is_final = 0, for each open session
+-- that took events since its last one: the session so far (events,
+-- end_time, funnel, cart value, customer id ...). When the session closes,
+-- its final row (is_final = 1) replaces it. Rows of a session are written in
+-- the order they were produced, a replay after a crash included (its final
+-- row always comes after its provisional ones), and sessions, a
+-- ReplacingMergeTree without a version column, keeps the last row written:
+-- read it with FINAL (one row per session_id) and filter is_final = 1 for
+-- closed sessions only. Rows written before this migration are final.
+ALTER TABLE sessions ADD COLUMN is_final UInt8 DEFAULT 1;
