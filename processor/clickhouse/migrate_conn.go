@@ -64,6 +64,10 @@ func (c connQuerier) RecordMigration(ctx context.Context, version int, name stri
 	return b.Send()
 }
 
+// ConnQuerier returns conn as the Querier (and ColumnChecker) Migrate
+// takes.
+func ConnQuerier(conn driver.Conn) Querier { return connQuerier{conn} }
+
 // MigrateEmbedded applies the migrations embedded in the binary to the
 // connection's database.
 func MigrateEmbedded(ctx context.Context, conn driver.Conn) ([]int, error) {

@@ -65,18 +65,18 @@ func TestMigrateClickHouse18(t *testing.T) {
 	if int(n) != len(ms) {
 		t.Fatalf("schema_migrations has %d versions, want %d", n, len(ms))
 	}
-	// A crash between the statements and their record: every statement
-	// runs again (ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS; the
-	// runner skips a column that exists).
-	if err := conn.Exec(ctx, "TRUNCATE TABLE schema_migrations"); err != nil {
-		t.Fatal(err)
-	}
-	applied, err = clickhouse.MigrateEmbedded(ctx, conn)
-	if err != nil {
-		t.Fatalf("migrations run again: %v", err)
-	}
-	if len(applied) != len(ms) {
-		t.Fatalf("run again applied %v, want all %d", applied, len(ms))
+	// A crash between the statements of 0030 and their record: they run
+	// again (ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS; the runner
+	// skips a column that exists).
+	for _, m := range ms {
+		if m.Version != 30 {
+			continue
+		}
+		m.Version = 1 << 30 // not recorded
+		applied, err := clickhouse.Migrate(ctx, clickhouse.ConnQuerier(conn), []clickhouse.Migration{m})
+		if err != nil || len(applied) != 1 {
+			t.Fatalf("0030 run again: %v %v", applied, err)
+		}
 	}
 	var final uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'sessions' AND name = 'is_final'").Scan(&final); err != nil || final != 1 {
