@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/shoptrail
 
-.PHONY: all run build test test-go test-beacon lint deps deps-test bench clean image up down
+.PHONY: all run build test test-go test-beacon test-sdk-deps lint deps deps-test bench clean image up down
 
 all: build
 
@@ -25,11 +25,15 @@ run: deps build
 	@echo ">> starting the whole pipeline locally (Ctrl-C stops it)"
 	@$(BIN) dev
 
-test: deps-test lint test-beacon test-go
+test: deps-test lint test-beacon test-sdk-deps test-go
 
 test-beacon:
 	@echo ">> building and testing the beacon (npm ci if needed, reproducible build, node --test, Chromium)"
 	@collector/beacon/ci.sh
+
+test-sdk-deps:
+	@echo ">> installing the SDKs the compatibility tests drive (test/sdk: npm ci if needed)"
+	@test/sdk/install.sh
 
 test-go:
 	@echo ">> running Go unit and integration tests (real ClickHouse and Kafka broker, and the shared Grafana where present)"
