@@ -1,8 +1,6 @@
 package analytics_test
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,20 +20,22 @@ import (
 //	sA3     a     2026-11-03 10:00    4     1       1         Organic Search checkout 0      0        /
 //	sE1     e     2026-10-15 10:00    2     1       0         Direct         order    1      50       /
 //	sO1     o     2026-11-02 10:00    5     1       0         Direct         order    1      999      /        (another site)
+//
+// Customer ids: sA2 and sA3 belong to u7, sB1 to u8.
 var seedSessions = []string{
-	`('s1','sA1','a','2026-11-02 10:00:00',1,0,0,'Organic Search','google','organic','','desktop','view',0,0,0,'/')`,
-	`('s1','sA2','a','2026-11-02 14:00:00',3,1,1,'Organic Search','google','organic','','desktop','order',1,120.5,0,'/p/1')`,
-	`('s1','sB1','b','2026-11-02 11:00:00',2,1,0,'Direct','','','','mobile','cart',0,0,0,'/')`,
-	`('s1','sB1','b','2026-11-02 11:00:00',2,1,0,'Direct','','','','mobile','cart',0,0,0,'/')`,
-	`('s1','sC1','c','2026-11-02 12:00:00',1,1,0,'Paid Search','baidu','cpc','winter','mobile','product',0,0,0,'/p/2')`,
-	`('s1','sX1','x','2026-11-02 12:30:00',1,0,0,'Direct','','','','bot','view',0,0,1,'/')`,
-	`('s1','sD1','d','2026-11-03 09:00:00',1,0,0,'Direct','','','','desktop','view',0,0,0,'/')`,
-	`('s1','sA3','a','2026-11-03 10:00:00',4,1,1,'Organic Search','google','organic','','desktop','checkout',0,0,0,'/')`,
-	`('s1','sE1','e','2026-10-15 10:00:00',2,1,0,'Direct','','','','desktop','order',1,50,0,'/')`,
-	`('s2','sO1','o','2026-11-02 10:00:00',5,1,0,'Direct','','','','desktop','order',1,999,0,'/')`,
+	`('','s1','sA1','a','2026-11-02 10:00:00',1,0,0,'Organic Search','google','organic','','desktop','view',0,0,0,'/')`,
+	`('u7','s1','sA2','a','2026-11-02 14:00:00',3,1,1,'Organic Search','google','organic','','desktop','order',1,120.5,0,'/p/1')`,
+	`('u8','s1','sB1','b','2026-11-02 11:00:00',2,1,0,'Direct','','','','mobile','cart',0,0,0,'/')`,
+	`('u8','s1','sB1','b','2026-11-02 11:00:00',2,1,0,'Direct','','','','mobile','cart',0,0,0,'/')`,
+	`('','s1','sC1','c','2026-11-02 12:00:00',1,1,0,'Paid Search','baidu','cpc','winter','mobile','product',0,0,0,'/p/2')`,
+	`('','s1','sX1','x','2026-11-02 12:30:00',1,0,0,'Direct','','','','bot','view',0,0,1,'/')`,
+	`('','s1','sD1','d','2026-11-03 09:00:00',1,0,0,'Direct','','','','desktop','view',0,0,0,'/')`,
+	`('u7','s1','sA3','a','2026-11-03 10:00:00',4,1,1,'Organic Search','google','organic','','desktop','checkout',0,0,0,'/')`,
+	`('','s1','sE1','e','2026-10-15 10:00:00',2,1,0,'Direct','','','','desktop','order',1,50,0,'/')`,
+	`('','s2','sO1','o','2026-11-02 10:00:00',5,1,0,'Direct','','','','desktop','order',1,999,0,'/')`,
 }
 
-const sessionColumns = "site, session_id, anonymous_id, start_time, page_views, is_engaged, is_returning, channel, source, medium, campaign, device_class, funnel_step, orders, revenue, is_bot, landing_page"
+const sessionColumns = "customer_id, site, session_id, anonymous_id, start_time, page_views, is_engaged, is_returning, channel, source, medium, campaign, device_class, funnel_step, orders, revenue, is_bot, landing_page"
 
 // seedEvents: (site, message id, event, anonymous id, time, bot).
 //
@@ -67,6 +67,60 @@ var seedEvents = []string{
 	`('s1','u3','Order Completed','u','2026-11-02 10:02:00',1)`,
 }
 
+// moreEvents: (message id, type, event, anonymous id, user id, time, page,
+// promotion, creative, order id, revenue), all of site s1, none a bot.
+//
+//	Banners: B1/c1 seen by v1 (twice the same event), v2, v3; B2/c2 by v1.
+//	  v1 clicks B1 at 09:01 and orders o1 (100, written twice) at 09:30,
+//	  after an order o0 (30) at 08:00; v2 clicks B1 and orders nothing;
+//	  v3 orders o3 (200) without a click.
+//	Page flow from /: w1 / -> /p/1, / -> /c/relays; w2 / then nothing,
+//	  / then /p/1 40 minutes later (an exit); w3 /p/2 -> / (written twice) -> /p/1.
+//	Registrations (userId): u1 on 11-02 08:00, first order 20:00 (12 h);
+//	  u2 on 11-03 10:00, order 11-05 10:00 (48 h); u3 on 11-04, no order;
+//	  u6 on 11-06 00:00, order 06:00 (6 h); u4 on 10-10, u5 on 10-20.
+//	Potential: f1 and p favorite on 11-02; u3 inquires on 11-03; in October
+//	  i2 inquires and i3 carts, and i3 orders on 11-04.
+var moreEvents = []string{
+	`('bv1','track','Promotion Viewed','v1','','2026-11-02 09:00:00','','B1','c1','',0)`,
+	`('bv1','track','Promotion Viewed','v1','','2026-11-02 09:00:00','','B1','c1','',0)`,
+	`('bv2','track','Promotion Viewed','v2','','2026-11-02 09:00:00','','B1','c1','',0)`,
+	`('bv3','track','Promotion Viewed','v3','','2026-11-02 09:00:00','','B1','c1','',0)`,
+	`('bv4','track','Promotion Viewed','v1','','2026-11-02 09:00:00','','B2','c2','',0)`,
+	`('bc1','track','Promotion Clicked','v1','','2026-11-02 09:01:00','','B1','c1','',0)`,
+	`('bc2','track','Promotion Clicked','v2','','2026-11-02 09:02:00','','B1','c1','',0)`,
+	`('bo0','track','Order Completed','v1','','2026-11-02 08:00:00','','','','o0',30)`,
+	`('bo1','track','Order Completed','v1','','2026-11-02 09:30:00','','','','o1',100)`,
+	`('bo1','track','Order Completed','v1','','2026-11-02 09:30:00','','','','o1',100)`,
+	`('bo3','track','Order Completed','v3','','2026-11-02 09:40:00','','','','o3',200)`,
+	`('w11','page','','w1','','2026-11-02 10:00:00','/','','','',0)`,
+	`('w12','page','','w1','','2026-11-02 10:01:00','/p/1','','','',0)`,
+	`('w13','page','','w1','','2026-11-02 10:05:00','/','','','',0)`,
+	`('w14','page','','w1','','2026-11-02 10:06:00','/c/relays','','','',0)`,
+	`('w21','page','','w2','','2026-11-02 10:00:00','/','','','',0)`,
+	`('w22','page','','w2','','2026-11-02 12:00:00','/','','','',0)`,
+	`('w23','page','','w2','','2026-11-02 12:40:00','/p/1','','','',0)`,
+	`('w31','page','','w3','','2026-11-02 10:00:00','/p/2','','','',0)`,
+	`('w32','page','','w3','','2026-11-02 10:02:00','/','','','',0)`,
+	`('w32','page','','w3','','2026-11-02 10:02:00','/','','','',0)`,
+	`('w33','page','','w3','','2026-11-02 10:03:00','/p/1','','','',0)`,
+	`('r1s','track','Signed Up','g1','u1','2026-11-02 08:00:00','','','','',0)`,
+	`('r1o','track','Order Completed','g1','u1','2026-11-02 20:00:00','','','','o11',10)`,
+	`('r2s','track','Signed Up','g2','u2','2026-11-03 10:00:00','','','','',0)`,
+	`('r2o','track','Order Completed','g2','u2','2026-11-05 10:00:00','','','','o12',10)`,
+	`('r3s','track','Signed Up','g3','u3','2026-11-04 12:00:00','','','','',0)`,
+	`('r6s','track','Signed Up','g6','u6','2026-11-06 00:00:00','','','','',0)`,
+	`('r6o','track','Order Completed','g6','u6','2026-11-06 06:00:00','','','','o16',10)`,
+	`('r4s','track','Signed Up','g4','u4','2026-10-10 10:00:00','','','','',0)`,
+	`('r5s','track','Signed Up','g5','u5','2026-10-20 10:00:00','','','','',0)`,
+	`('pf1','track','Product Added to Wishlist','f1','','2026-11-02 10:00:00','','','','',0)`,
+	`('pf2','track','Product Added to Wishlist','p','','2026-11-02 10:30:00','','','','',0)`,
+	`('pi1','track','Inquiry Started','g3','u3','2026-11-03 10:00:00','','','','',0)`,
+	`('pi2','track','Inquiry Started','i2','','2026-10-20 10:00:00','','','','',0)`,
+	`('pi3','track','Product Added','i3','','2026-10-21 10:00:00','','','','',0)`,
+	`('pi4','track','Order Completed','i3','','2026-11-04 10:00:00','','','','o20',10)`,
+}
+
 func seed(t *testing.T, b backend) {
 	t.Helper()
 	// Each row on its own insert, so the duplicates land in separate parts
@@ -76,6 +130,9 @@ func seed(t *testing.T, b backend) {
 	}
 	for _, r := range seedEvents {
 		b.mustExec(t, "INSERT INTO events (site, message_id, event, anonymous_id, event_time, is_bot) VALUES "+r)
+	}
+	for _, r := range moreEvents {
+		b.mustExec(t, "INSERT INTO events (site, message_id, type, event, anonymous_id, user_id, event_time, page_path, promotion_id, creative, order_id, revenue) VALUES ('s1', "+r[1:])
 	}
 }
 
@@ -194,7 +251,7 @@ func TestEveryQueryRuns(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		seed(t, b)
 		for _, q := range qs {
-			p := params(day(1), day(30), "site", "s1", "grain", "toMonday", "breakdown", "device_class", "window_s", "86400")
+			p := params(day(1), day(30), "site", "s1", "grain", "toMonday", "breakdown", "device_class", "window_s", "86400", "page", "/")
 			p.Vars["steps"] = analytics.Multi("Product Viewed", "Order Completed")
 			for _, v := range q.Vars {
 				if _, ok := p.Vars[v]; !ok {
@@ -212,5 +269,42 @@ func TestEveryQueryRuns(t *testing.T) {
 	})
 }
 
-var _ = fmt.Sprint
-var _ = strings.Join
+func TestBannersAndPages(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		seed(t, b)
+		nov2 := params(day(2), day(2).Add(24*time.Hour-time.Second), "site", "s1", "page", "/")
+		check(t, "banners", b.rows(t, "banners", nov2), [][]string{
+			// B1/c1: 3 distinct impressions by v1 v2 v3; clicks by v1 v2; o1 after v1's click (o0 before it)
+			{"B1", "c1", "3", "3", "2", "2", "0.6667", "1", "100"},
+			{"B2", "c2", "1", "1", "0", "0", "0", "0", "0"},
+		}, "promotion_id", "creative", "impressions", "viewers", "clicks", "clickers", "ctr", "orders", "revenue")
+		check(t, "page flow", b.rows(t, "page_flow", nov2), [][]string{
+			{"(exit)", "2", "1"},    // w2 twice
+			{"/p/1", "2", "2"},      // w1, w3 (its / written twice counts once)
+			{"/c/relays", "1", "1"}, // w1
+		}, "next_page", "views", "visitors")
+		// Exits over 11-02..11-03: sessions end where they start (exit_page is
+		// not seeded, so all six end on ''), two bounces.
+		rows := b.rows(t, "exit_pages", params(day(2), day(3).Add(24*time.Hour-time.Second), "site", "s1"))
+		check(t, "exit pages", rows, [][]string{{"", "6", "1", "2", "4"}}, "exit_page", "exits", "exit_share", "bounces", "visitors")
+	})
+}
+
+func TestRegistrationAndPotential(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		seed(t, b)
+		nov := params(day(1), day(30).Add(24*time.Hour-time.Second), "site", "s1", "grain", "toStartOfMonth")
+		check(t, "registrations", b.rows(t, "registrations", nov), [][]string{
+			// u1 u2 u3 u6 in November against u4 u5 in October; u1 u2 u6 bought (12, 48, 6 h: median 12);
+			// sessions of customers u7 (sA2, sA3) and u8 (sB1).
+			{"2026-11-01", "4", "2", "1", "2", "3", "0.75", "12"},
+		}, "period", "registrations", "prev_registrations", "registrations_growth", "active_registered",
+			"first_purchases", "first_purchase_rate", "hours_to_first_purchase")
+		check(t, "potential", b.rows(t, "potential", nov), [][]string{
+			// favorites f1 p; carts p q r s; inquiry u3; p bought: dormant q r s f1 u3;
+			// October: i2 (dormant), i3 (bought on 11-04).
+			{"2026-11-01", "2", "4", "1", "6", "5", "0.8333", "1", "4"},
+		}, "period", "favoriters", "carters", "inquirers", "potential", "potential_dormant", "dormant_share",
+			"prev_potential_dormant", "dormant_growth")
+	})
+}
