@@ -1,0 +1,249 @@
+package customer
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/cart"
+)
+
+// Stages, by index (stageNames).
+const (
+	stStranger uint8 = iota
+	stRegistered
+	stPotential
+	stPotentialDormant
+	stFirst
+	stSecond
+	stThird
+	stLoyal
+	stAtRisk
+	stDormant
+	stLost
+)
+
+var stageNames = [...]string{
+	shoptrail.StageStranger, shoptrail.StageRegistered, shoptrail.StagePotential, shoptrail.StagePotentialDormant,
+	shoptrail.StageFirstBuyer, shoptrail.StageSecondBuyer, shoptrail.StageThirdBuyer, shoptrail.StageLoyal,
+	shoptrail.StageAtRisk, shoptrail.StageDormant, shoptrail.StageLost,
+}
+
+var tierNames = [...]string{"", "A", "B", "C", "D", "E"}
+
+// Customer flags.
+const (
+	flagCarted = 1 << iota // carted, favorited or inquired
+	flagDirty              // changed since its last row
+)
+
+// maxOrders bounds the orders a customer keeps (for refunds and the median
+// interval): the most recent ones.
+const maxOrders = 32
+
+// orderRec is what a customer keeps of an order (32 bytes).
+type orderRec struct {
+	id       uint64 // hashID(order id)
+	at       int64  // unix ms; negative (-at) once cancelled
+	net      float64
+	refunded float32
+	items    float32
+}
+
+func (o *orderRec) time() int64 {
+	if o.at < 0 {
+		return -o.at
+	}
+	return o.at
+}
+
+func (o *orderRec) cancelled() bool { return o.at < 0 }
+
+// customer is one customer's state. Kept small (see
+// BenchmarkCustomerMemory): times as unix ms, what many customers share
+// (first channel and source, currency) behind one shared pointer, the
+// rarely set fields behind another.
+type customer struct {
+	key        string // site NUL customer id
+	orders     []orderRec
+	prof       *profile // shared
+	x          *extra   // nil until traits, an abandonment or a trimmed order history
+	netRevenue float64
+	firstSeen  int64 // also the registration: the first event with the customer id
+	lastOrder  int64
+	lastVisit  int64
+	clock      int64 // event time up to which its timers ran
+	deadline   int64
+	idx        int32
+	orderCount uint16
+	st         uint8 // stage | tier<<4
+	flags      uint8
+}
+
+// profile is what many customers share: how they first came, and the
+// currency of their first order.
+type profile struct{ channel, source, currency string }
+
+type extra struct {
+	traits               Traits
+	favorites, inquiries uint32
+	// firstOrder, once the order history was trimmed (else its first
+	// order's time).
+	firstOrder int64
+	waiting    []waiting
+}
+
+// waiting is an abandonment waiting for the customer's order.
+type waiting struct {
+	a           *cart.Abandonment
+	expires     int64
+	stage, tier string
+}
+
+func (c *customer) firstOrder() int64 {
+	if c.x != nil && c.x.firstOrder != 0 {
+		return c.x.firstOrder
+	}
+	if len(c.orders) > 0 {
+		return c.orders[0].time()
+	}
+	return 0
+}
+
+func (c *customer) currency() string {
+	if c.prof == nil {
+		return ""
+	}
+	return c.prof.currency
+}
+
+func (c *customer) extra() *extra {
+	if c.x == nil {
+		c.x = &extra{}
+	}
+	return c.x
+}
+
+func (c *customer) site() string { return c.key[:strings.IndexByte(c.key, 0)] }
+func (c *customer) id() string   { return c.key[strings.IndexByte(c.key, 0)+1:] }
+
+func (c *customer) stage() uint8      { return c.st & 15 }
+func (c *customer) tier() uint8       { return c.st >> 4 }
+func (c *customer) stageName() string { return stageNames[c.stage()] }
+func (c *customer) tierName() string  { return tierNames[c.tier()] }
+
+// state is what a transition compares.
+type state struct{ stage, tier uint8 }
+
+func (c *customer) snapshot() state { return state{c.stage(), c.tier()} }
+
+func (c *customer) findOrder(h uint64) int {
+	for i := range c.orders {
+		if c.orders[i].id == h {
+			return i
+		}
+	}
+	return -1
+}
+
+// medianInterval is the median of the intervals between the customer's
+// kept, not cancelled orders, in ms.
+func (c *customer) medianInterval() int64 {
+	var times [maxOrders]int64
+	ts := times[:0]
+	for _, o := range c.orders {
+		if !o.cancelled() {
+			ts = append(ts, o.time())
+		}
+	}
+	if len(ts) < 2 {
+		return 0
+	}
+	slices.Sort(ts)
+	var ivs [maxOrders]int64
+	iv := ivs[:0]
+	for i := 1; i < len(ts); i++ {
+		iv = append(iv, ts[i]-ts[i-1])
+	}
+	slices.Sort(iv)
+	if n := len(iv); n%2 == 1 {
+		return iv[n/2]
+	} else {
+		return (iv[n/2-1] + iv[n/2]) / 2
+	}
+}
+
+// Row is a row of the customers table: the customer as of Version.
+type Row struct {
+	Site, CustomerID             string
+	FirstSeen, RegisteredAt      time.Time
+	FirstChannel, FirstSource    string
+	CustomerType, Role, Industry string
+	Company, Level               string
+	FirstOrderAt, LastOrderAt    time.Time
+	OrderCount                   int
+	NetRevenue                   float64
+	Currency                     string
+	AvgOrderValue                float64
+	AvgItems                     float64
+	MedianDaysBetweenOrders      float64
+	Favorites, Inquiries         int
+	LastVisitAt                  time.Time
+	Stage, Tier                  string
+	// Version is the event time (unix ms) the row is current at.
+	Version int64
+}
+
+func (t *Tracker) row(c *customer) Row {
+	r := Row{Site: c.site(), CustomerID: c.id(), FirstSeen: msTime(c.firstSeen), RegisteredAt: msTime(c.firstSeen),
+		FirstOrderAt: msTime(c.firstOrder()), LastOrderAt: msTime(c.lastOrder), OrderCount: int(c.orderCount),
+		NetRevenue: c.netRevenue, Currency: c.currency(),
+		LastVisitAt: msTime(c.lastVisit), Stage: c.stageName(), Tier: c.tierName(), Version: c.clock,
+		MedianDaysBetweenOrders: float64(c.medianInterval()) / float64(24*time.Hour/time.Millisecond)}
+	if c.orderCount > 0 {
+		r.AvgOrderValue = c.netRevenue / float64(c.orderCount)
+		var items float64
+		n := 0
+		for _, o := range c.orders {
+			if !o.cancelled() {
+				items += float64(o.items)
+				n++
+			}
+		}
+		if n > 0 {
+			r.AvgItems = items / float64(n)
+		}
+	}
+	if c.prof != nil {
+		r.FirstChannel, r.FirstSource = c.prof.channel, c.prof.source
+	}
+	if c.x != nil {
+		tr := &c.x.traits
+		r.Favorites, r.Inquiries = int(c.x.favorites), int(c.x.inquiries)
+		r.CustomerType, r.Role, r.Industry, r.Company, r.Level = tr.CustomerType, tr.Role, tr.Industry, tr.Company, tr.Level
+	}
+	return r
+}
+
+type timerHeap []*customer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = int32(i), int32(j)
+}
+func (h *timerHeap) Push(x any) {
+	c := x.(*customer)
+	c.idx = int32(len(*h))
+	*h = append(*h, c)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	c.idx = -1
+	return c
+}
