@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/shoptrail
 
-.PHONY: all run build test test-go test-beacon test-sdk-deps lint deps deps-test bench clean image up down
+.PHONY: all run build test test-go test-beacon test-sdk-deps lint deps deps-test bench clean image up down screenshots
 
 all: build
 
@@ -48,6 +48,11 @@ bench: build
 	@echo ">> processor benchmarks: decoder and inserts, end to end through Kafka, sessionization and ClickHouse (~1 min), memory per open session with 1,000,000 open (~2 min)"
 	@$(GO) test -run '^$$' -bench 'Decode|Sink' ./processor/ ./processor/clickhouse/
 	@$(GO) test -run '^$$' -bench 'Pipeline|OpenSessionMemory' -benchtime 1x -timeout 30m ./processor/
+
+screenshots: deps-test
+	@echo ">> rendering every Grafana dashboard (shared Grafana, ClickHouse 18.16 with a simulated shop, headless Chromium) into doc/screenshots/"
+	@scripts/grafana-check.sh
+	@SHOPTRAIL_SCREENSHOTS=$(CURDIR)/doc/screenshots $(GO) test -count=1 -run '^TestScreenshots$$' -v ./dashboards/ | grep -E '^(---|ok|FAIL)|png'
 
 lint:
 	@echo ">> go vet and gofmt"

@@ -342,3 +342,8 @@ func expandMacros(sql string, p Params) (string, error) {
 		sql = rest
 	}
 }
+
+// ExpandVars replaces only the template variables of sql, as Grafana's
+// front end does before it hands a panel's query to the data source: the
+// result still holds the macros, for the plugin's back end (or Expand).
+func ExpandVars(sql string, vars map[string]Value) (string, error) { return expandVars(sql, vars) }

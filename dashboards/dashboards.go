@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/shoptrail/shoptrail/analytics"
 )
 
 // Embedded holds the dashboards as committed, for file provisioning and
@@ -153,4 +155,40 @@ func fileName(uid string) string {
 		return '-'
 	}, n)
 	return filepath.Clean(n + ".json")
+}
+
+// RefreshQueries sets the rawSql of every ClickHouse query of d that names
+// one of the named queries qs (by name) or whose first line is the first
+// line of one of them (a query file edited since) to that query's SQL. It
+// returns how many it changed.
+func RefreshQueries(d Dashboard, qs []analytics.Query) int {
+	byLine := map[string]string{}
+	for _, q := range qs {
+		byLine[firstLine(q.SQL)] = q.SQL
+	}
+	n := 0
+	for _, p := range d.Panels() {
+		for _, t := range p.Targets() {
+			uid, _ := dsRef(t["datasource"])
+			if uid == "" {
+				uid, _ = p.DataSource()
+			}
+			if uid != ClickHouseUID {
+				continue
+			}
+			raw, _ := t["rawSql"].(string)
+			if sql, ok := byLine[firstLine(raw)]; ok && sql != raw {
+				t["rawSql"] = sql
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

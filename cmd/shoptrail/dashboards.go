@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/shoptrail/shoptrail/analytics"
 	"github.com/shoptrail/shoptrail/dashboards"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
 )
@@ -19,7 +20,9 @@ const dashboardsUsage = `usage: shoptrail dashboards <push|pull|fmt> [flags]
         equal to Grafana's copy is left alone; one changed in Grafana since the
         last push is refused with a version conflict unless -overwrite)
   pull  write Grafana's copy of the dashboards back into -dir, normalised
-  fmt   rewrite the files of -dir in normalised form
+  fmt   rewrite the files of -dir in normalised form, each ClickHouse panel's
+        SQL refreshed from its named query in sql/queries (matched by the
+        query's first line, its title)
 
 Credentials come from the environment: SHOPTRAIL_GRAFANA_TOKEN (a service
 account token), or SHOPTRAIL_GRAFANA_USER and SHOPTRAIL_GRAFANA_PASSWORD.
@@ -69,7 +72,12 @@ func runDashboards(ctx context.Context, args []string) error {
 		return err
 	}
 	if sub == "fmt" {
+		qs, err := analytics.Load()
+		if err != nil {
+			return err
+		}
 		for _, d := range ds {
+			dashboards.RefreshQueries(d, qs)
 			b, err := dashboards.Normalize(d.Model)
 			if err != nil {
 				return err

@@ -1,0 +1,274 @@
+package dashboards_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoptrail/shoptrail/analytics"
+	"github.com/shoptrail/shoptrail/dashboards"
+	"github.com/shoptrail/shoptrail/internal/testenv"
+)
+
+// seeded is a ClickHouse 18.16 database loaded with the simulated shop.
+type seeded struct {
+	addr, httpAddr, database string
+}
+
+func seedClickHouse(t *testing.T, now time.Time) seeded {
+	t.Helper()
+	cfg, _ := testenv.Database(t)
+	srv := testenv.ClickHouse(t)
+	for _, q := range seedSQL(now) {
+		u := "http://" + srv.HTTPAddr + "/?" + url.Values{"database": {cfg.Database}}.Encode()
+		resp, err := http.Post(u, "text/plain", strings.NewReader(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("seeding ClickHouse: %d %s", resp.StatusCode, b)
+		}
+	}
+	return seeded{addr: srv.Addr, httpAddr: srv.HTTPAddr, database: cfg.Database}
+}
+
+// pushAll starts a Grafana, pushes every dashboard with the ClickHouse
+// data source pointing at db, and returns the Grafana's URL.
+func pushAll(t *testing.T, db seeded) string {
+	t.Helper()
+	g := testenv.Grafana(t, "")
+	c := admin(t, g.URL)
+	ds, err := dashboards.Load(dashboards.Embedded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(context.Background(), ds, dashboards.PushOptions{DataSources: dashboards.DataSources{
+		ClickHouseAddr: db.addr, ClickHouseDatabase: db.database, ClickHouseUser: "default", PrometheusURL: "http://127.0.0.1:9",
+	}}); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	return g.URL
+}
+
+// varsOf returns the dashboard's variables at their saved current values,
+// as Grafana's front end would substitute them.
+func varsOf(t *testing.T, d dashboards.Dashboard) map[string]analytics.Value {
+	out := map[string]analytics.Value{}
+	for n, v := range d.Variables() {
+		cur, _ := v["current"].(map[string]any)
+		multi, _ := v["multi"].(bool)
+		switch x := cur["value"].(type) {
+		case string:
+			if multi {
+				out[n] = analytics.Multi(x)
+			} else {
+				out[n] = analytics.Single(x)
+			}
+		case []any:
+			var vs []string
+			for _, s := range x {
+				vs = append(vs, fmt.Sprint(s))
+			}
+			out[n] = analytics.Multi(vs...)
+		default:
+			t.Fatalf("%s: variable %s has no current value", d.File, n)
+		}
+	}
+	return out
+}
+
+var relTime = regexp.MustCompile(`^now-(\d+)([mhdwMy])$`)
+
+// timeRange returns the dashboard's default time range.
+func timeRange(t *testing.T, d dashboards.Dashboard, now time.Time) (time.Time, time.Time) {
+	tm, _ := d.Model["time"].(map[string]any)
+	from, _ := tm["from"].(string)
+	m := relTime.FindStringSubmatch(from)
+	if m == nil || tm["to"] != "now" {
+		t.Fatalf("%s: time %v: want now-N… to now", d.File, tm)
+	}
+	n, _ := strconv.Atoi(m[1])
+	var f time.Time
+	switch m[2] {
+	case "m":
+		f = now.Add(-time.Duration(n) * time.Minute)
+	case "h":
+		f = now.Add(-time.Duration(n) * time.Hour)
+	case "d":
+		f = now.AddDate(0, 0, -n)
+	case "w":
+		f = now.AddDate(0, 0, -7*n)
+	case "M":
+		f = now.AddDate(0, -n, 0)
+	case "y":
+		f = now.AddDate(-n, 0, 0)
+	}
+	return f, now
+}
+
+type frame struct {
+	Schema struct {
+		Fields []struct {
+			Name string `json:"name"`
+			Type string `json:"type"`
+		} `json:"fields"`
+	} `json:"schema"`
+	Data struct {
+		Values [][]any `json:"values"`
+	} `json:"data"`
+}
+
+// dsQuery runs one panel query through Grafana's /api/ds/query, as the
+// browser does: the plugin's back end expands the macros.
+func dsQuery(t *testing.T, grafana string, target map[string]any, sql string, from, to time.Time, interval time.Duration) ([]frame, error) {
+	q := map[string]any{}
+	for k, v := range target {
+		q[k] = v
+	}
+	q["rawSql"] = sql
+	q["intervalMs"] = interval.Milliseconds()
+	q["maxDataPoints"] = 1000
+	body, _ := json.Marshal(map[string]any{
+		"queries": []any{q},
+		"from":    strconv.FormatInt(from.UnixMilli(), 10),
+		"to":      strconv.FormatInt(to.UnixMilli(), 10),
+	})
+	req, _ := http.NewRequest("POST", grafana+"/api/ds/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("admin", "admin")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Results map[string]struct {
+			Error  string  `json:"error"`
+			Frames []frame `json:"frames"`
+		} `json:"results"`
+		Message string `json:"message"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	r := out.Results[fmt.Sprint(target["refId"])]
+	if r.Error != "" || resp.StatusCode != 200 {
+		return nil, fmt.Errorf("HTTP %d: %s %s", resp.StatusCode, r.Error, out.Message)
+	}
+	return r.Frames, nil
+}
+
+// expects says what fields a panel type needs: a time field (time
+// series), a number (everything but tables), a string or time for the
+// x axis (bar charts).
+func checkFrames(panelType string, frames []frame) error {
+	rows, times, numbers, strs := 0, 0, 0, 0
+	var names []string
+	for _, f := range frames {
+		for i, fl := range f.Schema.Fields {
+			names = append(names, fl.Name+":"+fl.Type)
+			switch fl.Type {
+			case "time":
+				times++
+			case "number":
+				numbers++
+			case "string":
+				strs++
+			}
+			if i < len(f.Data.Values) && len(f.Data.Values[i]) > rows {
+				rows = len(f.Data.Values[i])
+			}
+		}
+	}
+	if rows == 0 {
+		return fmt.Errorf("no rows (fields %v)", names)
+	}
+	switch panelType {
+	case "timeseries":
+		if times == 0 || numbers == 0 {
+			return fmt.Errorf("a time series needs a time and a number field, got %v", names)
+		}
+	case "barchart":
+		if (strs == 0 && times == 0) || numbers == 0 {
+			return fmt.Errorf("a bar chart needs a string or time field and a number field, got %v", names)
+		}
+	case "stat", "bargauge", "gauge", "piechart":
+		if numbers == 0 {
+			return fmt.Errorf("a %s needs a number field, got %v", panelType, names)
+		}
+	}
+	return nil
+}
+
+// Every ClickHouse panel's query, run through Grafana and its ClickHouse
+// plugin against ClickHouse 18.16 loaded with the simulated shop, returns
+// rows with the fields its panel type needs; the same SQL, macros expanded
+// the same way, runs on ClickHouse 26 (chDB) loaded with the same data and
+// returns rows too.
+func TestEveryPanelQueryThroughGrafana(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	db := seedClickHouse(t, now)
+	grafana := pushAll(t, db)
+	ch26 := testenv.ChDB(t)
+	for _, q := range seedSQL(now) {
+		if _, err := ch26.Query(q, "TSV"); err != nil {
+			t.Fatalf("seeding chDB: %v", err)
+		}
+	}
+	n := 0
+	for _, d := range embedded(t) {
+		vars := varsOf(t, d)
+		from, to := timeRange(t, d, now)
+		for _, p := range d.Panels() {
+			for _, tg := range p.Targets() {
+				if uid, _ := dsRefOf(tg, p); uid != dashboards.ClickHouseUID {
+					continue
+				}
+				n++
+				name := fmt.Sprintf("%s/%s/%s", d.File, p.Title(), tg["refId"])
+				raw, _ := tg["rawSql"].(string)
+				sql, err := analytics.ExpandVars(raw, vars)
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				interval := time.Hour
+				frames, err := dsQuery(t, grafana, tg, sql, from, to, interval)
+				if err != nil {
+					t.Errorf("%s through Grafana on ClickHouse 18.16: %v\n%s", name, err, sql)
+					continue
+				}
+				if err := checkFrames(p.Type(), frames); err != nil {
+					t.Errorf("%s through Grafana on ClickHouse 18.16: %v", name, err)
+				}
+				full, err := analytics.Expand(raw, analytics.Params{From: from, To: to, Interval: interval, Vars: vars})
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				out, err := ch26.Query(full, "JSONEachRow")
+				if err != nil {
+					t.Errorf("%s on chDB 26: %v\n%s", name, err, full)
+				} else if strings.TrimSpace(out) == "" {
+					t.Errorf("%s on chDB 26: no rows", name)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no ClickHouse panel query ran")
+	}
+	t.Logf("%d panel queries ran through Grafana on 18.16 and on chDB 26", n)
+}
