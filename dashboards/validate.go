@@ -94,7 +94,9 @@ func builtinVar(name string) bool { return strings.HasPrefix(name, "__") }
 // found, joined.
 func Validate(d Dashboard) error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{d.File}, a...)...)) }
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{d.File}, a...)...))
+	}
 	if v := intOf(d.Model["schemaVersion"]); v < 30 || v > 38 {
 		bad("schemaVersion %d: want 30..38 (classic JSON dashboards Grafana 10 reads)", v)
 	}
