@@ -112,6 +112,10 @@ type Config struct {
 	// Pprof serves Go's profiler at /debug/pprof/ (off by default: it is
 	// no public endpoint).
 	Pprof bool
+	// RejectSummaryEvery is how often the log gets one line summing up
+	// the events rejected and requests refused since the last (nothing
+	// when there were none). The default is 1 minute; 0 turns it off.
+	RejectSummaryEvery time.Duration
 }
 
 // RegisterFlags registers the collector's flags.
@@ -170,6 +174,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.IDCookie, "http.id-cookie", "st_vid", "name of the collector's HttpOnly anonymous id cookie (empty: none)")
 	fs.BoolVar(&c.Pprof, "debug.pprof", false, "serve Go's profiler at /debug/pprof/ (never on a public address)")
+	fs.DurationVar(&c.RejectSummaryEvery, "log.rejects-every", time.Minute, "log one line summing up rejected events and refused requests this often (0: never)")
 	fs.StringVar(&c.IDCookieDomain, "http.id-cookie-domain", "", "Domain attribute of the id cookie, e.g. shop.example (default: the collector's host)")
 }
 

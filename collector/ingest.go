@@ -276,6 +276,7 @@ const endpointList = "POST /v1/batch (or /v1/b), POST /v1/track, /v1/page, /v1/s
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.cors(w, r, nil)
 	s.m.refused.WithLabelValues(refusedNotFound).Inc()
+	s.rejects.refusedRequest(refusedNotFound)
 	msg := "no endpoint " + r.Method + " " + truncate(strings.ToValidUTF8(r.URL.Path, "?"), 200)
 	if r.Method != http.MethodPost && ingestPath(r.URL.Path) {
 		msg = r.Method + " " + r.URL.Path + ": events are sent with POST (a browser without JavaScript uses GET /v1/p.gif?data=...)"
@@ -311,7 +312,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixe
 	s.cors(w, r, nil)
 	n, reserved, ok, st := s.process(w, r, rq)
 	if st != nil && len(rq.rejected) == 0 {
-		s.m.refused.WithLabelValues(st.refusedReason()).Inc()
+		reason := st.refusedReason()
+		s.m.refused.WithLabelValues(reason).Inc()
+		s.rejects.refusedRequest(reason)
 	}
 	if reserved > 0 {
 		s.budget.release(reserved)
@@ -528,6 +531,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	s.m.accepted.Add(float64(accepted))
 	for _, rj := range rq.rejected {
 		s.m.events.WithLabelValues(resultRejected, rj.err.label).Inc()
+		s.rejects.rejected(site.ID, rj.err.msg)
 	}
 	if len(rq.rejected) > 0 {
 		return len(batch), reserved, true, fail(http.StatusBadRequest, rejectedMessage(rq, len(batch)))

@@ -1,10 +1,13 @@
 package collector
 
 import (
+	"bytes"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -171,4 +174,41 @@ func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// TestRejectSummary: the log gets one line summing up rejected events (by
+// reason, with the sites) and refused requests, and nothing when there
+// were none.
+func TestRejectSummary(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := NewWithOptions(Config{IPRate: -1, KeyRate: -1}, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil)), Producer: &recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	auth := []string{"Authorization", "Basic ZGV2Og=="}
+	for i := 0; i < 3; i++ {
+		do(h, "POST", "/v1/track", []byte(`{"event":"E","anonymousId":"a","properties":{"price":"x"}}`), auth...)
+	}
+	do(h, "POST", "/v1/track", []byte(`{"anonymousId":"a"}`), auth...)
+	do(h, "POST", "/v1/track", []byte(`{"event":`), auth...)
+	do(h, "GET", "/nope", nil)
+	buf.Reset() // start-up warnings
+	s.logRejects(time.Minute)
+	line := buf.String()
+	for _, want := range []string{"rejects summary", "rejected_events=4", "refused_requests=2",
+		`\"properties.price must be a number, not a string\" x3`, `\"track message needs an event name\" x1`,
+		`\"dev\" x4`, `not_json`, `not_found`, "shoptrail dlq tail"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("summary %q lacks %q", line, want)
+		}
+	}
+	if strings.Count(line, "\n") != 1 {
+		t.Errorf("summary is %d lines, want one", strings.Count(line, "\n"))
+	}
+	buf.Reset()
+	s.logRejects(time.Minute)
+	if buf.Len() != 0 {
+		t.Errorf("a summary of nothing: %q", buf.String())
+	}
 }

@@ -53,6 +53,7 @@ type Server struct {
 	ipLimit  *limiter[netip.Addr]
 	keyLimit *limiter[string]
 	cleaners map[*Site]*cleaner
+	rejects  rejectSummary
 	now      func() time.Time
 
 	shuttingDown chan struct{}
@@ -233,6 +234,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.heartbeat(hbCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.summarizeRejects(hbCtx, s.cfg.RejectSummaryEvery) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(newLimitListener(ln, s.cfg.MaxConnections)) }()
 	s.log.Info("collector listening", "addr", ln.Addr().String())

@@ -24,6 +24,7 @@ import (
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/alert"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
+	"github.com/shoptrail/shoptrail/processor/rejects"
 )
 
 var devParts = []string{"broker", "clickhouse", "collector", "processor", "alerter", "demo"}
@@ -87,6 +88,11 @@ func runDev(ctx context.Context, args []string) error {
 	var cfg devConfig
 	var lc logConfig
 	cfg.registerFlags(fs)
+	// In development the rejects summary comes sooner than in production.
+	if f := fs.Lookup("log.rejects-every"); f != nil {
+		f.Value.Set("10s")
+		f.DefValue = "10s"
+	}
 	lc.RegisterFlags(fs, "text")
 	log, err := parse(fs, &lc, args)
 	if err != nil {
@@ -166,6 +172,11 @@ func runDev(ctx context.Context, args []string) error {
 			return fmt.Errorf("processor: %w", err)
 		}
 		stops = append(stops, stopHTTP)
+		stopRejects, err := startRejects(ctx, rejects.Config{Brokers: cfg.col.Brokers, Topic: cfg.col.DeadLetterTopic}, conn, log, reg)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stopRejects)
 		start("processor", p.Run)
 		urls = append(urls, "processor metrics   http://"+cfg.procHTTP+"/metrics")
 	}

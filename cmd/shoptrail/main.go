@@ -8,6 +8,7 @@
 //	shoptrail dashboards push / pull / fmt the Grafana dashboards
 //	shoptrail alerter    the alerter: signals -> rules -> webhooks and chat robots
 //	shoptrail alerts     check a rules file, send a rule's sample alert
+//	shoptrail dlq        show rejected events (tail), send them again (replay)
 package main
 
 import (
@@ -41,6 +42,7 @@ var commands = map[string]command{
 	"dashboards": {"push the Grafana dashboards and data sources to a Grafana, pull edits back, fmt the files", runDashboards},
 	"alerter":    {"run the alerter (signals -> rules -> webhooks and chat robots)", runAlerter},
 	"alerts":     {"check a rules file (alerts check) or send a rule's sample alert (alerts test --rule NAME)", runAlerts},
+	"dlq":        {"rejected events: dlq tail shows them (-follow), dlq replay sends them again after a fix", runDLQ},
 	"version":    {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 

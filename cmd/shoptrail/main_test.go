@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoptrail/shoptrail/internal/devstack"
 	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor/clickhouse"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -19,6 +20,14 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // startStack runs the collector and the processor against a fresh broker
 // and database, and stops them when the test ends.
 func startStack(t *testing.T) (collectorURL string, query func(q string, dest ...any) error) {
+	t.Helper()
+	url, query, _ := startStackCH(t)
+	return url, query
+}
+
+// startStackCH is startStack that also tells how to reach its ClickHouse
+// database.
+func startStackCH(t *testing.T) (collectorURL string, query func(q string, dest ...any) error, chc clickhouse.Config) {
 	t.Helper()
 	chc, conn := testenv.Database(t)
 	broker := testenv.Broker(t, devstack.BrokerConfig{})
@@ -54,7 +63,7 @@ func startStack(t *testing.T) (collectorURL string, query func(q string, dest ..
 	})
 	return url, func(q string, dest ...any) error {
 		return conn.QueryRow(context.Background(), q).Scan(dest...)
-	}
+	}, chc
 }
 
 // waitFor polls cond until it holds or the deadline passes.

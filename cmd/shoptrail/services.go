@@ -15,9 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/collector"
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
+	"github.com/shoptrail/shoptrail/processor/rejects"
 )
 
 func runCollector(ctx context.Context, args []string) error {
@@ -56,6 +60,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	chc.RegisterFlags(fs)
 	httpAddr := fs.String("http.addr", "127.0.0.1:8082", "listen address of /metrics, /healthz and /readyz (empty: none)")
 	sitesFile := fs.String("sites.file", "", "the collector's JSON sites file: referrers from a site's ownDomains (and their subdomains) are internal, not traffic sources")
+	rejectsTopic := fs.String("rejects.topic", shoptrail.TopicDeadLetter, "the collector's dead-letter topic, written into rejected_events by a consumer of its own (group shoptrail-rejects); empty: not read")
 	lc.RegisterFlags(fs, "json")
 	log, err := parse(fs, &lc, args)
 	if err != nil {
@@ -79,8 +84,16 @@ func runProcessor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *rejectsTopic != "" {
+		stop, err := startRejects(ctx, rejects.Config{Brokers: cfg.Brokers, Topic: *rejectsTopic}, conn, log, reg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// Shutdown order: the processor stops fetching, writes its last
-	// batches, checkpoints and leaves the group; then /metrics goes.
+	// batches, checkpoints and leaves the group; then the rejects consumer
+	// and /metrics go.
 	if *httpAddr != "" {
 		stop, err := serveHTTP(*httpAddr, p.Handler(reg), log)
 		if err != nil {
@@ -89,6 +102,24 @@ func runProcessor(ctx context.Context, args []string) error {
 		defer stop()
 	}
 	return p.Run(ctx)
+}
+
+// startRejects runs the consumer that writes the dead-letter topic into
+// rejected_events until stop is called.
+func startRejects(ctx context.Context, cfg rejects.Config, conn driver.Conn, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
+	rc, err := rejects.New(cfg, conn, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := rc.Run(rctx); err != nil {
+			log.Error("rejects consumer stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // serveHTTP serves h on addr until stop is called.
