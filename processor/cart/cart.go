@@ -270,6 +270,7 @@ type visitor struct {
 	idx       int32        // in the timer heap, -1 when not in it
 	step      uint8
 	mixed     bool
+	dirty     bool // changed since the last Checkpoint (in Tracker.dirty)
 }
 
 // extra are a visitor's rarely set fields.
@@ -331,6 +332,10 @@ type Tracker struct {
 	wm       time.Time
 	out      Output
 	attrs    map[attribution]*attribution
+	// dirty are the visitors changed since the last Checkpoint, gone the
+	// keys of those forgotten.
+	dirty []*visitor
+	gone  []string
 	// Open is the number of open carts (with items or activity pending).
 	open int
 }
@@ -696,6 +701,10 @@ func (t *Tracker) schedule(v *visitor) {
 		}
 	}
 	v.deadline = d
+	if !v.dirty {
+		v.dirty = true
+		t.dirty = append(t.dirty, v)
+	}
 	switch {
 	case d == 0 && v.idx >= 0:
 		heap.Remove(&t.timers, int(v.idx))
@@ -708,6 +717,7 @@ func (t *Tracker) schedule(v *visitor) {
 		// Nothing to remember: the customer id comes again with the
 		// visitor's next event if it is known.
 		delete(t.visitors, v.key)
+		t.gone = append(t.gone, v.key)
 	}
 }
 

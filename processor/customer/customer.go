@@ -182,6 +182,8 @@ type Tracker struct {
 	wm        time.Time
 	out       Output
 	changed   []*customer
+	// stateDirty are the customers changed since the last Checkpoint.
+	stateDirty []*customer
 }
 
 // New returns a Tracker, or an error for an invalid configuration.
@@ -716,6 +718,10 @@ func (t *Tracker) tier(c *customer, ms int64) uint8 {
 }
 
 func (t *Tracker) schedule(c *customer) {
+	if c.flags&flagState == 0 {
+		c.flags |= flagState
+		t.stateDirty = append(t.stateDirty, c)
+	}
 	at, _ := t.nextTimer(c)
 	c.deadline = at
 	switch {

@@ -36,6 +36,7 @@ var tierNames = [...]string{"", "A", "B", "C", "D", "E"}
 const (
 	flagCarted = 1 << iota // carted, favorited or inquired
 	flagDirty              // changed since its last row
+	flagState              // changed since the last Checkpoint (in Tracker.stateDirty)
 )
 
 // maxOrders bounds the orders a customer keeps (for refunds and the median
