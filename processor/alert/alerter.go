@@ -56,11 +56,12 @@ type Alerter struct {
 	hash   [32]byte // of the rules file's content
 	ready  atomic.Bool
 
-	qmu      sync.Mutex
-	queues   map[string]*destQueue
-	limiters map[string]*limiter
-	qctx     context.Context
-	qwg      sync.WaitGroup
+	rl *rateLog
+
+	qmu    sync.Mutex
+	queues map[string]*destQueue
+	qctx   context.Context
+	qwg    sync.WaitGroup
 
 	imu      sync.Mutex
 	inflight map[string]struct{}
@@ -89,7 +90,8 @@ func New(cfg Config, conn driver.Conn, opts Options) (*Alerter, error) {
 	a := &Alerter{cfg: cfg, conn: conn, opts: opts, log: opts.Logger.With("component", "alerter"), clock: opts.Clock,
 		m: newMetrics(opts.Registerer), cd: newCooldowns(), track: newTracker(),
 		client: safehttp.New(safehttp.Options{AllowLoopback: cfg.AllowLoopback, Timeout: cfg.Timeout}),
-		queues: map[string]*destQueue{}, limiters: map[string]*limiter{}, inflight: map[string]struct{}{}}
+		queues: map[string]*destQueue{}, inflight: map[string]struct{}{}}
+	a.rl = newRateLog(a)
 	a.rec = newRecorder(conn, a.log, a.m, cfg.RecordInterval)
 	data, err := os.ReadFile(cfg.RulesFile)
 	if err != nil {
@@ -152,7 +154,10 @@ func (a *Alerter) Run(ctx context.Context) error {
 	go func() { defer close(commitDone); a.committer(commitCtx, r) }()
 	bg.Add(2)
 	go func() { defer bg.Done(); a.watchRules(ctx) }()
-	go func() { defer bg.Done(); a.refreshState(ctx) }()
+	go func() { defer bg.Done(); a.sweepCooldowns(ctx) }()
+	rlCtx, stopRL := context.WithCancel(context.WithoutCancel(ctx))
+	rlDone := make(chan struct{})
+	go func() { defer close(rlDone); a.rl.run(rlCtx) }()
 
 	err := a.consume(ctx, r)
 
@@ -161,6 +166,8 @@ func (a *Alerter) Run(ctx context.Context) error {
 	// is left.
 	stopQueues()
 	a.qwg.Wait()
+	stopRL()
+	<-rlDone
 	stopRec()
 	<-recDone
 	stopCommit()
@@ -479,7 +486,7 @@ func (a *Alerter) queue(d *rules.Destination) *destQueue {
 	defer a.qmu.Unlock()
 	q := a.queues[d.Name]
 	if q == nil {
-		q = &destQueue{name: d.Name, a: a, lim: a.limiterLocked(d), wake: make(chan struct{}, a.cfg.Concurrency)}
+		q = &destQueue{name: d.Name, a: a, wake: make(chan struct{}, a.cfg.Concurrency)}
 		a.queues[d.Name] = q
 		for range a.cfg.Concurrency {
 			a.qwg.Add(1)
@@ -487,18 +494,6 @@ func (a *Alerter) queue(d *rules.Destination) *destQueue {
 		}
 	}
 	return q
-}
-
-func (a *Alerter) limiterLocked(d *rules.Destination) *limiter {
-	l := a.limiters[d.Name]
-	if l == nil {
-		l = &limiter{}
-		a.limiters[d.Name] = l
-	}
-	l.mu.Lock()
-	l.rate, l.per = d.Rate, d.Per // a reload may change them
-	l.mu.Unlock()
-	return l
 }
 
 func digestItemJSON(sig *shoptrail.Signal) string {

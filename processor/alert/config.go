@@ -21,6 +21,9 @@ type Config struct {
 	// GroupID is the alerters' consumer group (not the processor's: a slow
 	// webhook never stalls the processor). The default is shoptrail-alerter.
 	GroupID string
+	// RateLimitTopic is the one-partition topic of rate-limit claims shared
+	// by all alerters (see ratelimit.go); the default is <Topic>.ratelimit.
+	RateLimitTopic string
 	// RulesFile is the YAML rules file (required).
 	RulesFile string
 	// ReloadInterval is how often the rules file is checked for changes
@@ -50,9 +53,6 @@ type Config struct {
 	// RecordInterval is how often outcomes are written to ClickHouse and
 	// offsets committed; the default is 200ms.
 	RecordInterval time.Duration
-	// StateRefresh is how often the other alerters' sends are read for the
-	// shared rate limits; the default is 1s.
-	StateRefresh time.Duration
 	// BatchSize is the most signals decided together (one ClickHouse
 	// look-up of earlier outcomes per batch); the default is 1000.
 	BatchSize int
@@ -71,6 +71,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.Topic, "kafka.topic", shoptrail.TopicSignals, "Kafka topic of signals")
 	fs.StringVar(&c.GroupID, "kafka.group", "shoptrail-alerter", "Kafka consumer group of the alerters")
+	fs.StringVar(&c.RateLimitTopic, "kafka.ratelimit-topic", "", "one-partition Kafka topic of the destinations' rate-limit claims, shared by all alerters (default <kafka.topic>.ratelimit)")
 	fs.StringVar(&c.RulesFile, "alerts.file", "", "the YAML alert rules file (required); reloaded on SIGHUP and when it changes")
 	fs.DurationVar(&c.ReloadInterval, "alerts.reload-interval", 2*time.Second, "how often the rules file is checked for changes")
 	fs.BoolVar(&c.AllowLoopback, "alerts.allow-loopback", false, "allow destinations on 127.0.0.1/::1 (a receiver on this host); other internal addresses stay refused")
@@ -83,7 +84,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Concurrency, "deliver.concurrency", 8, "requests in flight per destination")
 	fs.IntVar(&c.MaxPending, "deliver.max-pending", 100000, "alerts decided but not done before reading signals pauses")
 	fs.DurationVar(&c.RecordInterval, "record.interval", 200*time.Millisecond, "how often outcomes are written to ClickHouse and offsets committed")
-	fs.DurationVar(&c.StateRefresh, "state.refresh", time.Second, "how often the other alerters' sends are read for the shared rate limits")
 }
 
 func (c *Config) setDefaults() {
@@ -98,6 +98,9 @@ func (c *Config) setDefaults() {
 	if c.Topic == "" {
 		c.Topic = shoptrail.TopicSignals
 	}
+	if c.RateLimitTopic == "" {
+		c.RateLimitTopic = c.Topic + ".ratelimit"
+	}
 	if c.GroupID == "" {
 		c.GroupID = "shoptrail-alerter"
 	}
@@ -110,7 +113,6 @@ func (c *Config) setDefaults() {
 	def(&c.BackoffBase, time.Second)
 	def(&c.BackoffMax, 5*time.Minute)
 	def(&c.RecordInterval, 200*time.Millisecond)
-	def(&c.StateRefresh, time.Second)
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8
 	}

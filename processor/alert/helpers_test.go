@@ -65,7 +65,7 @@ func (e *env) rules(yaml string) string {
 
 func (e *env) config(rulesFile, id string) alert.Config {
 	return alert.Config{Brokers: e.brokers, Topic: e.topic, GroupID: e.group, RulesFile: rulesFile, AllowLoopback: true,
-		ID: id, RecordInterval: 50 * time.Millisecond, StateRefresh: 50 * time.Millisecond, BackoffBase: time.Second,
+		ID: id, RecordInterval: 50 * time.Millisecond, BackoffBase: time.Second,
 		BackoffMax: time.Minute, Timeout: 5 * time.Second}
 }
 
@@ -111,7 +111,7 @@ func (r *running) stop(t testing.TB) {
 func (e *env) produce(sigs ...*shoptrail.Signal) {
 	e.t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(e.brokers...), Topic: e.topic, Balancer: &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true}
 	defer w.Close()
 	var ms []kafka.Message
 	for _, s := range sigs {

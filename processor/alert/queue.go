@@ -47,7 +47,6 @@ func (h *itemHeap) Pop() any {
 type destQueue struct {
 	name string
 	a    *Alerter
-	lim  *limiter
 
 	mu   sync.Mutex
 	h    itemHeap
@@ -110,12 +109,22 @@ func (q *destQueue) sender(ctx context.Context) {
 			q.push(it)
 			continue
 		}
-		ok, free := q.lim.reserve(now)
-		if !ok {
-			it.due = free
-			q.deferOnce(it, reasonRateLimit)
-			q.push(it)
-			continue
+		if it.dest.Rate > 0 {
+			ok, free, err := a.rl.reserve(ctx, q.name, it.dest.Rate, it.dest.Per, now)
+			if err != nil && ctx.Err() == nil {
+				a.log.Warn("cannot claim a rate-limit slot; retrying", "destination", q.name, "err", err)
+			}
+			if !ok {
+				if ctx.Err() != nil {
+					return
+				}
+				it.due = free
+				if err == nil {
+					q.deferOnce(it, reasonRateLimit)
+				}
+				q.push(it)
+				continue
+			}
 		}
 		q.attempt(ctx, it, now)
 	}
@@ -155,7 +164,6 @@ func (q *destQueue) attempt(ctx context.Context, it *item, now time.Time) {
 	if err != nil && ctx.Err() != nil {
 		// Stopping: the alert stays unrecorded, its signal uncommitted; it
 		// is decided again after the restart.
-		q.lim.release(now)
 		return
 	}
 	verdict, retryAfter := notify.Retry, time.Duration(0)
@@ -165,7 +173,6 @@ func (q *destQueue) attempt(ctx context.Context, it *item, now time.Time) {
 		if errors.Is(err, safehttp.ErrForbiddenAddress) || errors.Is(err, safehttp.ErrScheme) {
 			verdict = notify.Rejected
 		}
-		q.lim.release(now) // it never reached the destination
 	} else {
 		row.HTTPStatus, row.Answer = ans.Status, truncate(string(ans.Body), 256)
 		verdict, retryAfter = notify.Judge(it.dest.Type, ans.Status, ans.Header, ans.Body, now)

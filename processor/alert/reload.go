@@ -50,13 +50,6 @@ func (a *Alerter) reload(forced bool) bool {
 		return false
 	}
 	a.rules.Store(set)
-	a.qmu.Lock()
-	for name, d := range set.Destinations {
-		if _, ok := a.limiters[name]; ok {
-			a.limiterLocked(d)
-		}
-	}
-	a.qmu.Unlock()
 	a.m.reloads.WithLabelValues("ok").Inc()
 	a.log.Info("rules reloaded", "file", a.cfg.RulesFile, "sites", len(set.Sites), "destinations", len(set.Destinations))
 	return true

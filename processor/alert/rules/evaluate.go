@@ -120,8 +120,9 @@ func (r *Rule) SuggestFollowUp(sig *shoptrail.Signal) string {
 }
 
 // HeldOut tells whether a subject is in a rule's hold-out share: FNV-1a of
-// site, rule and subject, as a fraction of 2^64, below share. Deterministic,
-// so replays and every alerter agree.
+// site, rule and subject, mixed by SplitMix64's finalizer (FNV alone leaves
+// the high bits of similar ids like "c1", "c2" alike), as a fraction of
+// 2^64, below share. Deterministic, so replays and every alerter agree.
 func HeldOut(site, rule, subject string, share float64) bool {
 	if share <= 0 {
 		return false
@@ -132,7 +133,13 @@ func HeldOut(site, rule, subject string, share float64) bool {
 	h.Write([]byte(rule))
 	h.Write([]byte{0})
 	h.Write([]byte(subject))
-	return float64(h.Sum64())/float64(1<<64) < share
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x)/float64(1<<64) < share
 }
 
 // AlertID is the id of the alert a signal causes for a rule at a
