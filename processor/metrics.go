@@ -14,6 +14,8 @@ type metrics struct {
 	events        *prometheus.CounterVec
 	sessions      prometheus.Counter
 	provisional   prometheus.Counter
+	evicted       *prometheus.CounterVec
+	stateBytes    *prometheus.GaugeVec
 	links         prometheus.Counter
 	beaconLost    prometheus.Counter
 	lag           *prometheus.GaugeVec
@@ -65,6 +67,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "shoptrail_processor_open_sessions",
 			Help: "Sessions not yet closed, per partition.",
 		}, []string{"partition"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoptrail_processor_visitors_evicted_total",
+			Help: "Visitors dropped from memory at -session.max-visitors or -session.max-state-bytes: state=retained (a record between sessions), open (an open session closed early).",
+		}, []string{"state"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shoptrail_processor_state_bytes",
+			Help: "Estimated heap of the session state (visitors, open sessions, waiting events, their strings), per partition: what -session.max-state-bytes caps.",
+		}, []string{"partition"}),
 		visitors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shoptrail_processor_visitors",
 			Help: "Visitor records in memory (open session or retained), per partition.",
@@ -115,7 +125,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.events, m.sessions, m.provisional, m.links, m.beaconLost, m.lag, m.openSessions,
+		reg.MustRegister(m.messages, m.events, m.sessions, m.provisional, m.evicted, m.stateBytes, m.links, m.beaconLost, m.lag, m.openSessions,
 			m.visitors, m.pending, m.watermark, m.partitions, m.batchEvents, m.flushDuration, m.sinkRetries,
 			m.checkpoint, m.stateRecords, m.restore, m.commitErrors)
 	}
@@ -125,7 +135,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // forget deletes the series of a partition that is no longer ours.
 func (m *metrics) forget(partition int) {
 	p := strconv.Itoa(partition)
-	for _, v := range []*prometheus.GaugeVec{m.lag, m.openSessions, m.visitors, m.pending, m.watermark} {
+	for _, v := range []*prometheus.GaugeVec{m.lag, m.openSessions, m.visitors, m.pending, m.watermark, m.stateBytes} {
 		v.DeleteLabelValues(p)
 	}
 }

@@ -64,6 +64,9 @@ type worker struct {
 	// loss bucket, is taken as the open bucket.
 	lossUntil   int64
 	lossPending []byte
+	// evicted and sessEvicted are the sessionizer's eviction counts
+	// already added to the metrics.
+	evicted, sessEvicted int64
 }
 
 func newWorker(p *Processor, partition int, committed int64, commit func(int, int64) error) *worker {
@@ -600,6 +603,13 @@ func (w *worker) gauges() {
 	w.p.m.openSessions.WithLabelValues(w.label).Set(float64(st.OpenSessions))
 	w.p.m.visitors.WithLabelValues(w.label).Set(float64(st.Visitors))
 	w.p.m.pending.WithLabelValues(w.label).Set(float64(st.PendingEvents))
+	w.p.m.stateBytes.WithLabelValues(w.label).Set(float64(w.sess.StateBytes()))
+	if st.VisitorsEvicted != w.evicted {
+		open := st.SessionsEvicted - w.sessEvicted
+		w.p.m.evicted.WithLabelValues("open").Add(float64(open))
+		w.p.m.evicted.WithLabelValues("retained").Add(float64(st.VisitorsEvicted - w.evicted - open))
+		w.evicted, w.sessEvicted = st.VisitorsEvicted, st.SessionsEvicted
+	}
 	if !st.Watermark.IsZero() {
 		w.p.m.watermark.WithLabelValues(w.label).Set(float64(st.Watermark.UnixMilli()) / 1000)
 	}

@@ -88,6 +88,10 @@
 //
 // # Cost
 //
+// Config.MaxVisitors and Config.MaxStateBytes cap the state: at a cap the
+// least recently seen visitors are evicted, retained records first (see
+// Config); StateBytes is the estimate the byte cap applies to.
+//
 // Memory is about 260 bytes of heap per open session (1,000,000 open
 // sessions; see BenchmarkOpenSessionMemory), about 140 bytes per visitor
 // record kept between sessions, and about 120 bytes per waiting event (there

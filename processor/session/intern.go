@@ -14,14 +14,23 @@ type interner[V any] struct {
 	vals []V
 	refs []uint32
 	free []uint32
+	// bytes estimates the heap the live entries hold: keyMult times the
+	// key's length (payloads with strings of their own hold them again)
+	// plus entryBytes for the map entry and the slices' slots.
+	bytes   int64
+	keyMult int64
 }
 
-func newInterner[V any]() *interner[V] {
+// entryBytes is the estimated fixed heap cost of an interned entry.
+const entryBytes = 96
+
+func newInterner[V any](keyMult int64) *interner[V] {
 	return &interner[V]{
-		ids:  make(map[string]uint32),
-		keys: make([]string, 1),
-		vals: make([]V, 1),
-		refs: make([]uint32, 1),
+		ids:     make(map[string]uint32),
+		keys:    make([]string, 1),
+		vals:    make([]V, 1),
+		refs:    make([]uint32, 1),
+		keyMult: keyMult,
 	}
 }
 
@@ -49,6 +58,7 @@ func (t *interner[V]) add(key string, v V) uint32 {
 		t.refs = append(t.refs, 1)
 	}
 	t.ids[key] = id
+	t.bytes += int64(len(key))*t.keyMult + entryBytes
 	return id
 }
 
@@ -63,6 +73,7 @@ func (t *interner[V]) dec(id uint32) {
 		return
 	}
 	if t.refs[id]--; t.refs[id] == 0 {
+		t.bytes -= int64(len(t.keys[id]))*t.keyMult + entryBytes
 		delete(t.ids, t.keys[id])
 		var zero V
 		t.keys[id], t.vals[id] = "", zero
@@ -75,7 +86,7 @@ func (t *interner[V]) val(id uint32) *V { return &t.vals[id] }
 // strTab interns plain strings: page paths, referrers, user ids.
 type strTab struct{ *interner[struct{}] }
 
-func newStrTab() strTab { return strTab{newInterner[struct{}]()} }
+func newStrTab() strTab { return strTab{newInterner[struct{}](1)} }
 
 // ref returns the id of s with one more reference; "" is 0.
 func (t strTab) ref(s string) uint32 {

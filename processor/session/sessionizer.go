@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,21 @@ type Config struct {
 	// OwnDomains lists, per site id, the domains whose referrers are
 	// internal (subdomains included). The page URL's own host always is.
 	OwnDomains map[string][]string
+	// MaxVisitors and MaxStateBytes cap the state in memory: the visitors
+	// (open sessions, waiting events and retained records alike), and the
+	// heap they hold as StateBytes estimates it (long ids, paths,
+	// referrers, campaign fields included), so that a flood of fresh
+	// anonymous ids cannot grow it without bound. When a new visitor
+	// arrives at a cap, the Sessionizer evicts visitors until the state is
+	// at 7/8 of both: retained records first (no open session, no waiting
+	// event), then visitors with an open session or waiting events (those
+	// applied at once and the session closed, its row final), each group
+	// least recently seen first. An evicted visitor seen again is new: not
+	// returning, no customer id until it identifies again, its session
+	// split there. Stats counts the evictions. The defaults are 1,000,000
+	// visitors and 512 MiB; negative turns a cap off.
+	MaxVisitors   int
+	MaxStateBytes int64
 }
 
 // Defaults of Config.
@@ -55,6 +71,8 @@ const (
 	DefaultMaxLength        = 24 * time.Hour
 	DefaultAllowedLateness  = 5 * time.Minute
 	DefaultVisitorRetention = 30 * 24 * time.Hour
+	DefaultMaxVisitors      = 1_000_000
+	DefaultMaxStateBytes    = 512 << 20
 )
 
 // RegisterFlags registers the session.* flags on fs, with the defaults.
@@ -64,6 +82,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AllowedLateness, "session.allowed-lateness", DefaultAllowedLateness, "how far behind the newest event time an event may arrive and still count in its session")
 	fs.BoolVar(&c.NoCampaignSplit, "session.no-campaign-split", false, "do not start a new session when the campaign source changes (GA4 behaviour)")
 	fs.DurationVar(&c.VisitorRetention, "session.visitor-retention", DefaultVisitorRetention, "keep a visitor's record this long after its last event (returning visitors, customer id)")
+	fs.IntVar(&c.MaxVisitors, "session.max-visitors", DefaultMaxVisitors, "visitors kept in memory per partition, at most; past it the least recently seen are evicted, retained records first (negative: no cap)")
+	fs.Func("session.max-state-bytes", "estimated heap of a partition's session state, at most, in bytes (suffixes KiB, MiB, GiB); past it visitors are evicted as at session.max-visitors (default 512MiB; negative: no cap)", func(v string) error {
+		n, err := parseBytes(v)
+		c.MaxStateBytes = n
+		return err
+	})
 }
 
 func (c Config) withDefaults() Config {
@@ -78,6 +102,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.VisitorRetention == 0 {
 		c.VisitorRetention = DefaultVisitorRetention
+	}
+	if c.MaxVisitors == 0 {
+		c.MaxVisitors = DefaultMaxVisitors
+	}
+	if c.MaxStateBytes == 0 {
+		c.MaxStateBytes = DefaultMaxStateBytes
 	}
 	return c
 }
@@ -96,6 +126,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("allowed lateness %v is not within 0..24h", c.AllowedLateness)
 	case c.VisitorRetention < c.Timeout:
 		return fmt.Errorf("visitor retention %v is shorter than the session timeout %v", c.VisitorRetention, c.Timeout)
+	case c.MaxVisitors > 0 && c.MaxVisitors < 8:
+		return fmt.Errorf("max visitors %d is below 8", c.MaxVisitors)
+	case c.MaxStateBytes > 0 && c.MaxStateBytes < 1<<20:
+		return fmt.Errorf("max state bytes %d is below 1 MiB", c.MaxStateBytes)
 	}
 	return nil
 }
@@ -277,6 +311,10 @@ type Stats struct {
 	Invalid        int64
 	LinksEmitted   int64
 	VisitorsPurged int64 // visitor records dropped after VisitorRetention
+	// VisitorsEvicted counts visitors dropped at Config.MaxVisitors, and
+	// SessionsEvicted those of them whose open session was closed early.
+	VisitorsEvicted int64
+	SessionsEvicted int64
 	// Replayed counts events skipped after a Restore because the visitor's
 	// changelog record already included them.
 	Replayed  int64
@@ -351,6 +389,12 @@ type Sessionizer struct {
 	loss    map[lossKey]*lossVal // since the last Drain
 	skip    map[int32]int64      // restored visitors ahead of the meta offset
 	skipMax int64                //
+
+	// Estimated heap of the state beyond the fixed cost per live visitor,
+	// session and pending event (see StateBytes).
+	extraWords int64 // capacity of the visitors' extra slices
+	longBytes  int64 // long visitor keys
+	pendBytes  int64 // pending events' message ids
 
 	out         Output
 	dirty       []int32       // visitors changed since the last Checkpoint
@@ -493,8 +537,8 @@ func New(cfg Config) (*Sessionizer, error) {
 		maxSeen:   math.MinInt64,
 		wm:        math.MinInt64,
 		strs:      newStrTab(),
-		touches:   newInterner[touchVal](),
-		devices:   newInterner[deviceVal](),
+		touches:   newInterner[touchVal](2),
+		devices:   newInterner[deviceVal](2),
 		sites:     make(map[string]uint16),
 		long:      make(map[int32][]byte),
 		loss:      make(map[lossKey]*lossVal),
@@ -575,6 +619,9 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 			s.emitLate(e)
 			return
 		}
+		if s.overCap(8) {
+			s.evict()
+		}
 		vi = s.newVisitor(s.keyBuf)
 	}
 	v := s.visitors.at(vi)
@@ -603,7 +650,7 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 	if len(v.extra)-3*int(v.ntabs) >= maxIDs {
 		s.trimIDs(v)
 	}
-	v.extra = append(v.extra, h)
+	s.setExtra(v, append(v.extra, h))
 	s.markDirty(vi, v)
 	s.scheduleSettle(vi, v, t)
 }
@@ -827,6 +874,7 @@ func (s *Sessionizer) newVisitor(key []byte) int32 {
 	} else {
 		v.klen = longKey
 		s.long[vi] = append([]byte(nil), key...)
+		s.longBytes += int64(len(key)) + longKeyBytes
 	}
 	s.table.insert(s, vi, maphash.Bytes(s.table.seed, key))
 	return vi
@@ -894,6 +942,7 @@ func (s *Sessionizer) newPending(e *shoptrail.Event, t int64, h uint64, stitch b
 	pi := s.pend.alloc()
 	r := s.pend.at(pi)
 	r.t, r.msgHash, r.msgID = t, h, e.MessageID
+	s.pendBytes += int64(len(r.msgID))
 	if stitch {
 		r.user = s.strs.ref(e.UserID)
 	}
@@ -1054,7 +1103,7 @@ func (s *Sessionizer) trimIDs(v *visitor) {
 		}
 		out = append(out, h)
 	}
-	v.extra = out
+	s.setExtra(v, out)
 }
 
 func pendBefore(a, b *pending) bool {
@@ -1063,6 +1112,7 @@ func pendBefore(a, b *pending) bool {
 
 func (s *Sessionizer) freePending(pi int32) {
 	r := s.pend.at(pi)
+	s.pendBytes -= int64(len(r.msgID))
 	s.strs.dec(r.path)
 	s.strs.dec(r.referrer)
 	s.strs.dec(r.user)
@@ -1253,7 +1303,7 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 	case kindKey:
 		ss.flags |= sessKeyEvent
 	}
-	v.extra = ids
+	s.setExtra(v, ids)
 	ss.cartPeak = max(ss.cartPeak, ss.cartRun)
 	if r.kind == kindOrder {
 		ss.cartRun = 0
@@ -1336,7 +1386,7 @@ func (s *Sessionizer) closeSession(vi int32, v *visitor) {
 	if len(extra) == 0 {
 		extra = nil
 	}
-	v.extra = extra
+	s.setExtra(v, extra)
 	s.markDirty(vi, v)
 }
 
@@ -1461,7 +1511,7 @@ func (s *Sessionizer) trackTab(vi int32, v *visitor, ss *session, r *pending) (l
 		copy(tabs[oldest:oldest+3], rec[:])
 	} else {
 		n := 3 * int(v.ntabs)
-		v.extra = slices.Insert(v.extra, n, rec[:]...)
+		s.setExtra(v, slices.Insert(v.extra, n, rec[:]...))
 		v.ntabs++
 	}
 	s.countLoss(site, dev, r.path, 1, 0)
@@ -1510,16 +1560,115 @@ func (s *Sessionizer) purge(vi int32, v *visitor) {
 	s.purged = append(s.purged, StateRecord{Key: ck, Value: enc.bytes()})
 	s.deleted = append(s.deleted, ck)
 	s.table.remove(s, vi, maphash.Bytes(s.table.seed, key))
-	delete(s.long, vi)
+	s.forgetKey(vi, v)
 	s.strs.dec(v.user)
 	for i := 0; i < int(v.ntabs); i++ {
 		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
 	}
+	s.setExtra(v, nil)
 	if s.skip != nil {
 		delete(s.skip, vi)
 	}
 	s.visitors.release(vi)
 	s.stats.VisitorsPurged++
+}
+
+// Estimated heap bytes of the state's parts, measured with
+// TestVisitorCapHostileFlood and BenchmarkOpenSessionMemory: a visitor's
+// slab slot and lookup table share; an open session's slot; a pending
+// event's slot; a long key's map entry.
+const (
+	visitorBytes = 120
+	sessionBytes = 120
+	pendingBytes = 120
+	longKeyBytes = 64
+)
+
+// setExtra replaces v.extra, keeping count of the capacity.
+func (s *Sessionizer) setExtra(v *visitor, x []uint64) {
+	s.extraWords += int64(cap(x) - cap(v.extra))
+	v.extra = x
+}
+
+// forgetKey drops a visitor's long key, if it has one.
+func (s *Sessionizer) forgetKey(vi int32, v *visitor) {
+	if v.klen == longKey {
+		s.longBytes -= int64(len(s.long[vi])) + longKeyBytes
+		delete(s.long, vi)
+	}
+}
+
+// StateBytes estimates the heap the Sessionizer's state holds: visitors,
+// open sessions, pending events and the strings they refer to. It is what
+// Config.MaxStateBytes caps.
+func (s *Sessionizer) StateBytes() int64 {
+	return int64(s.visitors.live)*visitorBytes + int64(s.sessions.live)*sessionBytes + int64(s.pend.live)*pendingBytes +
+		s.extraWords*8 + s.longBytes + s.pendBytes + s.strs.bytes + s.touches.bytes + s.devices.bytes
+}
+
+// overCap tells whether the state is at or past its caps, scaled by
+// num/8.
+func (s *Sessionizer) overCap(num int64) bool {
+	c := &s.cfg
+	return c.MaxVisitors > 0 && int64(s.visitors.live)*8 >= int64(c.MaxVisitors)*num ||
+		c.MaxStateBytes > 0 && s.StateBytes()*8 >= c.MaxStateBytes*num
+}
+
+// evict drops visitors until the state is at 7/8 of its caps: retained
+// records first, then visitors with an open session or waiting events,
+// each least recently seen first, ties by a hash of the key. The choice
+// depends on the state alone, not on where visitors live in memory, so a
+// restored Sessionizer evicts the same visitors at the same point.
+func (s *Sessionizer) evict() {
+	type cand struct {
+		order uint64 // class<<32 | last seen
+		hash  uint64
+		vi    int32
+	}
+	cands := make([]cand, 0, s.visitors.live)
+	for i := int32(0); i < s.visitors.cap(); i++ {
+		if !s.visitors.valid(i) {
+			continue
+		}
+		v := s.visitors.at(i)
+		class := uint64(0)
+		if v.sess != 0 || v.pendHead != 0 {
+			class = 1
+		}
+		cands = append(cands, cand{class<<32 | uint64(v.lastSeen), xxh64(string(s.keyOf(i, v))), i})
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.order != b.order {
+			return cmpU64(a.order, b.order)
+		}
+		return cmpU64(a.hash, b.hash)
+	})
+	for _, c := range cands {
+		if !s.overCap(7) {
+			break
+		}
+		v := s.visitors.at(c.vi)
+		for v.pendHead != 0 {
+			s.settleHead(c.vi, v)
+		}
+		if v.sess != 0 {
+			s.closeSession(c.vi, v)
+			s.stats.SessionsEvicted++
+		}
+		s.purge(c.vi, v)
+		s.stats.VisitorsPurged--
+		s.stats.VisitorsEvicted++
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // vtable maps packed visitor keys to visitor indexes: open addressing with
@@ -1699,3 +1848,25 @@ func (s *Sessionizer) runTimers() {
 
 // errNotFresh is returned by Restore on a Sessionizer that has state.
 var errNotFresh = errors.New("sessionizer already has state")
+
+// parseBytes reads a byte count: a number, optionally with KiB, MiB or GiB.
+func parseBytes(v string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a byte count (e.g. 512MiB)", v)
+	}
+	if n > math.MaxInt64/mult || n < math.MinInt64/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return n * mult, nil
+}

@@ -282,7 +282,7 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		seq := d.varint()
 		path := s.strs.ref(d.str())
 		seen := uint32(d.uvarint())
-		v.extra = append(v.extra, tab, uint64(seq), uint64(path)<<32|uint64(seen))
+		s.setExtra(v, append(v.extra, tab, uint64(seq), uint64(path)<<32|uint64(seen)))
 		v.ntabs++
 	}
 	if d.byte() == 1 {
@@ -311,7 +311,7 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		return fmt.Errorf("%d message ids", nids)
 	}
 	for range nids {
-		v.extra = append(v.extra, d.u64())
+		s.setExtra(v, append(v.extra, d.u64()))
 	}
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
@@ -324,6 +324,7 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		p.t = prev + d.varint()
 		prev = p.t
 		p.msgID = d.str()
+		s.pendBytes += int64(len(p.msgID))
 		p.msgHash = xxh64(p.msgID)
 		p.dups = uint16(d.uvarint())
 		p.kind = evKind(d.byte())
@@ -371,12 +372,13 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 // dropRestored undoes the restore of a visitor that turned out purged.
 func (s *Sessionizer) dropRestored(vi int32, v *visitor) {
 	s.table.remove(s, vi, maphash.Bytes(s.table.seed, s.keyOf(vi, v)))
-	delete(s.long, vi)
+	s.forgetKey(vi, v)
 	delete(s.skip, vi)
 	s.strs.dec(v.user)
 	for i := 0; i < int(v.ntabs); i++ {
 		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
 	}
+	s.setExtra(v, nil)
 	s.visitors.release(vi)
 }
 

@@ -87,6 +87,7 @@ var restoreConfigs = []struct {
 }{
 	{"defaults", Config{}},
 	{"short retention", Config{VisitorRetention: 40 * time.Minute}},
+	{"visitor cap", Config{MaxVisitors: 48}},
 }
 
 // TestRestoreEquivalence: checkpoint, crash, restore, continue == never
@@ -131,6 +132,10 @@ func testRestoreEquivalence(t *testing.T, seed uint64, cfg Config) {
 	if restarts == 0 {
 		t.Fatal("no restart")
 	}
+	if cfg.MaxVisitors > 0 {
+		equalRows(t, got.out, ref.out)
+		return
+	}
 	equalOutputs(t, got.out, ref.out, true)
 }
 
@@ -142,6 +147,12 @@ func testRestoreEquivalence(t *testing.T, seed uint64, cfg Config) {
 func TestRestoreAfterTornCheckpoint(t *testing.T) {
 	seed := testSeed(t)
 	for _, rc := range restoreConfigs {
+		if rc.cfg.MaxVisitors > 0 {
+			// Not with evictions: after a torn checkpoint the replay
+			// runs with some visitors ahead of the others, so the cap
+			// is reached at other points (documented in the README).
+			continue
+		}
 		t.Run(rc.name, func(t *testing.T) { testRestoreAfterTornCheckpoint(t, seed, rc.cfg) })
 	}
 }
@@ -285,6 +296,47 @@ func equalOutputs(t *testing.T, got, want Output, exact bool) {
 	if g, w := linkSet(got.Links), linkSet(want.Links); !slices.Equal(g, w) {
 		t.Errorf("links\n got  %v\n want %v", g, w)
 	}
+}
+
+// equalRows compares the distinct rows of two outputs, for runs that evict
+// visitors: there a copy of an event that arrives after its visitor was
+// evicted starts the visitor afresh, and may open a session of the same id
+// again (downstream the later row wins), so rows are compared whole, not
+// by key. The restored run must evict the same visitors at the same points
+// and so produce the same rows.
+func equalRows(t *testing.T, got, want Output) {
+	t.Helper()
+	setOf := func(o Output) map[string]bool {
+		m := map[string]bool{}
+		for _, x := range o.Sessions {
+			m[fmt.Sprintf("session %+v", x)] = true
+		}
+		for _, a := range o.Assignments {
+			m[fmt.Sprintf("assignment %+v", a)] = true
+		}
+		for _, l := range o.Links {
+			m[fmt.Sprintf("link %+v", l)] = true
+		}
+		return m
+	}
+	g, w := setOf(got), setOf(want)
+	bad := 0
+	for k := range w {
+		if !g[k] {
+			t.Errorf("missing %s", k)
+			bad++
+		}
+	}
+	for k := range g {
+		if !w[k] {
+			t.Errorf("extra %s", k)
+			bad++
+		}
+		if bad > 10 {
+			t.FailNow()
+		}
+	}
+	t.Logf("%d distinct rows", len(w))
 }
 
 func sumLoss(rs []LossRecord) map[string][2]int64 {
