@@ -127,9 +127,10 @@ func TestRateLimitAcrossAlertersAndRestarts(t *testing.T) {
 	clock.Advance(10 * time.Second)
 	ra = e.start(cfgA, clock, nil)
 	rb = e2.start(cfgB, clock, nil)
-	waitFor(t, "both alerters restarted and deferring", 30*time.Second, func() bool {
-		return metricValue(t, ra.reg, "shoptrail_alerter_alerts_deferred_total", nil) > 0 &&
-			metricValue(t, rb.reg, "shoptrail_alerter_alerts_deferred_total", nil) > 0
+	// The 6 alerts left may all be one alerter's.
+	waitFor(t, "the restarted alerters deferring the 6 left", 30*time.Second, func() bool {
+		return metricValue(t, ra.reg, "shoptrail_alerter_alerts_deferred_total", nil)+
+			metricValue(t, rb.reg, "shoptrail_alerter_alerts_deferred_total", nil) == 6
 	})
 	requestsStay(t, rc, 6, "after the restart, same minute")
 	clock.Advance(61 * time.Second)
