@@ -20,6 +20,7 @@ import (
 
 	"github.com/shoptrail/shoptrail/collector"
 	"github.com/shoptrail/shoptrail/collector/beacon"
+	"github.com/shoptrail/shoptrail/dashboards"
 	"github.com/shoptrail/shoptrail/internal/devstack"
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/alert"
@@ -27,7 +28,7 @@ import (
 	"github.com/shoptrail/shoptrail/processor/rejects"
 )
 
-var devParts = []string{"broker", "clickhouse", "collector", "processor", "alerter", "demo"}
+var devParts = []string{"broker", "clickhouse", "collector", "processor", "alerter", "demo", "grafana"}
 
 // devConfig is the configuration of `shoptrail dev`.
 type devConfig struct {
@@ -42,6 +43,9 @@ type devConfig struct {
 	proc     processor.Config
 	alerts   alert.Config
 	alertsRx string
+
+	grafanaPort    int
+	grafanaPromURL string
 }
 
 func (c *devConfig) registerFlags(fs *flag.FlagSet) {
@@ -60,6 +64,8 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&c.chHTTP, "clickhouse.http-port", 18123, "HTTP port of the dev ClickHouse server (its native port is that of -clickhouse.addr)")
 	fs.StringVar(&c.demoAddr, "demo.addr", "127.0.0.1:8081", "listen address of the demo shop")
+	fs.IntVar(&c.grafanaPort, "grafana.port", 13000, "port of the dev Grafana on 127.0.0.1 (started when the shared Grafana build is found: ../shared/grafana or SHOPTRAIL_GRAFANA_DIST)")
+	fs.StringVar(&c.grafanaPromURL, "grafana.prometheus-url", "http://127.0.0.1:9090", "Prometheus the dev Grafana's Pipeline health dashboard reads (dev starts none)")
 	fs.StringVar(&c.demoKey, "demo.write-key", "dev", "write key the demo shop's beacon sends with (one of -sites)")
 	fs.StringVar(&c.procHTTP, "processor.http-addr", "127.0.0.1:8082", "processor: listen address of /metrics, /healthz and /readyz")
 	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per partition per batch, at most")
@@ -222,6 +228,21 @@ func runDev(ctx context.Context, args []string) error {
 			return nil
 		})
 		urls = append(urls, "demo shop           http://"+cfg.demoAddr)
+	}
+	if cfg.has("grafana") {
+		g, found, err := startDevGrafana(ctx, &cfg, log)
+		if err != nil {
+			if ctx.Err() != nil { // stopped while Grafana was starting
+				return nil
+			}
+			return fmt.Errorf("grafana: %w", err)
+		}
+		if found {
+			stops = append(stops, g.Stop)
+			urls = append(urls, "Grafana             "+g.URL+"/dashboards/f/"+dashboards.FolderUID+"  (dashboards and data sources provisioned; no login)")
+		} else {
+			urls = append(urls, "Grafana             not started: no Grafana build (../shared/grafana or SHOPTRAIL_GRAFANA_DIST)")
+		}
 	}
 	printURLs(log, urls)
 	select {
