@@ -68,6 +68,11 @@ type Config struct {
 	// RecoveryWindow: an order this long after the abandonment still
 	// recovers the cart. Default 7 days.
 	RecoveryWindow time.Duration
+	// HandOff: hand the abandonments of visitors known as customers to the
+	// customer stage (Output.Handoffs), which recovers them on an order
+	// from any device. Without it the tracker keeps them and recovers them
+	// on an order of the same visitor only.
+	HandOff bool
 }
 
 // Defaults of Config.
@@ -240,6 +245,9 @@ type Output struct {
 	Problems map[string]int
 	// Emptied and Converted count carts that ended without abandonment.
 	Emptied, Converted int
+	// Replayed counts cart events skipped after a Restore because the
+	// restored state had applied them already.
+	Replayed int
 }
 
 // Reset empties o, keeping its capacity.
@@ -249,7 +257,7 @@ func (o *Output) Reset() {
 	clear(o.Handoffs)
 	o.Abandonments, o.Recoveries, o.Handoffs = o.Abandonments[:0], o.Recoveries[:0], o.Handoffs[:0]
 	clear(o.Problems)
-	o.Emptied, o.Converted = 0, 0
+	o.Emptied, o.Converted, o.Replayed = 0, 0, 0
 }
 
 // visitor is the state of one visitor (site and anonymous id): its open
@@ -268,9 +276,14 @@ type visitor struct {
 	last      int64        // unix ms of the last cart activity
 	deadline  int64        // unix ms of the next timer (abandonment or the oldest waiting's expiry); 0 none
 	idx       int32        // in the timer heap, -1 when not in it
-	step      uint8
-	mixed     bool
-	dirty     bool // changed since the last Checkpoint (in Tracker.dirty)
+	// applied and appliedHash mark the last cart event applied (its time
+	// in unix ms, the FNV-1a of its message id): a replay after a restore
+	// skips what the restored state holds already.
+	applied     int64
+	appliedHash uint64
+	step        uint8
+	mixed       bool
+	dirty       bool // changed since the last Checkpoint (in Tracker.dirty)
 }
 
 // extra are a visitor's rarely set fields.
@@ -400,15 +413,24 @@ func (t *Tracker) Add(e *Event) {
 	if e.CustomerID != "" && v.customerID() != e.CustomerID {
 		x := v.extra()
 		x.customerID = e.CustomerID
-		for _, a := range x.waiting {
-			a.CustomerID = e.CustomerID
-			t.out.Handoffs = append(t.out.Handoffs, Handoff{CustomerID: e.CustomerID, Abandonment: a})
+		if t.cfg.HandOff {
+			for _, a := range x.waiting {
+				a.CustomerID = e.CustomerID
+				t.out.Handoffs = append(t.out.Handoffs, Handoff{CustomerID: e.CustomerID, Abandonment: a})
+			}
+			clear(x.waiting)
+			x.waiting = nil
 		}
-		clear(x.waiting)
-		x.waiting = nil
 	}
 	if isCart {
-		t.apply(v, e, ms)
+		h := fnv64a(e.MessageID)
+		if ms < v.applied || ms == v.applied && h == v.appliedHash {
+			// Applied before the state was saved: a replay.
+			t.out.Replayed++
+		} else {
+			v.applied, v.appliedHash = ms, h
+			t.apply(v, e, ms)
+		}
 	}
 	t.schedule(v)
 }
@@ -491,8 +513,7 @@ func (t *Tracker) order(v *visitor, e *Event, p *commerce.Props, ms int64) {
 		t.out.Converted++
 	}
 	t.closeCart(v)
-	if len(v.waiting()) == 0 || v.customerID() != "" {
-		// A known customer's abandonments are the customer stage's.
+	if len(v.waiting()) == 0 {
 		return
 	}
 	amount, _ := p.Amount()
@@ -615,6 +636,32 @@ func (t *Tracker) removeLine(v *visitor, pr *commerce.Product) {
 	// visitor, or twice) is no problem: the cart as we know it stays.
 }
 
+// Session tells the tracker a session's channel and source once the
+// session is closed: the visitor's cart takes them when its last cart
+// activity was in that session.
+func (t *Tracker) Session(site, anonID, sessionID, channel, source string) {
+	var kb [128]byte
+	v := t.visitors[string(append(append(append(kb[:0], site...), 0), anonID...))]
+	if v == nil || len(v.items) == 0 || len(sessionID) != 32 {
+		return
+	}
+	var sid [16]byte
+	if _, err := hex.Decode(sid[:], []byte(sessionID)); err != nil || sid != v.sessionID {
+		return
+	}
+	if v.attr == nil || v.attr.channel != channel || v.attr.source != source {
+		v.attr = t.attribution(channel, source)
+		t.touch(v)
+	}
+}
+
+func (t *Tracker) touch(v *visitor) {
+	if !v.dirty {
+		v.dirty = true
+		t.dirty = append(t.dirty, v)
+	}
+}
+
 // Advance moves the watermark to wm (never back) and fires the timers due
 // at or before it.
 func (t *Tracker) Advance(wm time.Time) {
@@ -680,7 +727,7 @@ func (t *Tracker) abandon(v *visitor, at int64) {
 	}
 	w := &a
 	w.Items = append([]Item(nil), a.Items...)
-	if c := v.customerID(); c != "" {
+	if c := v.customerID(); c != "" && t.cfg.HandOff {
 		t.out.Handoffs = append(t.out.Handoffs, Handoff{CustomerID: c, Abandonment: w})
 		return
 	}
@@ -701,10 +748,7 @@ func (t *Tracker) schedule(v *visitor) {
 		}
 	}
 	v.deadline = d
-	if !v.dirty {
-		v.dirty = true
-		t.dirty = append(t.dirty, v)
-	}
+	t.touch(v)
 	switch {
 	case d == 0 && v.idx >= 0:
 		heap.Remove(&t.timers, int(v.idx))
@@ -735,6 +779,7 @@ func (t *Tracker) Drain(o *Output) {
 	}
 	o.Emptied += t.out.Emptied
 	o.Converted += t.out.Converted
+	o.Replayed += t.out.Replayed
 	t.out.Reset()
 }
 
@@ -758,4 +803,15 @@ func (h *timerHeap) Pop() any {
 	*h = old[:len(old)-1]
 	v.idx = -1
 	return v
+}
+
+// fnv64a is 64-bit FNV-1a: deterministic across processes, so the marks
+// written to the changelog stay valid after a restore.
+func fnv64a(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }

@@ -185,6 +185,7 @@ func TestTracker(t *testing.T) {
 		},
 		{
 			name: "an abandonment of a visitor who logs in later is handed to the customer stage",
+			cfg:  Config{HandOff: true},
 			steps: []step{
 				ev(0, "a", "m1", add, `{"product_id":"p1","price":10}`),
 				wm(2 * h),
@@ -197,12 +198,35 @@ func TestTracker(t *testing.T) {
 		},
 		{
 			name: "a known customer's abandonment goes to the customer stage at once",
+			cfg:  Config{HandOff: true},
 			steps: []step{
 				{at: 0, anon: "a", user: "c1", msg: "m1", name: add, props: `{"product_id":"p1","price":3}`},
 				wm(2 * h),
 			},
 			abandoned: []summary{{ID: id("a", "m1"), Anon: "a", Customer: "c1", Value: 3, Count: 1, Step: StepCart, AbandonedAt: h}},
 			handoffs:  []string{"c1:" + id("a", "m1")},
+		},
+		{
+			name: "without the customer stage, a known customer's abandonment is recovered by the same device",
+			steps: []step{
+				ev(0, "a", "m1", add, `{"product_id":"p1","price":10}`),
+				wm(2 * h),
+				{at: 3 * h, anon: "a", user: "c1", msg: "m2", name: shoptrail.EventLoggedIn},
+				{at: 4 * h, anon: "a", user: "c1", msg: "m3", name: buy, props: `{"order_id":"o1","revenue":4}`},
+			},
+			abandoned: []summary{{ID: id("a", "m1"), Anon: "a", Value: 10, Count: 1, Step: StepCart, AbandonedAt: h}},
+			recovered: []summary{{ID: id("a", "m1"), Anon: "a", Value: 10, Count: 1, Step: StepCart, AbandonedAt: h, RecoveredBy: "o1", RecoveredValue: 4}},
+		},
+		{
+			name: "a replayed cart event is skipped",
+			steps: []step{
+				ev(0, "a", "m1", add, `{"product_id":"p1","price":10}`),
+				ev(0, "a", "m1", add, `{"product_id":"p1","price":10}`),
+				ev(-time.Minute, "a", "m0", add, `{"product_id":"p1","price":10}`),
+				wm(2 * h),
+			},
+			abandoned:  []summary{{ID: id("a", "m1"), Anon: "a", Value: 10, Count: 1, Step: StepCart, AbandonedAt: h}},
+			waitingEnd: 1,
 		},
 		{
 			name: "per-site abandonment window",

@@ -34,6 +34,8 @@ type visitorState struct {
 	SessionID  string         `json:"sessionId,omitempty"`
 	Last       int64          `json:"last,omitempty"`
 	Step       uint8          `json:"step,omitempty"`
+	Applied    int64          `json:"applied,omitempty"`
+	AppliedH   uint64         `json:"appliedHash,omitempty"`
 	Waiting    []*Abandonment `json:"waiting,omitempty"`
 }
 
@@ -61,7 +63,7 @@ func (t *Tracker) Checkpoint(dst []Record) []Record {
 		if t.visitors[v.key] != v {
 			continue // forgotten since (its tombstone is above)
 		}
-		st := visitorState{Items: v.items, Currency: v.currency, Mixed: v.mixed, Last: v.last, Step: v.step,
+		st := visitorState{Items: v.items, Currency: v.currency, Mixed: v.mixed, Last: v.last, Step: v.step, Applied: v.applied, AppliedH: v.appliedHash,
 			CartID: v.cartID(), CustomerID: v.customerID(), Waiting: v.waiting()}
 		if v.attr != nil {
 			st.Channel, st.Source = v.attr.channel, v.attr.source
@@ -108,7 +110,8 @@ func (t *Tracker) Restore(recs []Record) error {
 		if err := json.Unmarshal(r.Value, &st); err != nil {
 			return fmt.Errorf("cart record %q: %w", r.Key, err)
 		}
-		v := &visitor{key: key, idx: -1, items: st.Items, currency: st.Currency, mixed: st.Mixed, last: st.Last, step: min(st.Step, 2)}
+		v := &visitor{key: key, idx: -1, items: st.Items, currency: st.Currency, mixed: st.Mixed, last: st.Last, step: min(st.Step, 2),
+			applied: st.Applied, appliedHash: st.AppliedH}
 		if st.Channel != "" || st.Source != "" {
 			v.attr = t.attribution(st.Channel, st.Source)
 		}
