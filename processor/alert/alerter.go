@@ -139,7 +139,8 @@ func (a *Alerter) Run(ctx context.Context) error {
 		Brokers: a.cfg.Brokers, GroupID: a.cfg.GroupID, Topic: a.cfg.Topic,
 		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 250 * time.Millisecond,
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, // commits are explicit, after the outcomes are stored
-		HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second,
+		HeartbeatInterval: max(a.cfg.SessionTimeout/5, 50*time.Millisecond), SessionTimeout: a.cfg.SessionTimeout,
+		RebalanceTimeout: a.cfg.SessionTimeout,
 	})
 	qctx, stopQueues := context.WithCancel(context.WithoutCancel(ctx))
 	a.qmu.Lock()

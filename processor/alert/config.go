@@ -24,6 +24,9 @@ type Config struct {
 	// RateLimitTopic is the one-partition topic of rate-limit claims shared
 	// by all alerters (see ratelimit.go); the default is <Topic>.ratelimit.
 	RateLimitTopic string
+	// SessionTimeout is how long the group waits for a silent alerter
+	// (killed, hung) before its partitions move; the default is 10s.
+	SessionTimeout time.Duration
 	// RulesFile is the YAML rules file (required).
 	RulesFile string
 	// ReloadInterval is how often the rules file is checked for changes
@@ -72,6 +75,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Topic, "kafka.topic", shoptrail.TopicSignals, "Kafka topic of signals")
 	fs.StringVar(&c.GroupID, "kafka.group", "shoptrail-alerter", "Kafka consumer group of the alerters")
 	fs.StringVar(&c.RateLimitTopic, "kafka.ratelimit-topic", "", "one-partition Kafka topic of the destinations' rate-limit claims, shared by all alerters (default <kafka.topic>.ratelimit)")
+	fs.DurationVar(&c.SessionTimeout, "kafka.session-timeout", 10*time.Second, "how long the group waits for a silent alerter before moving its partitions")
 	fs.StringVar(&c.RulesFile, "alerts.file", "", "the YAML alert rules file (required); reloaded on SIGHUP and when it changes")
 	fs.DurationVar(&c.ReloadInterval, "alerts.reload-interval", 2*time.Second, "how often the rules file is checked for changes")
 	fs.BoolVar(&c.AllowLoopback, "alerts.allow-loopback", false, "allow destinations on 127.0.0.1/::1 (a receiver on this host); other internal addresses stay refused")
@@ -108,6 +112,7 @@ func (c *Config) setDefaults() {
 		c.ID, _ = os.Hostname()
 	}
 	def(&c.ReloadInterval, 2*time.Second)
+	def(&c.SessionTimeout, 10*time.Second)
 	def(&c.Timeout, 10*time.Second)
 	def(&c.MaxAge, 24*time.Hour)
 	def(&c.BackoffBase, time.Second)

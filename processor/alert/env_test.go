@@ -14,8 +14,6 @@ func lookupEnv(k string) (string, bool) { return os.LookupEnv(k) }
 func setEnv(k, v string)                { os.Setenv(k, v) }
 func testenvIntegration(t *testing.T)   { testenv.Integration(t) }
 
-func childMain() bool { return false }
-
 // recoveryQuery expands the named query alert_recovery_rate for a range.
 func recoveryQuery(t *testing.T, from, to time.Time) string {
 	t.Helper()

@@ -66,7 +66,7 @@ func (e *env) rules(yaml string) string {
 func (e *env) config(rulesFile, id string) alert.Config {
 	return alert.Config{Brokers: e.brokers, Topic: e.topic, GroupID: e.group, RulesFile: rulesFile, AllowLoopback: true,
 		ID: id, RecordInterval: 50 * time.Millisecond, BackoffBase: time.Second,
-		BackoffMax: time.Minute, Timeout: 5 * time.Second}
+		BackoffMax: time.Minute, Timeout: 5 * time.Second, SessionTimeout: time.Second}
 }
 
 // running is an alerter running in the test.
