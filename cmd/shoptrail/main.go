@@ -43,6 +43,7 @@ var commands = map[string]command{
 	"alerter":    {"run the alerter (signals -> rules -> webhooks and chat robots)", runAlerter},
 	"alerts":     {"check a rules file (alerts check) or send a rule's sample alert (alerts test --rule NAME)", runAlerts},
 	"dlq":        {"rejected events: dlq tail shows them (-follow), dlq replay sends them again after a fix", runDLQ},
+	"probe":      {"health check for containers without a shell: GET -url, fail unless 2xx", runProbe},
 	"version":    {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 
@@ -110,9 +111,18 @@ func (l *logConfig) logger() (*slog.Logger, error) {
 	return nil, fmt.Errorf("unknown log.format %q (want text or json)", l.format)
 }
 
+// inspectFlags, when a test sets it, receives a command's flag set in
+// parse, and the command stops there: the deploy files are checked against
+// the flags the binary really defines.
+var inspectFlags func(*flag.FlagSet)
+
 // parse parses args into fs (environment first, flags win) and builds the
 // logger.
 func parse(fs *flag.FlagSet, lc *logConfig, args []string) (*slog.Logger, error) {
+	if inspectFlags != nil {
+		inspectFlags(fs)
+		return nil, flag.ErrHelp
+	}
 	if err := envflag.Parse(fs, args); err != nil {
 		return nil, err
 	}
