@@ -20,7 +20,6 @@ const (
 	StatusHeldOut       = "held_out"
 	StatusCooldown      = "suppressed_cooldown"
 	StatusDigestPending = "digest_pending"
-	StatusDigestSent    = "digest_sent"
 )
 
 // Row is one alert_deliveries row.

@@ -2,6 +2,7 @@ package alert_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -273,4 +274,69 @@ sites:
 		t.Errorf("query: alerted %d (%d recovered), held out %d (%d recovered); want held out %d (%d), total recovered 67",
 			nA, nAR, nH, nHR, wantH, wantHR)
 	}
+}
+
+// A digest rule's alerts wait for the day's digest, sent once per
+// destination at the rule's time; a restart does not send it again.
+func TestDailyDigest(t *testing.T) {
+	testenv.Integration(t)
+	e := newEnv(t)
+	team, keys := newReceiver(t), newReceiver(t)
+	clock := newFakeClock(time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC))
+	file := e.rules(fmt.Sprintf(`destinations:
+  team: {type: webhook, url: %s/hook, secret_env: TEST_ALERT_SECRET}
+  keys: {type: webhook, url: %s/hook, secret_env: TEST_ALERT_SECRET}
+sites:
+  shop-1:
+    timezone: UTC
+    rules:
+      - name: dormant
+        type: customer_stage
+        stages: [dormant, lost]
+        digest: {at: "09:00", group_by: destination}
+        route: {to: [team], tiers: {A: [keys]}}
+`, team.srv.URL, keys.srv.URL))
+	var sigs []*shoptrail.Signal
+	for i := range 6 {
+		tier := "B"
+		if i < 2 {
+			tier = "A"
+		}
+		c := fmt.Sprintf("c%d", i)
+		sigs = append(sigs, &shoptrail.Signal{V: 1, ID: "st" + c, Type: shoptrail.SignalStageChanged, Site: "shop-1",
+			At: clock.Now().Add(-time.Duration(i) * time.Minute), CustomerID: c,
+			Customer:   &shoptrail.SignalCustomer{ID: c, Name: "Name " + c, Tier: tier, Stage: shoptrail.StageDormant, NetRevenue: float64(100 * i)},
+			Transition: &shoptrail.SignalTransition{Kind: "stage", From: shoptrail.StageLoyal, To: shoptrail.StageDormant}})
+	}
+	// A stage the rule does not alert on.
+	sigs = append(sigs, &shoptrail.Signal{V: 1, ID: "loyal", Type: shoptrail.SignalStageChanged, Site: "shop-1", At: clock.Now(),
+		CustomerID: "c9", Transition: &shoptrail.SignalTransition{Kind: "stage", From: shoptrail.StageThirdBuyer, To: shoptrail.StageLoyal}})
+	e.produce(sigs...)
+	r := e.start(e.config(file, "a"), clock, nil)
+	waitFor(t, "6 entries pending", 30*time.Second, func() bool { return finals(e.deliveries())["digest_pending"] == 6 })
+	requestsStay(t, team, 0, "before 09:00")
+	clock.Advance(61 * time.Minute)
+	waitFor(t, "the digests", 30*time.Second, func() bool { return len(team.requests()) == 1 && len(keys.requests()) == 1 })
+	var body struct {
+		Data struct {
+			Type   string `json:"type"`
+			Digest []struct {
+				Subject string `json:"subject"`
+			} `json:"digest"`
+		} `json:"data"`
+	}
+	json.Unmarshal(team.requests()[0].Body, &body)
+	if body.Data.Type != "alert.digest" || len(body.Data.Digest) != 4 || body.Data.Digest[0].Subject != "c5" {
+		t.Errorf("team digest: %s", team.requests()[0].Body)
+	}
+	json.Unmarshal(keys.requests()[0].Body, &body)
+	if len(body.Data.Digest) != 2 {
+		t.Errorf("key accounts digest: %s", keys.requests()[0].Body)
+	}
+	waitFor(t, "digests recorded", 30*time.Second, func() bool { return finals(e.deliveries())["sent"] == 2 })
+	r.stop(t)
+	r = e.start(e.config(file, "a"), clock, nil)
+	clock.Advance(2 * time.Minute)
+	requestsStay(t, team, 1, "after a restart")
+	r.stop(t)
 }

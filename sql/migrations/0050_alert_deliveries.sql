@@ -2,8 +2,9 @@
 -- (held out, suppressed by cooldown, queued for a digest) and one per
 -- delivery attempt. Signal offsets are committed only after the rows of
 -- their outcome are here. final = 1 marks an alert's last row (sent,
--- rejected, gave_up, held_out, suppressed_cooldown, digest_pending,
--- digest_sent); retrying rows have final = 0. cooldown_until (event time)
+-- rejected, gave_up, held_out, suppressed_cooldown, digest_pending; a
+-- digest's own delivery has signal_type 'digest'); retrying rows have
+-- final = 0. cooldown_until (event time)
 -- carries the per-subject cooldown across restarts and alerters; 0 when the
 -- row sets none.
 CREATE TABLE IF NOT EXISTS alert_deliveries (
