@@ -9,21 +9,38 @@ BIN      := bin/shoptrail
 
 all: build
 
+# Ports of `make run`, e.g. make run COLLECTOR_PORT=9080 DEMO_PORT=9081;
+# unset ones keep shoptrail dev's defaults (or its SHOPTRAIL_* variables).
+COLLECTOR_PORT       ?=
+DEMO_PORT            ?=
+PROCESSOR_PORT       ?=
+KAFKA_PORT           ?=
+CLICKHOUSE_PORT      ?=
+CLICKHOUSE_HTTP_PORT ?=
+ALERTS_PORT          ?=
+RUN_FLAGS := $(if $(COLLECTOR_PORT),-http.addr=127.0.0.1:$(COLLECTOR_PORT)) \
+	$(if $(DEMO_PORT),-demo.addr=127.0.0.1:$(DEMO_PORT)) \
+	$(if $(PROCESSOR_PORT),-processor.http-addr=127.0.0.1:$(PROCESSOR_PORT)) \
+	$(if $(KAFKA_PORT),-kafka.brokers=127.0.0.1:$(KAFKA_PORT)) \
+	$(if $(CLICKHOUSE_PORT),-clickhouse.addr=127.0.0.1:$(CLICKHOUSE_PORT)) \
+	$(if $(CLICKHOUSE_HTTP_PORT),-clickhouse.http-port=$(CLICKHOUSE_HTTP_PORT)) \
+	$(if $(ALERTS_PORT),-alerts.receiver-addr=127.0.0.1:$(ALERTS_PORT))
+
 deps:
-	@echo ">> installing dependencies (apt, Go modules, chDB) where missing"
+	@echo ">> installing what running needs (Debian's ClickHouse server) where missing"
 	@scripts/deps.sh
 
 deps-test:
-	@echo ">> installing test dependencies (also Debian's chromium for the beacon's browser tests) where missing"
-	@scripts/deps.sh browser
+	@echo ">> installing what testing needs (ClickHouse, ZooKeeper, Debian's chromium, Go modules, chDB) where missing"
+	@scripts/deps.sh test
 
 build:
 	@echo ">> building $(BIN) $(VERSION)"
-	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/shoptrail
+	@GO="$(GO)" scripts/build.sh $(BIN) "$(LDFLAGS)"
 
 run: deps build
 	@echo ">> starting the whole pipeline locally (Ctrl-C stops it)"
-	@$(BIN) dev
+	@$(BIN) dev $(strip $(RUN_FLAGS))
 
 test: deps-test lint test-beacon test-sdk-deps test-go
 

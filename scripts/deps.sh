@@ -2,8 +2,10 @@
 # Installs what building, running and testing shoptrail needs on a fresh
 # Debian machine, non-interactively and idempotently: each step checks first
 # and does nothing when its part is already there.
-#   scripts/deps.sh            ClickHouse server, ZooKeeper, Go modules, chDB
-#   scripts/deps.sh browser    also Debian's chromium (beacon browser tests)
+#   scripts/deps.sh            what `make run` needs: the ClickHouse server (go
+#                              build fetches the Go modules it compiles)
+#   scripts/deps.sh test       also what only the tests need: ZooKeeper, Debian's
+#                              chromium, every Go module, chDB (`browser`: the same)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +24,12 @@ apt_install() {
 }
 
 apt_install clickhouse-server clickhouse-client
+case "${1:-}" in
+test | browser) ;;
+*) exit 0 ;; # make run: nothing that only the tests use
+esac
 apt_install zookeeper # the ClickHouse cluster test (processor/clickhouse/clustertest) runs it on loopback
-if [ "${1:-}" = browser ]; then apt_install chromium; fi
+apt_install chromium  # the browser tests of the beacon and of the SDKs
 
 if ! go list -m all >/dev/null 2>&1; then echo "deps: go mod download"; fi
 go mod download

@@ -78,6 +78,43 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 
 func (c *devConfig) has(part string) bool { return slices.Contains(c.only, part) }
 
+// portsFree checks that every address the selected parts will listen on
+// is free, and names the first that is not: its part, its flag and the
+// make variable that moves it.
+func (c *devConfig) portsFree() error {
+	type use struct{ part, addr, flag, makeVar string }
+	var uses []use
+	if c.has("broker") && len(c.col.Brokers) > 0 {
+		uses = append(uses, use{"Kafka broker", c.col.Brokers[0], "-kafka.brokers", "KAFKA_PORT"})
+	}
+	if c.has("clickhouse") {
+		uses = append(uses, use{"ClickHouse (native)", c.ch.Addr, "-clickhouse.addr", "CLICKHOUSE_PORT"},
+			use{"ClickHouse (HTTP)", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.chHTTP)), "-clickhouse.http-port", "CLICKHOUSE_HTTP_PORT"})
+	}
+	if c.has("processor") {
+		uses = append(uses, use{"processor metrics", c.procHTTP, "-processor.http-addr", "PROCESSOR_PORT"})
+	}
+	if c.has("alerter") && c.alerts.RulesFile == "" {
+		uses = append(uses, use{"alert receiver", c.alertsRx, "-alerts.receiver-addr", "ALERTS_PORT"})
+	}
+	if c.has("collector") {
+		uses = append(uses, use{"collector", c.col.Addr, "-http.addr", "COLLECTOR_PORT"})
+	}
+	if c.has("demo") {
+		uses = append(uses, use{"demo shop", c.demoAddr, "-demo.addr", "DEMO_PORT"})
+	}
+	for _, u := range uses {
+		ln, err := net.Listen("tcp", u.addr)
+		if err != nil {
+			_, port, _ := net.SplitHostPort(u.addr)
+			return fmt.Errorf("port %s (%s, %s=%s) is in use, perhaps by another shoptrail dev: stop that program, or choose another port: make run %s=<port> (shoptrail dev %s=...): %w",
+				port, u.part, u.flag, u.addr, u.makeVar, u.flag, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
 func portOf(addr string) (int, error) {
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -109,6 +146,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	cfg.proc.Brokers, cfg.proc.Topic = cfg.col.Brokers, cfg.col.Topic
 	cfg.proc.Session.OwnDomains = cfg.col.Sites.OwnDomains()
+	// A port another program holds fails here, before anything starts,
+	// naming the port and how to choose another.
+	if err := cfg.portsFree(); err != nil {
+		return err
+	}
 	var stops []func()
 	defer func() {
 		for _, stop := range slices.Backward(stops) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -102,4 +104,29 @@ func TestDevParts(t *testing.T) {
 	stopProc = start("processor", runProcessor, procArgs...)
 	defer stopProc()
 	waitFor(t, 30*time.Second, "events sent while the processor was down", func() bool { return count() == "3\t3" })
+}
+
+// TestDevPortInUse: a port another program holds stops shoptrail dev
+// before anything starts (no banner), with the port, its part and the make
+// variable that moves it.
+func TestDevPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	free, err := devstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	err = runDev(context.Background(), []string{"-only=broker,collector", "-dir=" + dir, "-log.level=warn",
+		fmt.Sprintf("-kafka.brokers=127.0.0.1:%d", free), "-http.addr=" + ln.Addr().String()})
+	if err == nil || !strings.Contains(err.Error(), "port "+port+" (collector, -http.addr=") || !strings.Contains(err.Error(), "make run COLLECTOR_PORT=") {
+		t.Fatalf("dev with the collector's port taken: %v, want an error naming port %s", err, port)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("dev started something before failing: %v in its directory", entries)
+	}
 }

@@ -26,6 +26,10 @@ const { startShop } = require('./pages')
 
 const log = (s) => process.stderr.write('sdk: ' + s + '\n')
 
+// consoleLines are the browser's console messages, shown when a scenario
+// fails.
+const consoleLines = []
+
 const nOf = (m) => (m.properties && m.properties.n) || (m.traits && m.traits.n) || (m.context && m.context.traits && m.context.traits.n)
 
 // deliveredAll waits until every call's n was delivered (answered 200 by
@@ -40,7 +44,7 @@ async function deliveredAll(proxy, calls, what, ms = 30000) {
     ms
   ).catch((e) => {
     const seen = proxy.requests.map((r) => `${r.method} ${r.path} -> ${r.status}${r.faulted ? ' (proxy)' : ''}: n=${r.messages.map(nOf)} ${r.status !== 200 ? r.answer || '' : ''}`)
-    throw new Error(`${e.message}; requests seen:\n  ${seen.join('\n  ')}`)
+    throw new Error(`${e.message}; requests seen:\n  ${seen.join('\n  ')}\nbrowser console:\n  ${consoleLines.slice(-30).join('\n  ')}`)
   })
   return proxy.delivered()
 }
@@ -65,7 +69,9 @@ async function browserPage(context, url) {
   page.on('requestfailed', (r) => failed.push(`${r.method()} ${r.url()}: ${r.failure() && r.failure().errorText}`))
   page.on('console', (m) => {
     if (m.type() === 'error' && /CORS|Access-Control/i.test(m.text())) failed.push('console: ' + m.text())
+    consoleLines.push(`${m.type()}: ${m.text()}`.slice(0, 300))
   })
+  page.on('pageerror', (e) => consoleLines.push('page error: ' + String(e).slice(0, 300)))
   await page.goto(url, { waitUntil: 'load' })
   return { page, failed }
 }
