@@ -247,10 +247,12 @@ func depth(v *fastjson.Value) int {
 	return 1
 }
 
-// jsonDepth is the deepest nesting of objects and arrays in a JSON text, in
-// one pass without parsing.
-func jsonDepth(b []byte) int {
-	d, deepest, inString := 0, 0, false
+// jsonShape is the deepest nesting of objects and arrays in a JSON text
+// and an upper bound of the number of values in it (every value but the
+// first follows a '[', ',' or ':'), in one pass without parsing.
+func jsonShape(b []byte) (deepest, values int) {
+	d, inString := 0, false
+	values = 1
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if inString {
@@ -268,11 +270,16 @@ func jsonDepth(b []byte) int {
 		case '{', '[':
 			d++
 			deepest = max(deepest, d)
+			if c == '[' {
+				values++
+			}
 		case '}', ']':
 			d--
+		case ',', ':':
+			values++
 		}
 	}
-	return deepest
+	return deepest, values
 }
 
 func requiredMsg(req requirement, event string) string {

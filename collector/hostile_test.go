@@ -140,6 +140,7 @@ func TestHostileInputs(t *testing.T) {
 		{"gzip bomb", "/v1/batch", gz(bytes.Repeat([]byte(" "), 10<<20)), []string{"Content-Encoding", "gzip"}, 413, "body is larger than"},
 		{"bad gzip", "/v1/batch", []byte("not gzip"), []string{"Content-Encoding", "gzip"}, 400, "not valid gzip"},
 		{"event over 32 KiB", "/v1/track", []byte(`{"event":"E","anonymousId":"a","properties":{"x":"` + strings.Repeat("y", 33<<10) + `"}}`), nil, 400, "event is larger than 32768 bytes"},
+		{"event over 32 KiB with its context", "/v1/page", []byte(`{"anonymousId":"a","properties":{"x":"` + strings.Repeat("y", 30<<10) + `"},"context":{"page":{"url":"https://s.example/` + strings.Repeat("u", 2000) + `","referrer":"https://r.example/` + strings.Repeat("r", 2000) + `","title":"` + strings.Repeat("t", 500) + `"}}}`), nil, 400, "event is larger than 32768 bytes"},
 		{"batch not an array", "/v1/batch", []byte(`{"batch":{}}`), nil, 400, `"batch" must be an array`},
 		{"body an array", "/v1/batch", []byte(`[1,2]`), nil, 400, "not a JSON batch"},
 		{"event not an object", "/v1/batch", []byte(`{"batch":[7]}`), nil, 400, "event 0: is not a JSON object"},

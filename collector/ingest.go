@@ -62,9 +62,80 @@ type parseState struct {
 	body   []byte
 	parser fastjson.Parser
 	arena  fastjson.Arena
+	values int // in the body: its parser keeps room for as many
 }
 
-var parseStates = sync.Pool{New: func() any { return new(parseState) }}
+// valueCost is the most memory one parsed JSON value holds: fastjson's
+// Value is 80 bytes, in a slice that grows by 1.25 at this size while the
+// arrays it outgrew stay referenced by the values in them (up to 5 x 80
+// bytes in all), plus its object entry or array slot.
+const valueCost = 448
+
+// maxPooledValues: a parse state that held more values is left to the GC
+// rather than pooled with its parser's room (~0.7 MiB).
+const maxPooledValues = 4096
+
+// parseCost is the memory a body and its parse hold at most.
+func parseCost(bodyLen, values int) int64 {
+	return int64(bodyLen) + int64(values)*valueCost + 8<<10
+}
+
+// eventOverhead is what enrichment adds to an encoded event at most (a
+// user agent from the header, times, device, IP, flags, the message).
+const eventOverhead = 1024
+
+// encodeCost is the memory of a request's encoded events at most: its
+// body and each event's enrichment, twice (the buffer grows by doubling,
+// and messages keep the arrays it outgrew).
+func encodeCost(bodyLen, events int) int64 {
+	return 2 * (int64(bodyLen) + int64(events)*eventOverhead)
+}
+
+// reserveUpTo raises a request's reservation to need bytes of the
+// in-flight budget; false (counted as shed) when the budget cannot give
+// them.
+func (s *Server) reserveUpTo(reserved *int64, need int64) bool {
+	more := need - *reserved
+	if more <= 0 {
+		return true
+	}
+	if !s.budget.acquire(more) {
+		s.m.events.WithLabelValues(resultShed, reasonInflight).Inc()
+		return false
+	}
+	*reserved = need
+	s.m.inflightBytes.Add(float64(more))
+	return true
+}
+
+// Free lists of parse states and requests. Bounded (sync.Pool is not: it
+// keeps whatever a burst left until two GCs pass), so what they hold
+// beside the in-flight budget is bounded too: at most 8 x (256 KiB body +
+// a parser's room for 4,096 values) and 32 x (2 x 256 KiB buffers).
+var (
+	parseStates = newFreeList[parseState](8)
+	requests    = newFreeList[request](32)
+)
+
+type freeList[T any] struct{ ch chan *T }
+
+func newFreeList[T any](n int) freeList[T] { return freeList[T]{make(chan *T, n)} }
+
+func (f freeList[T]) get() *T {
+	select {
+	case x := <-f.ch:
+		return x
+	default:
+		return new(T)
+	}
+}
+
+func (f freeList[T]) put(x *T) {
+	select {
+	case f.ch <- x:
+	default:
+	}
+}
 
 // releaseParse gives rq's body and parse back to the pool; what was viewed
 // in them must be encoded by now.
@@ -74,12 +145,12 @@ func (rq *request) releaseParse() {
 		return
 	}
 	rq.ps = nil
-	if cap(ps.body) > maxPooledBuffer {
+	if cap(ps.body) > maxPooledBuffer || ps.values > maxPooledValues {
 		return
 	}
-	ps.body = ps.body[:0]
+	ps.body, ps.values = ps.body[:0], 0
 	ps.arena.Reset()
-	parseStates.Put(ps)
+	parseStates.put(ps)
 }
 
 type rejection struct {
@@ -87,12 +158,10 @@ type rejection struct {
 	err   *fieldError
 }
 
-var requests = sync.Pool{New: func() any { return new(request) }}
-
-const maxPooledBuffer = 1 << 20 // larger buffers are left to the GC
+const maxPooledBuffer = 256 << 10 // larger buffers are left to the GC
 
 func (s *Server) getRequest() *request {
-	rq := requests.Get().(*request)
+	rq := requests.get()
 	rq.s = s
 	return rq
 }
@@ -105,7 +174,7 @@ func (s *Server) putRequest(rq *request) {
 	clear(rq.msgs)
 	clear(rq.renames)
 	*rq = request{scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0], rejected: rq.rejected[:0], renames: rq.renames[:0], edits: rq.edits[:0]}
-	requests.Put(rq)
+	requests.put(rq)
 }
 
 // status is an answer that is not 200: the HTTP status, the message, the
@@ -384,7 +453,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 
 	// Read and parse.
 	var err error
-	rq.ps = parseStates.Get().(*parseState)
+	rq.ps = parseStates.get()
 	ps := rq.ps
 	if rq.pixel {
 		ps.body, st = pixelBody(r, ps.body[:0], s.cfg.MaxBodyBytes)
@@ -395,7 +464,21 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 		return 0, reserved, true, st
 	}
 	rq.badUTF8 = !utf8.Valid(ps.body)
-	rq.deep = jsonDepth(ps.body) > maxDepth+3
+	deepest, values := jsonShape(ps.body)
+	rq.deep = deepest > maxDepth+3
+	// A parse costs per value, not per byte ([0,0,0,...] is a value every
+	// two bytes): reserve what this body's parse will hold, beyond the
+	// first guess, before parsing it.
+	if deepest > fastjson.MaxDepth {
+		values = fastjson.MaxDepth // the parser stops there: not JSON for us
+	}
+	ps.values = values
+	if most := s.cfg.MaxInflightBytes / 2; parseCost(len(ps.body), values) > most {
+		return 0, reserved, true, fail(http.StatusRequestEntityTooLarge, "body holds too many JSON values ("+strconv.Itoa(values)+"; at most "+strconv.FormatInt((most-int64(len(ps.body)))/valueCost, 10)+" in a body this size)")
+	}
+	if !s.reserveUpTo(&reserved, parseCost(len(ps.body), values)) {
+		return 0, reserved, true, &status{code: http.StatusServiceUnavailable, msg: "collector is overloaded, retry later", retryAfter: time.Second}
+	}
 	// fastjson's parser accepts more than JSON (NaN, +1, 01): validate
 	// strictly first, so that only JSON reaches Kafka.
 	err = fastjson.ValidateBytes(ps.body)
@@ -473,6 +556,11 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	case len(batch) > s.cfg.MaxBatchEvents:
 		return len(batch), reserved, true, fail(http.StatusRequestEntityTooLarge, "batch has "+strconv.Itoa(len(batch))+" events, the limit is "+strconv.Itoa(s.cfg.MaxBatchEvents))
 	}
+	// The encoded events cost per event too: enrichment adds up to a user
+	// agent and some times to each, however small it came.
+	if !s.reserveUpTo(&reserved, parseCost(len(ps.body), values)+encodeCost(len(ps.body), len(batch))) {
+		return len(batch), reserved, true, &status{code: http.StatusServiceUnavailable, msg: "collector is overloaded, retry later", retryAfter: time.Second}
+	}
 	if ok, wait := s.keyLimit.allow(key, float64(len(batch))); !ok {
 		s.m.events.WithLabelValues(resultShed, reasonRateKey).Add(float64(len(batch)))
 		return len(batch), reserved, true, &status{code: http.StatusTooManyRequests, msg: "too many events for this write key, retry later", retryAfter: wait}
@@ -510,6 +598,12 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 		rq.out = append(rq.out, e.Key()...)
 		vstart := len(rq.out)
 		rq.out = appendEvent(rq.out, e)
+		// -http.max-event-bytes bounds the whole event as stored.
+		if len(rq.out)-vstart > s.cfg.MaxEventBytes {
+			rq.out = rq.out[:k] // no message refers to these bytes yet
+			rq.reject(i, v, &fieldError{msg: "event is larger than " + strconv.Itoa(s.cfg.MaxEventBytes) + " bytes", label: reasonTooLarge})
+			continue
+		}
 		rq.msgs = append(rq.msgs, kafka.Message{Topic: topic, Key: rq.out[k:vstart:vstart], Value: rq.out[vstart:]})
 		accepted++
 	}

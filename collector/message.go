@@ -396,6 +396,8 @@ func (rq *request) build(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 		rq.scratch = traits.MarshalTo(rq.scratch)
 		e.Traits = rq.scratch[t:]
 	}
+	// Properties and traits alone over the limit: no need to build the
+	// rest (the whole event is measured once encoded).
 	if len(rq.scratch)-start > rq.s.cfg.MaxEventBytes {
 		return &fieldError{msg: "event is larger than " + strconv.Itoa(rq.s.cfg.MaxEventBytes) + " bytes", label: reasonTooLarge}
 	}

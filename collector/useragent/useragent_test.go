@@ -1,6 +1,7 @@
 package useragent
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -138,5 +139,25 @@ func BenchmarkClassifyHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.Classify(ua)
+	}
+}
+
+// TestClassifierBounded: user agents of any length are cut before they
+// are parsed or cached, and the cache stays within its bytes whatever the
+// traffic.
+func TestClassifierBounded(t *testing.T) {
+	c := NewClassifier(0)
+	long := strings.Repeat("Mozilla/5.0 (Windows NT 10.0) ", 4000) // 120 KB
+	for i := 0; i < 20000; i++ {
+		e := c.Classify([]byte(strconv.Itoa(i) + long))
+		if len(e.UA) > MaxLen {
+			t.Fatalf("entry holds a %d-byte user agent", len(e.UA))
+		}
+		if b := c.Bytes(); b > 4<<20 {
+			t.Fatalf("cache holds %d bytes after %d user agents, bound 4 MiB", b, i+1)
+		}
+	}
+	if e := c.Classify([]byte(long)); e.OS != "Windows" {
+		t.Errorf("a cut user agent is still classified: %+v", e.Info)
 	}
 }
