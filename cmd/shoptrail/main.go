@@ -5,6 +5,7 @@
 //	shoptrail collector  the HTTP ingest service
 //	shoptrail processor  the Kafka consumer that writes ClickHouse
 //	shoptrail migrate    apply the ClickHouse migrations
+//	shoptrail report     the operators' report from ClickHouse
 //	shoptrail dashboards push / pull / fmt the Grafana dashboards
 //	shoptrail alerter    the alerter: signals -> rules -> webhooks and chat robots
 //	shoptrail alerts     check a rules file, send a rule's sample alert

@@ -1,0 +1,247 @@
+// Package report runs the named analytical queries (package analytics) on
+// ClickHouse and writes their results as tables, JSON or CSV: the work of
+// `shoptrail report`.
+package report
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+
+	"github.com/shoptrail/shoptrail/analytics"
+)
+
+// Grains maps the report's grain names to the ${grain} values.
+var Grains = map[string]string{
+	"day":     "toDate",
+	"week":    "toMonday",
+	"month":   "toStartOfMonth",
+	"quarter": "toStartOfQuarter",
+	"year":    "toStartOfYear",
+}
+
+// Breakdowns maps the report's breakdown names to the ${breakdown} values.
+var Breakdowns = map[string]string{
+	"none":         "site",
+	"channel":      "channel",
+	"source":       "source",
+	"medium":       "medium",
+	"campaign":     "campaign",
+	"device":       "device_class",
+	"landing_page": "landing_page",
+}
+
+// Areas maps each area of the report to its queries, in order.
+var Areas = map[string][]string{
+	"stranger":     {"sessions", "landing_pages"},
+	"registration": {"registrations"},
+	"potential":    {"potential"},
+	"funnel":       {"funnel", "funnel_steps"},
+	"sources":      {"sources"},
+	"banners":      {"banners"},
+	"pages":        {"page_flow", "exit_pages"},
+}
+
+// AreaOrder is the order areas are reported in.
+var AreaOrder = []string{"stranger", "registration", "potential", "funnel", "sources", "banners", "pages"}
+
+// Options selects what a report shows.
+type Options struct {
+	Site      string
+	From, To  time.Time // days: From's start to To's end
+	Grain     string    // a key of Grains
+	Breakdown string    // a key of Breakdowns
+	Steps     []string  // funnel_steps: the chosen events
+	Window    time.Duration
+	Page      string // page_flow: the page to start from
+}
+
+// Params returns the query parameters of o, or an error naming what is
+// wrong.
+func (o Options) Params() (analytics.Params, error) {
+	grain, ok := Grains[o.Grain]
+	if !ok {
+		return analytics.Params{}, fmt.Errorf("unknown grain %q (day, week, month, quarter, year)", o.Grain)
+	}
+	bd, ok := Breakdowns[o.Breakdown]
+	if !ok {
+		return analytics.Params{}, fmt.Errorf("unknown breakdown %q (none, channel, source, medium, campaign, device, landing_page)", o.Breakdown)
+	}
+	if o.Site == "" {
+		return analytics.Params{}, fmt.Errorf("no site given")
+	}
+	if o.To.Before(o.From) {
+		return analytics.Params{}, fmt.Errorf("the range ends (%s) before it starts (%s)", o.To.Format(time.DateOnly), o.From.Format(time.DateOnly))
+	}
+	if len(o.Steps) < 1 || len(o.Steps) > 8 {
+		return analytics.Params{}, fmt.Errorf("give 1 to 8 funnel steps, not %d", len(o.Steps))
+	}
+	if o.Window < time.Second {
+		return analytics.Params{}, fmt.Errorf("the funnel window must be at least a second, not %s", o.Window)
+	}
+	from := time.Date(o.From.Year(), o.From.Month(), o.From.Day(), 0, 0, 0, 0, time.UTC)
+	to := time.Date(o.To.Year(), o.To.Month(), o.To.Day(), 23, 59, 59, 0, time.UTC)
+	return analytics.Params{From: from, To: to, Interval: 24 * time.Hour, Vars: map[string]analytics.Value{
+		"site":      analytics.Single(o.Site),
+		"grain":     analytics.Single(grain),
+		"breakdown": analytics.Single(bd),
+		"steps":     analytics.Multi(o.Steps...),
+		"window_s":  analytics.Single(strconv.FormatInt(int64(o.Window/time.Second), 10)),
+		"page":      analytics.Single(o.Page),
+	}}, nil
+}
+
+// Result is one query's result.
+type Result struct {
+	Query   string   `json:"query"`
+	Title   string   `json:"title"`
+	Columns []string `json:"columns"`
+	Rows    [][]any  `json:"rows"`
+}
+
+// Querier runs a query; a clickhouse-go connection is one.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+}
+
+// Run runs the named query with p.
+func Run(ctx context.Context, db Querier, q analytics.Query, p analytics.Params) (Result, error) {
+	sql, err := q.Expand(p)
+	if err != nil {
+		return Result{}, fmt.Errorf("query %s: %w", q.Name, err)
+	}
+	rows, err := db.Query(ctx, sql)
+	if err != nil {
+		return Result{}, fmt.Errorf("query %s: %w", q.Name, err)
+	}
+	defer rows.Close()
+	res := Result{Query: q.Name, Title: q.Title, Columns: rows.Columns(), Rows: [][]any{}}
+	types := rows.ColumnTypes()
+	for rows.Next() {
+		ptrs := make([]any, len(types))
+		for i, ct := range types {
+			ptrs[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return Result{}, fmt.Errorf("query %s: %w", q.Name, err)
+		}
+		row := make([]any, len(ptrs))
+		for i, p := range ptrs {
+			row[i] = value(reflect.ValueOf(p).Elem(), types[i].DatabaseTypeName())
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return Result{}, fmt.Errorf("query %s: %w", q.Name, err)
+	}
+	return res, nil
+}
+
+// value turns a scanned value into a plain one: nil for NULL, a date as
+// YYYY-MM-DD, a time in UTC.
+func value(v reflect.Value, dbType string) any {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	x := v.Interface()
+	if t, ok := x.(time.Time); ok {
+		if strings.Contains(dbType, "Date") && !strings.Contains(dbType, "DateTime") {
+			return t.Format(time.DateOnly)
+		}
+		return t.UTC().Format(time.DateTime)
+	}
+	if f, ok := x.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return nil
+	}
+	return x
+}
+
+// Text formats a value for a table or CSV cell.
+func Text(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(v), 'f', -1, 32)
+	case string:
+		return v
+	}
+	return fmt.Sprint(v)
+}
+
+// Formats are the output formats Write knows.
+var Formats = []string{"table", "json", "csv"}
+
+// Write writes results in format: "table" (one titled table each), "json"
+// (an array of results) or "csv" (each result as a header line naming the
+// query, its column names, its rows, and an empty line).
+func Write(w io.Writer, format string, results []Result) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	case "csv":
+		cw := csv.NewWriter(w)
+		for i, r := range results {
+			if i > 0 {
+				cw.Write(nil)
+			}
+			cw.Write([]string{"# " + r.Query})
+			cw.Write(r.Columns)
+			for _, row := range r.Rows {
+				rec := make([]string, len(row))
+				for j, v := range row {
+					rec[j] = Text(v)
+				}
+				cw.Write(rec)
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	case "table":
+		for _, r := range results {
+			t := table.NewWriter()
+			t.SetTitle(r.Title + " (" + r.Query + ")")
+			style := table.StyleLight
+			style.Format.Header = text.FormatDefault // column names as the SQL has them
+			t.SetStyle(style)
+			hdr := make(table.Row, len(r.Columns))
+			for i, c := range r.Columns {
+				hdr[i] = c
+			}
+			t.AppendHeader(hdr)
+			for _, row := range r.Rows {
+				tr := make(table.Row, len(row))
+				for j, v := range row {
+					tr[j] = Text(v)
+				}
+				t.AppendRow(tr)
+			}
+			if len(r.Rows) == 0 {
+				t.AppendFooter(table.Row{"no rows"})
+			}
+			if _, err := fmt.Fprintf(w, "%s\n\n", t.Render()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown format %q (table, json, csv)", format)
+}
