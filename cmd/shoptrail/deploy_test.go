@@ -47,6 +47,7 @@ import (
 	"github.com/shoptrail/shoptrail/internal/devstack"
 	"github.com/shoptrail/shoptrail/internal/envflag"
 	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor/alert/rules"
 )
 
 const (
@@ -116,9 +117,21 @@ func (inv invocation) check(t *testing.T) *flag.FlagSet {
 		t.Fatalf("%s: no command", inv.where)
 	}
 	fs := flagsOf(t, inv.args[0])
+	// Variables a rules file names (url_env, secret_env) are read too.
+	named := map[string]bool{}
+	if f := inv.value("alerts.file"); f != "" {
+		env := func(k string) (string, bool) { v, ok := inv.env[k]; return v, ok }
+		if _, err := rules.Load(inv.hostPath(f), env); err != nil {
+			t.Errorf("%s: %v", inv.where, err)
+		}
+		var doc any
+		if err := yaml.Unmarshal([]byte(readFile(t, inv.hostPath(f))), &doc); err == nil {
+			envNames(doc, named)
+		}
+	}
 	for k, v := range inv.env {
 		if !strings.HasPrefix(k, envflag.Prefix) {
-			if !slices.Contains(otherEnv, k) {
+			if !slices.Contains(otherEnv, k) && !named[k] {
 				t.Errorf("%s: environment variable %s is read by nothing", inv.where, k)
 			}
 			continue
@@ -150,6 +163,23 @@ func (inv invocation) check(t *testing.T) *flag.FlagSet {
 	return fs
 }
 
+// envNames collects the values of keys ending in _env.
+func envNames(doc any, into map[string]bool) {
+	switch d := doc.(type) {
+	case map[string]any:
+		for k, v := range d {
+			if s, ok := v.(string); ok && strings.HasSuffix(k, "_env") {
+				into[s] = true
+			}
+			envNames(v, into)
+		}
+	case []any:
+		for _, v := range d {
+			envNames(v, into)
+		}
+	}
+}
+
 // listenPort is the port of the service's -http.addr.
 func listenPort(t *testing.T, where string, fs *flag.FlagSet) int {
 	t.Helper()
@@ -167,13 +197,19 @@ func listenPort(t *testing.T, where string, fs *flag.FlagSet) int {
 
 // served collects, per command, the paths the files expect it to serve;
 // TestDeployEndpointsServed then asks a running instance of each.
-type served map[string]map[string]string // command -> path -> where
+type served map[string]*service // by command
 
-func (s served) add(cmd, path, where string) {
+type service struct {
+	inv   invocation        // one deploy file's invocation of it
+	paths map[string]string // path -> where it is asked
+}
+
+func (s served) add(inv invocation, path, where string) {
+	cmd := inv.args[0]
 	if s[cmd] == nil {
-		s[cmd] = map[string]string{}
+		s[cmd] = &service{inv: inv, paths: map[string]string{}}
 	}
-	s[cmd][path] = where
+	s[cmd].paths[path] = where
 }
 
 // TestComposeFile loads deploy/compose with compose-go (the env file from
@@ -213,6 +249,7 @@ func checkCompose(t *testing.T, paths served) {
 
 	ports := map[string]int{} // service -> listen port
 	commandOf := map[string]string{}
+	invs := map[string]invocation{}
 	for name, svc := range project.Services {
 		where := "compose service " + name
 		for _, p := range svc.Ports {
@@ -249,6 +286,7 @@ func checkCompose(t *testing.T, paths served) {
 		}
 		fs := inv.check(t)
 		commandOf[name] = inv.args[0]
+		invs[name] = inv
 		if inv.args[0] == "migrate" || inv.args[0] == "dev" {
 			if inv.args[0] == "dev" {
 				checkDemo(t, where, svc, inv, fs)
@@ -280,7 +318,7 @@ func checkCompose(t *testing.T, paths served) {
 				if u.Port() != strconv.Itoa(port) {
 					t.Errorf("%s: health check asks port %s, the service listens on %d", where, u.Port(), port)
 				}
-				paths.add(inv.args[0], u.Path, where+" health check")
+				paths.add(inv, u.Path, where+" health check")
 			}
 		}
 		if sf := inv.value("sites.file"); sf != "" {
@@ -356,7 +394,7 @@ func checkCompose(t *testing.T, paths served) {
 				t.Errorf("prometheus job %s scrapes %s on %s, it listens on %d", sc.JobName, host, port, want)
 			}
 			scraped[host] = true
-			paths.add(commandOf[host], path, "prometheus job "+sc.JobName)
+			paths.add(invs[host], path, "prometheus job "+sc.JobName)
 		}
 	}
 	for name := range ports {
@@ -686,6 +724,7 @@ func checkManifests(t *testing.T, paths served) {
 	}
 	podPorts := map[string]map[string]int32{} // workload -> port name -> number
 	commandOf := map[string]string{}
+	invOf := map[string]invocation{}
 	for _, w := range workloads {
 		for _, c := range w.spec.Containers {
 			where := fmt.Sprintf("%s %s container %s", w.kind, w.name, c.Name)
@@ -712,6 +751,8 @@ func checkManifests(t *testing.T, paths served) {
 				switch {
 				case e.ValueFrom == nil:
 					inv.env[e.Name] = e.Value
+				case e.ValueFrom.FieldRef != nil:
+					inv.env[e.Name] = "pod-" + e.ValueFrom.FieldRef.FieldPath
 				case e.ValueFrom.SecretKeyRef != nil:
 					ref := e.ValueFrom.SecretKeyRef
 					s, ok := r.secrets[ref.Name]
@@ -736,6 +777,7 @@ func checkManifests(t *testing.T, paths served) {
 			fs := inv.check(t)
 			cmd := inv.args[0]
 			commandOf[w.name] = cmd
+			invOf[w.name] = inv
 			if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 				t.Errorf("%s: root filesystem not read-only", where)
 			}
@@ -762,7 +804,7 @@ func checkManifests(t *testing.T, paths served) {
 				if n := portNumber(pr.HTTPGet.Port, ports); int(n) != port {
 					t.Errorf("%s: %s probe on port %v (%d), the service listens on %d", where, what, pr.HTTPGet.Port.String(), n, port)
 				}
-				paths.add(cmd, pr.HTTPGet.Path, where+" "+what+" probe")
+				paths.add(inv, pr.HTTPGet.Path, where+" "+what+" probe")
 			}
 			grace := int64(30)
 			if w.spec.TerminationGracePeriodSeconds != nil {
@@ -874,7 +916,7 @@ func checkManifests(t *testing.T, paths served) {
 		for _, ep := range pm.Spec.PodMetricsEndpoints {
 			if _, ok := podPorts[w.name][ep.Port]; ok {
 				hit = true
-				paths.add(commandOf[w.name], ep.Path, "PodMonitor port "+ep.Port)
+				paths.add(invOf[w.name], ep.Path, "PodMonitor port "+ep.Port)
 			}
 		}
 		if !hit {
@@ -958,7 +1000,7 @@ func TestDeployEndpointsServed(t *testing.T) {
 	b := testenv.Broker(t, devstack.BrokerConfig{})
 	chc, _ := testenv.Database(t)
 	sitesFile := filepath.Join(deployDir, "compose", "sites.json")
-	for cmd, ps := range paths {
+	for cmd, svc := range paths {
 		t.Run(cmd, func(t *testing.T) {
 			port, err := devstack.FreePort()
 			if err != nil {
@@ -978,6 +1020,18 @@ func TestDeployEndpointsServed(t *testing.T) {
 			set("clickhouse.database", chc.Database)
 			set("sites.file", sitesFile)
 			set("log.level", "error")
+			// Files the deploy file mounts, from the host; the variables
+			// they name (a rules file's url_env) as the deploy file sets them.
+			for k, v := range svc.inv.env {
+				if !strings.HasPrefix(k, envflag.Prefix) {
+					t.Setenv(k, v)
+				}
+			}
+			fs.VisitAll(func(f *flag.Flag) {
+				if v := svc.inv.value(f.Name); v != "" && svc.inv.files[v] != "" && f.Name != "sites.file" {
+					set(f.Name, svc.inv.files[v])
+				}
+			})
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- commands[cmd].run(ctx, args) }()
@@ -993,7 +1047,7 @@ func TestDeployEndpointsServed(t *testing.T) {
 				}
 			}()
 			client := &http.Client{Timeout: 5 * time.Second}
-			for path, where := range ps {
+			for path, where := range svc.paths {
 				deadline := time.Now().Add(90 * time.Second)
 				for {
 					select {
