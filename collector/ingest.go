@@ -325,7 +325,8 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, site *Site) {
 	}
 }
 
-// sdkMetrics takes analytics.js's telemetry posts (/v1/m) and drops them:
+// sdkMetrics takes analytics.js's telemetry posts (/v1/m), and
+// RudderStack's (/rsaMetrics), and drops them:
 // they count the SDK's own calls, nothing about the shop's visitors.
 func (s *Server) sdkMetrics(w http.ResponseWriter, r *http.Request) {
 	s.cors(w, r, nil)

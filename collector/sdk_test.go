@@ -73,10 +73,13 @@ func TestSDKCompatibility(t *testing.T) {
 		}
 	}
 
-	// analytics.js's telemetry is taken (no CORS error on every page).
-	a = do(h, "POST", "/v1/m", []byte(`{"series":[{"type":"Counter","metric":"analytics_js.invoke","value":1}]}`), origin...)
-	if a.code != 200 || a.header.Get("Access-Control-Allow-Origin") != "https://shop.example" {
-		t.Errorf("/v1/m: %d %v", a.code, a.header)
+	// analytics.js's and RudderStack's telemetry is taken (no CORS error
+	// on every page).
+	for _, p := range []string{"/v1/m", "/rsaMetrics"} {
+		a = do(h, "POST", p, []byte(`{"series":[{"type":"Counter","metric":"analytics_js.invoke","value":1}]}`), origin...)
+		if a.code != 200 || a.header.Get("Access-Control-Allow-Origin") != "https://shop.example" {
+			t.Errorf("%s: %d %v", p, a.code, a.header)
+		}
 	}
 }
 

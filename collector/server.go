@@ -182,6 +182,10 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("POST /api/s/s2s/"+t, h)
 	}
 	mux.HandleFunc("OPTIONS /api/s/", s.preflight)
+	// RudderStack's browser SDK reports its own errors and metrics to
+	// <dataPlaneUrl>/rsaMetrics when its source settings enable it.
+	mux.HandleFunc("POST /rsaMetrics", s.sdkMetrics)
+	mux.HandleFunc("OPTIONS /rsaMetrics", s.preflight)
 	mux.Handle("GET "+beacon.ScriptPath, s.beacon)
 	mux.Handle("GET "+beacon.NeutralScriptPath, s.beacon)
 	mux.HandleFunc("/", s.notFound)

@@ -32,7 +32,8 @@ type sdkRun struct {
 
 // TestSDKs drives the real SDKs from npm — analytics.js (analytics-next,
 // single and batching, a 429 and 503 retried, page hide) and RudderStack's
-// browser SDK (XHR with retries, beacon mode) in headless Chromium, and
+// browser SDK (XHR with retries, beacon mode) and a page's own sendBeacon
+// and Jitsu-style fetch in headless Chromium, and
 // @segment/analytics-node and @rudderstack/rudder-sdk-node — against the
 // real collector, broker, processor and ClickHouse (test/sdk/run.js), and
 // finds every call in ClickHouse exactly once, with its type, event name,
@@ -68,8 +69,8 @@ func TestSDKs(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &run); err != nil {
 		t.Fatalf("run.js output is not JSON: %v\n%s", err, stdout.String())
 	}
-	if len(run.Scenarios) != 6 {
-		t.Fatalf("run.js ran %d scenarios, want 6", len(run.Scenarios))
+	if len(run.Scenarios) != 7 {
+		t.Fatalf("run.js ran %d scenarios, want 7", len(run.Scenarios))
 	}
 	for _, sc := range run.Scenarios {
 		if sc.AnonymousID == "" || len(sc.Calls) == 0 || strings.ContainsAny(sc.AnonymousID, `'\`) {

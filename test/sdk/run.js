@@ -246,6 +246,51 @@ const SCENARIOS = {
     }
   },
 
+  // No SDK: a page's own sendBeacon (write key in the query string, a
+  // text/plain string body: no preflight), a Jitsu-style fetch to
+  // /api/s/track with X-Write-Key (a preflight), and a sendBeacon from the
+  // pagehide handler as the tab closes.
+  async 'plain sendBeacon and Jitsu-style'({ collector, writeKey, context, shop }) {
+    const proxy = await startProxy(collector)
+    try {
+      const { page, failed } = await browserPage(context, shop.url + '/plain.html')
+      const anonymousId = 'anon-plain-' + Date.now()
+      const calls = [
+        { n: 1, type: 'page', event: '' },
+        { n: 2, type: 'track', event: 'Banner Clicked' },
+        { n: 3, type: 'track', event: 'Inquiry Started' },
+        { n: 4, type: 'track', event: 'Page Left' }
+      ]
+      const args = { url: proxy.url, writeKey, anonymousId }
+      const queued = await page.evaluate(({ url, writeKey, anonymousId }) => {
+        const beacon = (batch) => navigator.sendBeacon(url + '/v1/batch?writeKey=' + encodeURIComponent(writeKey), JSON.stringify({ batch }))
+        addEventListener('pagehide', () => beacon([{ type: 'track', event: 'Page Left', anonymousId, userId: '', properties: { n: 4 } }]))
+        return beacon([
+          { type: 'page', name: 'Home', anonymousId, userId: '', properties: { n: 1 } },
+          { type: 'track', event: 'Banner Clicked', anonymousId, properties: { n: 2 } }
+        ])
+      }, args)
+      if (!queued) throw new Error('sendBeacon refused the batch')
+      await deliveredAll(proxy, calls.slice(0, 2), 'the sendBeacon batch')
+      const status = await page.evaluate(async ({ url, writeKey, anonymousId }) => {
+        const r = await fetch(url + '/api/s/track', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'X-Write-Key': writeKey },
+          body: JSON.stringify({ type: 'track', event: 'Inquiry Started', anonymousId, properties: { n: 3 } })
+        })
+        return r.status
+      }, args)
+      if (status !== 200) throw new Error(`/api/s/track answered ${status}`)
+      noFailures('plain sendBeacon and Jitsu-style', failed)
+      await page.close({ runBeforeUnload: true })
+      await deliveredAll(proxy, calls, 'the sendBeacon at page hide')
+      log(`plain sendBeacon and Jitsu-style: ${calls.length} calls (sendBeacon ?writeKey=, /api/s/track with X-Write-Key, sendBeacon at page hide)`)
+      return { anonymousId, calls }
+    } finally {
+      await proxy.close()
+    }
+  },
+
   // @segment/analytics-node, batches of 3; the first batch is answered 503.
   async 'analytics-node'({ collector, writeKey }) {
     const proxy = await startProxy(collector, { fault: (r, n) => (n === 0 ? { status: 503 } : null) })
@@ -328,7 +373,11 @@ async function main() {
     process.exit(2)
   }
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(SCENARIOS)
-  const shop = await startShop({ '/segment.html': shopPage('/analytics-next.js'), '/rudder.html': shopPage('/rudder.js') })
+  const shop = await startShop({
+    '/segment.html': shopPage('/analytics-next.js'),
+    '/rudder.html': shopPage('/rudder.js'),
+    '/plain.html': '<!doctype html><html><head><meta charset="utf-8"><title>plain</title></head><body>no SDK</body></html>'
+  })
   const scenarios = []
   try {
     for (const name of names) {
