@@ -71,7 +71,7 @@ func TestDevParts(t *testing.T) {
 	}
 	stopCol := start("collector", runCollector, "-http.addr="+colAddr, "-kafka.brokers="+brokers, "-log.level=warn")
 	defer stopCol()
-	procArgs := []string{"-kafka.brokers=" + brokers, "-clickhouse.addr=" + chAddr, "-batch.interval=100ms", "-log.level=warn"}
+	procArgs := []string{"-http.addr=127.0.0.1:0", "-kafka.brokers=" + brokers, "-clickhouse.addr=" + chAddr, "-batch.interval=100ms", "-log.level=warn"}
 	stopProc := start("processor", runProcessor, procArgs...)
 
 	count := func() string {

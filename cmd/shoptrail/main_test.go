@@ -49,7 +49,7 @@ func startStackCH(t *testing.T) (collectorURL string, query func(q string, dest 
 		}()
 	}
 	run("collector", runCollector, "-http.addr="+addr, "-kafka.brokers="+brokers, "-sites=shop=key1|key2@*,other=okey", "-log.level=warn")
-	run("processor", runProcessor, "-kafka.brokers="+brokers, "-clickhouse.addr="+chc.Addr,
+	run("processor", runProcessor, "-http.addr=127.0.0.1:0", "-kafka.brokers="+brokers, "-clickhouse.addr="+chc.Addr,
 		"-clickhouse.database="+chc.Database, "-batch.interval=100ms", "-kafka.group=test-"+testenv.RandomSuffix(), "-log.level=warn")
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	url := "http://" + addr
