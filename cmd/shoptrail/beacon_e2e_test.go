@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ type journeyResult struct {
 		Event     string `json:"event"`
 		Transport string `json:"transport"`
 		Seq       int64  `json:"seq"`
+		// Transports of every copy the browser sent (a retry is another
+		// copy; ClickHouse keeps one of them).
+		Transports []string `json:"transports"`
 	} `json:"events"`
 	Expected []string `json:"expected"`
 }
@@ -38,7 +42,11 @@ type journeyResult struct {
 // the real beacon, against the real collector, broker, processor and
 // ClickHouse, and finds every event the browser sent in ClickHouse with the
 // visitor's anonymous id, the landing campaign and the properties —
-// including the event sent as the tab closed.
+// including the event sent as the tab closed. Nothing depends on timing:
+// the journey's proxy holds the order's fetch until the tab has closed, so
+// the last event can only leave by sendBeacon, and a stored event's
+// transport is checked against every copy the browser sent (a fetch
+// answered 503 on a busy machine is retried).
 func TestBeaconJourney(t *testing.T) {
 	testenv.Integration(t)
 	beaconDir, err := filepath.Abs("../../collector/beacon")
@@ -85,7 +93,7 @@ func TestBeaconJourney(t *testing.T) {
 		quoted[i] = "'" + strings.ReplaceAll(id, "'", "") + "'"
 	}
 	in := "(" + strings.Join(quoted, ",") + ")"
-	waitFor(t, 60*time.Second, "every journey event in ClickHouse", func() bool {
+	waitFor(t, 2*time.Minute, "every journey event in ClickHouse", func() bool {
 		var n uint64
 		return query("SELECT uniqExact(message_id) FROM events WHERE message_id IN "+in, &n) == nil && int(n) == len(j.MessageIDs)
 	})
@@ -114,8 +122,8 @@ func TestBeaconJourney(t *testing.T) {
 		if r.anon != j.AnonymousID {
 			t.Errorf("%s: anonymous id %q, want the visitor's %q", name, r.anon, j.AnonymousID)
 		}
-		if r.seq != e.Seq || r.transport != e.Transport {
-			t.Errorf("%s: seq/transport %d/%q, want what the browser sent: %d/%q", name, r.seq, r.transport, e.Seq, e.Transport)
+		if r.seq != e.Seq || !slices.Contains(e.Transports, r.transport) {
+			t.Errorf("%s: seq/transport %d/%q, want what the browser sent: %d/one of %q", name, r.seq, r.transport, e.Seq, e.Transports)
 		}
 	}
 	first := rows[j.Events[0].MessageID]

@@ -47,7 +47,7 @@ func TestDevParts(t *testing.T) {
 			t.Errorf("dev: %v", err)
 		}
 	}()
-	waitFor(t, 60*time.Second, "dev ClickHouse", func() bool {
+	waitFor(t, 2*time.Minute, "dev ClickHouse", func() bool {
 		resp, err := http.Get(chHTTP + "/ping")
 		if err == nil {
 			resp.Body.Close()
@@ -85,7 +85,7 @@ func TestDevParts(t *testing.T) {
 	}
 	send := func(id string) {
 		t.Helper()
-		waitFor(t, 30*time.Second, "collector accepts "+id, func() bool {
+		waitFor(t, 2*time.Minute, "collector accepts "+id, func() bool {
 			body := `{"writeKey":"dev","event":"Product Viewed","anonymousId":"a","messageId":"` + id + `"}`
 			resp, err := http.Post("http://"+colAddr+"/v1/track", "text/plain", strings.NewReader(body))
 			if err != nil {
@@ -96,14 +96,14 @@ func TestDevParts(t *testing.T) {
 		})
 	}
 	send("dev-1")
-	waitFor(t, 30*time.Second, "first event in ClickHouse", func() bool { return count() == "1\t1" })
+	waitFor(t, 2*time.Minute, "first event in ClickHouse", func() bool { return count() == "1\t1" })
 
 	stopProc()
 	send("dev-2")
 	send("dev-3")
 	stopProc = start("processor", runProcessor, procArgs...)
 	defer stopProc()
-	waitFor(t, 30*time.Second, "events sent while the processor was down", func() bool { return count() == "3\t3" })
+	waitFor(t, 2*time.Minute, "events sent while the processor was down", func() bool { return count() == "3\t3" })
 }
 
 // TestDevPortInUse: a port another program holds stops shoptrail dev

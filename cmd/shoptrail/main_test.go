@@ -53,7 +53,7 @@ func startStackCH(t *testing.T) (collectorURL string, query func(q string, dest 
 		"-clickhouse.database="+chc.Database, "-batch.interval=100ms", "-kafka.group=test-"+testenv.RandomSuffix(), "-log.level=warn")
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	url := "http://" + addr
-	waitFor(t, 30*time.Second, "collector ready", func() bool {
+	waitFor(t, 2*time.Minute, "collector ready", func() bool {
 		resp, err := http.Get(url + "/readyz")
 		if err != nil {
 			return false
@@ -127,7 +127,7 @@ func TestPipeline(t *testing.T) {
 	if status != 200 || out["success"] != true {
 		t.Fatalf("track: %d %v", status, out)
 	}
-	waitFor(t, 30*time.Second, "4 events in ClickHouse", func() bool {
+	waitFor(t, 2*time.Minute, "4 events in ClickHouse", func() bool {
 		var n uint64
 		return query("SELECT count() FROM events FINAL", &n) == nil && n == 4
 	})
@@ -225,7 +225,7 @@ func TestBadInput(t *testing.T) {
 	if msg, _ := out["error"].(string); status != 400 || !strings.Contains(msg, "event 1: track message needs an event name") {
 		t.Errorf("mixed batch: %d %v", status, out)
 	}
-	waitFor(t, 30*time.Second, "the valid event in ClickHouse", func() bool {
+	waitFor(t, 2*time.Minute, "the valid event in ClickHouse", func() bool {
 		var n uint64
 		return query("SELECT count() FROM events WHERE message_id = 'bad-input-valid'", &n) == nil && n >= 1
 	})

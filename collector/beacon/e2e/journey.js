@@ -18,7 +18,8 @@
 //
 //   { "anonymousId": "...", "userId": "c-buyer-acme-example",
 //     "messageIds": ["..."],             every message sent, in order
-//     "events": [{ "messageId", "type", "event", "transport", "seq" }],
+//     "events": [{ "messageId", "type", "event", "transport", "seq",
+//                  "transports" }],   transports: of every copy sent
 //     "expected": ["page", "Promotion Viewed", ...] }
 //
 // so that a Go test can check ClickHouse for exactly those message ids.
@@ -50,9 +51,16 @@ const name = (m) => (m.type === 'track' ? m.event : m.type)
 
 // runJourney runs the journey against the demo shop at baseURL and returns
 // the result printed by the command.
-async function runJourney({ baseURL, landingQuery = '', log = (s) => process.stderr.write(s + '\n') }) {
+//
+// With holdOrder, the proxy holds the thank-you page's first fetch (the one
+// carrying Order Completed) until the tab has closed: while it is in
+// flight the beacon sends nothing else by fetch, so Inquiry Started can
+// only leave by sendBeacon as the tab closes, however slow the machine
+// (without it, a flush timer firing before the close sends it by fetch).
+async function runJourney({ baseURL, landingQuery = '', holdOrder = false, log = (s) => process.stderr.write(s + '\n') }) {
   const base = baseURL.replace(/\/+$/, '') + '/'
-  const proxy = await startProxy()
+  const isOrderFetch = (b) => b.batch.some((m) => m.event === 'Order Completed' && m.context.delivery.transport === 'fetch')
+  const proxy = await startProxy({ hold: holdOrder ? isOrderFetch : undefined })
   const context = await launch({ proxy: `127.0.0.1:${proxy.port}` })
   const sent = (event) => proxy.messages().some((m) => name(m) === event)
   try {
@@ -79,23 +87,31 @@ async function runJourney({ baseURL, landingQuery = '', log = (s) => process.std
     await page.waitForFunction(() => document.getElementById('oid').textContent !== '')
     const anonymousId = await page.evaluate(() => shoptrail.anonymousId())
 
+    if (holdOrder) await until(() => proxy.held(), 'the order batch held at the proxy', 30000)
     log('start a chat and close the tab')
     await page.evaluate(() => shoptrail.inquiryStarted({ channel: 'chat' }))
     await page.close({ runBeforeUnload: true })
     await until(() => sent('Inquiry Started'), 'the events sent while the tab closed')
+    await proxy.release()
 
     const messages = proxy.messages()
     const seen = new Set()
     const events = []
+    const transports = new Map() // every way each message was sent (a retry is another copy)
     for (const m of messages) {
+      const tr = transports.get(m.messageId) || []
+      tr.push(m.context.delivery.transport)
+      transports.set(m.messageId, tr)
       if (seen.has(m.messageId)) continue // a retry of the same message
       seen.add(m.messageId)
       events.push({ messageId: m.messageId, type: m.type, event: m.event, transport: m.context.delivery.transport, seq: m.context.delivery.seq })
     }
+    for (const e of events) e.transports = transports.get(e.messageId)
     events.sort((a, b) => a.seq - b.seq)
     const userId = (messages.find((m) => m.userId) || {}).userId
     return { anonymousId, userId, messageIds: events.map((e) => e.messageId), events, expected: EXPECTED, messages }
   } finally {
+    await proxy.release()
     await context.close()
     await proxy.close()
   }
@@ -109,7 +125,7 @@ if (require.main === module) {
     process.stderr.write('journey: set SHOPTRAIL_E2E_BASE_URL to the demo shop, e.g. http://127.0.0.1:8081\n')
     process.exit(2)
   }
-  runJourney({ baseURL, landingQuery: process.env.SHOPTRAIL_E2E_LANDING_QUERY || '' }).then(
+  runJourney({ baseURL, landingQuery: process.env.SHOPTRAIL_E2E_LANDING_QUERY || '', holdOrder: true }).then(
     (r) => {
       delete r.messages
       process.stdout.write(JSON.stringify(r, null, 2) + '\n')

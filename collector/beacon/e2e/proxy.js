@@ -10,10 +10,16 @@ const net = require('node:net')
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$/
 
 // startProxy listens on 127.0.0.1 (a free port) and resolves to
-// { port, batches, close() }; batches holds { url, body } of each POST
-// whose body is a JSON object with a batch array.
-function startProxy() {
+// { port, batches, held(), release(), close() }; batches holds { url, body }
+// of each POST whose body is a JSON object with a batch array. With hold (a
+// function of a batch body), the first batch it matches is recorded but
+// not forwarded until release(): a test that needs later messages to leave
+// a given way (the beacon sends nothing else by fetch while one fetch is
+// in flight) holds a request instead of hoping for a timing.
+function startProxy({ hold } = {}) {
   const batches = []
+  let holding = null // the held batch's forward, once held
+  let released = false
   const server = http.createServer((req, res) => {
     let target
     try {
@@ -30,28 +36,43 @@ function startProxy() {
     req.on('data', (c) => chunks.push(c))
     req.on('end', () => {
       const body = Buffer.concat(chunks)
+      let held = false
       if (req.method === 'POST') {
         try {
           const json = JSON.parse(body.toString('utf8'))
-          if (Array.isArray(json.batch)) batches.push({ url: target.href, body: json })
+          if (Array.isArray(json.batch)) {
+            batches.push({ url: target.href, body: json })
+            held = hold && !holding && !released && hold(json)
+          }
         } catch (e) {
           // not a batch
         }
       }
-      const headers = { ...req.headers }
-      delete headers['proxy-connection']
-      const up = http.request(
-        { host: target.hostname.replace(/^\[|\]$/g, ''), port: target.port || 80, method: req.method, path: target.pathname + target.search, headers },
-        (upRes) => {
-          res.writeHead(upRes.statusCode, upRes.headers)
-          upRes.pipe(res)
-        }
-      )
-      up.on('error', (e) => {
-        if (!res.headersSent) res.writeHead(502)
-        res.end('proxy: ' + e.message)
-      })
-      up.end(body)
+      // forward sends the request on; it resolves once the upstream
+      // answer has been passed back (or failed), whether or not the
+      // browser still listens.
+      const forward = () =>
+        new Promise((resolve) => {
+          const headers = { ...req.headers }
+          delete headers['proxy-connection']
+          const up = http.request(
+            { host: target.hostname.replace(/^\[|\]$/g, ''), port: target.port || 80, method: req.method, path: target.pathname + target.search, headers },
+            (upRes) => {
+              if (!res.destroyed) res.writeHead(upRes.statusCode, upRes.headers)
+              upRes.on('end', resolve)
+              upRes.on('error', resolve)
+              upRes.pipe(res)
+            }
+          )
+          up.on('error', (e) => {
+            if (!res.headersSent && !res.destroyed) res.writeHead(502)
+            res.end('proxy: ' + e.message)
+            resolve()
+          })
+          up.end(body)
+        })
+      if (held) holding = forward
+      else forward()
     })
   })
   // HTTPS (CONNECT) is tunnelled to loopback only, unrecorded.
@@ -75,6 +96,15 @@ function startProxy() {
       resolve({
         port: server.address().port,
         batches,
+        held: () => !!holding,
+        // release forwards the held batch (and lets any later one pass);
+        // it resolves once the collector has answered it.
+        release: () => {
+          released = true
+          const f = holding
+          holding = null
+          return f ? f() : Promise.resolve()
+        },
         messages: () => batches.flatMap((b) => b.body.batch),
         close: () =>
           new Promise((r) => {
