@@ -137,7 +137,7 @@ func (a *Alerter) Run(ctx context.Context) error {
 	a.ready.Store(true)
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: a.cfg.Brokers, GroupID: a.cfg.GroupID, Topic: a.cfg.Topic,
-		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 250 * time.Millisecond,
+		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 4 * a.cfg.BatchSize,
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, // commits are explicit, after the outcomes are stored
 		HeartbeatInterval: max(a.cfg.SessionTimeout/5, 50*time.Millisecond), SessionTimeout: a.cfg.SessionTimeout,
 		RebalanceTimeout: a.cfg.SessionTimeout,
@@ -185,31 +185,71 @@ func (a *Alerter) Run(ctx context.Context) error {
 	return err
 }
 
+// consume reads and decides signals. Reading and the ClickHouse look-up of
+// earlier outcomes are pipelined (up to three batches ahead); deciding
+// stays in order.
 func (a *Alerter) consume(ctx context.Context, r *kafka.Reader) error {
-	for {
-		// Back-pressure: a dead destination fills its queue up to
-		// MaxPending; then reading waits.
-		for a.pending.Load() >= int64(a.cfg.MaxPending) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type prepared struct {
+		items []decided
+		done  map[string]bool
+		err   error
+		ready chan struct{}
+	}
+	ahead := make(chan *prepared, 3)
+	go func() {
+		defer close(ahead)
+		for {
+			// Back-pressure: a dead destination fills its queue up to
+			// MaxPending; then reading waits.
+			for a.pending.Load() >= int64(a.cfg.MaxPending) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			batch, err := a.fetch(ctx, r)
+			p := &prepared{ready: make(chan struct{})}
+			if err != nil {
+				p.err = err
+				close(p.ready)
+			} else {
+				go func() {
+					defer close(p.ready)
+					p.items, p.done, p.err = a.prepare(ctx, batch)
+				}()
+			}
 			select {
+			case ahead <- p:
 			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(10 * time.Millisecond):
+				return
+			}
+			if err != nil {
+				return
 			}
 		}
-		batch, err := a.fetch(ctx, r)
-		if err != nil {
+	}()
+	for p := range ahead {
+		<-p.ready
+		if p.err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("cannot read signals from %s: %w", a.cfg.Topic, err)
+			return fmt.Errorf("cannot read signals from %s: %w", a.cfg.Topic, p.err)
 		}
-		if err := a.decideBatch(ctx, batch); err != nil {
-			return err
+		for i := range p.items {
+			if !a.track.fresh(p.items[i].msg.Partition, p.items[i].msg.Offset) {
+				continue // read again after a rebalance while still in flight here
+			}
+			a.decideOne(&p.items[i], p.done)
 		}
 		if a.opts.TestHook != nil {
 			a.opts.TestHook("decided")
 		}
 	}
+	return ctx.Err()
 }
 
 // fetch waits for one message, then takes what else is there at once.
@@ -220,7 +260,7 @@ func (a *Alerter) fetch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, 
 	}
 	batch := []kafka.Message{m}
 	for len(batch) < a.cfg.BatchSize {
-		fctx, cancel := context.WithTimeout(ctx, 2*time.Millisecond)
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 		m, err := r.FetchMessage(fctx)
 		cancel()
 		if err != nil {
@@ -239,15 +279,14 @@ type decided struct {
 	bad error
 }
 
-func (a *Alerter) decideBatch(ctx context.Context, batch []kafka.Message) error {
+// prepare decodes a batch, evaluates the rules and looks up earlier
+// outcomes; it changes nothing but the cooldowns read from ClickHouse.
+func (a *Alerter) prepare(ctx context.Context, batch []kafka.Message) ([]decided, map[string]bool, error) {
 	set := a.rules.Load()
 	var items []decided
 	var ids, subjects []string
 	minAt := time.Time{}
 	for _, m := range batch {
-		if !a.track.fresh(m.Partition, m.Offset) {
-			continue // read again after a rebalance while still in flight here
-		}
 		d := decided{msg: m}
 		var sig shoptrail.Signal
 		if err := json.Unmarshal(m.Value, &sig); err != nil {
@@ -275,13 +314,10 @@ func (a *Alerter) decideBatch(ctx context.Context, batch []kafka.Message) error 
 		var err error
 		done, err = a.lookup(ctx, ids, subjects, minAt.Add(-a.maxCooldown(set)-time.Hour))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	for i := range items {
-		a.decideOne(&items[i], done)
-	}
-	return nil
+	return items, done, nil
 }
 
 // lookup reads earlier final outcomes of these alerts (a replay after a
