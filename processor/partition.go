@@ -171,7 +171,15 @@ const (
 // offset when there is no checkpoint yet.
 func (w *worker) restore(ctx context.Context) error {
 	start := time.Now()
-	st, err := w.p.changelog.read(ctx, w.partition)
+	// A broker that just came back refuses the first requests on
+	// connections from before: retry rather than give the partition up,
+	// which would cost the group a rebalance.
+	var st *restoredState
+	err := w.retry(ctx, nil, "read the state topic", func() error {
+		var err error
+		st, err = w.p.changelog.read(ctx, w.partition)
+		return err
+	})
 	if err != nil {
 		return err
 	}

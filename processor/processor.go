@@ -68,9 +68,15 @@ type Config struct {
 	// negative turns it off (event time alone moves the watermark).
 	IdleAdvance time.Duration
 	// GroupSessionTimeout is how long the group coordinator waits without a
-	// heartbeat before it gives a processor's partitions to the others
-	// (kafka-go's default is 30 seconds). RebalanceTimeout bounds how long
-	// members may take to flush and checkpoint before rejoining.
+	// heartbeat before it gives a processor's partitions to the others:
+	// the failover time of a processor that dies without leaving (kafka-go's
+	// default is 30 seconds; ours 10). Heartbeats go every second (a third
+	// of the session timeout if that is shorter), so the others also learn
+	// of a rebalance within a second. RebalanceTimeout bounds how long
+	// members may take to flush and checkpoint before rejoining (they give
+	// up writing after two thirds of it), and how long a rebalance waits
+	// for a member that died during it: failover takes up to the longer of
+	// the two. The default is 10 seconds.
 	GroupSessionTimeout time.Duration
 	RebalanceTimeout    time.Duration
 	// Session configures sessionization.
@@ -97,8 +103,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Topic, "kafka.topic", shoptrail.TopicEvents, "Kafka topic of events")
 	fs.StringVar(&c.GroupID, "kafka.group", "shoptrail-processor", "Kafka consumer group")
 	fs.StringVar(&c.StateTopic, "kafka.state-topic", "", "compacted Kafka topic of the partitions' state, one per group (default: <kafka.topic>.<kafka.group>.state)")
-	fs.DurationVar(&c.GroupSessionTimeout, "kafka.session-timeout", 30*time.Second, "how long the group waits for a silent processor before moving its partitions")
-	fs.DurationVar(&c.RebalanceTimeout, "kafka.rebalance-timeout", 30*time.Second, "how long a rebalance waits for processors to checkpoint and rejoin")
+	fs.DurationVar(&c.GroupSessionTimeout, "kafka.session-timeout", 10*time.Second, "how long the group waits for a silent processor before moving its partitions (the failover time of a crashed processor)")
+	fs.DurationVar(&c.RebalanceTimeout, "kafka.rebalance-timeout", 10*time.Second, "how long a rebalance waits for processors to checkpoint and rejoin (and for one that died during it)")
 	fs.IntVar(&c.BatchSize, "batch.size", 10000, "events per partition per batch, at most (the batches of all partitions are inserted together)")
 	fs.DurationVar(&c.BatchInterval, "batch.interval", time.Second, "longest wait before a partial batch is inserted")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint.interval", 5*time.Second, "how often partition state is written to the state topic and offsets committed")
@@ -132,10 +138,10 @@ func (c *Config) setDefaults() {
 		c.IdleAdvance = time.Minute
 	}
 	if c.GroupSessionTimeout == 0 {
-		c.GroupSessionTimeout = 30 * time.Second
+		c.GroupSessionTimeout = 10 * time.Second
 	}
 	if c.RebalanceTimeout == 0 {
-		c.RebalanceTimeout = 30 * time.Second
+		c.RebalanceTimeout = 10 * time.Second
 	}
 }
 
@@ -254,7 +260,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    p.cfg.GroupSessionTimeout,
 		RebalanceTimeout:  p.cfg.RebalanceTimeout,
-		HeartbeatInterval: min(3*time.Second, p.cfg.GroupSessionTimeout/3),
+		HeartbeatInterval: min(time.Second, p.cfg.GroupSessionTimeout/3),
 		JoinGroupBackoff:  time.Second,
 		// Sticky partitions would help, but kafka-go offers range and
 		// round robin; a partition that moves is restored from the
@@ -267,6 +273,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	defer cg.Close() // leaves the group
 	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.GroupID, "state_topic", p.cfg.StateTopic)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	member := "" // of the last generation
 	for {
 		gen, err := cg.Next(ctx)
 		if err != nil {
@@ -275,9 +284,54 @@ func (p *Processor) Run(ctx context.Context) error {
 				return nil
 			}
 			p.log.Warn("consumer group error, rejoining", "err", err)
+			if member != "" && !errors.Is(err, kafka.RebalanceInProgress) {
+				// kafka-go forgets the member id after such an error and
+				// joins as a new member, after trying to leave with the
+				// old one; with the broker unreachable that failed, and
+				// the coordinator would wait for the old member to rejoin
+				// (RebalanceTimeout) or time out (GroupSessionTimeout)
+				// before the new one gets partitions. Leave for it, as
+				// soon as the broker answers.
+				wg.Add(1)
+				go func(member string) {
+					defer wg.Done()
+					p.leaveStale(ctx, member)
+				}(member)
+				member = ""
+			}
 			continue
 		}
+		member = gen.MemberID
 		p.runGeneration(ctx, gen)
+	}
+}
+
+// leaveStale removes a member id this process no longer uses from the
+// group, retrying until the coordinator answers, ctx is done, or the
+// coordinator would have dropped the member by itself anyway.
+func (p *Processor) leaveStale(ctx context.Context, member string) {
+	deadline := time.Now().Add(max(p.cfg.GroupSessionTimeout, p.cfg.RebalanceTimeout))
+	c := &kafka.Client{Addr: kafka.TCP(p.cfg.Brokers...), Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		resp, err := c.LeaveGroup(ctx, &kafka.LeaveGroupRequest{
+			GroupID: p.cfg.GroupID,
+			Members: []kafka.LeaveGroupRequestMember{{ID: member}},
+		})
+		if err == nil {
+			err = resp.Error
+			if err == nil && len(resp.Members) > 0 {
+				err = resp.Members[0].Error
+			}
+		}
+		if err == nil || errors.Is(err, kafka.UnknownMemberId) {
+			p.log.Info("left the group for a member id of before the broker failed", "member", member, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 

@@ -70,3 +70,55 @@ func TestRebalance(t *testing.T) {
 	e.compareTables(e.ch.Database, refDB.Database)
 	checkNotVacuous(t, e, e.ch.Database, stream)
 }
+
+// TestFailover measures how long a SIGKILLed processor's partitions wait
+// for a new owner with the default group settings (-kafka.session-timeout
+// 10s, heartbeats every second, -kafka.rebalance-timeout 10s): the group
+// notices the silent member after the session timeout, the survivor
+// rejoins, restores the partitions from the state topic and commits past
+// where the dead one stood. It must take well under the 30 s it took with
+// kafka-go's default session timeout.
+func TestFailover(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 5))
+	e := newEnv(t)
+	stream := workload(rng, 300)
+	group := "failover-" + testenv.RandomSuffix()
+	cfg := e.config(group)
+	cfg.GroupSessionTimeout, cfg.RebalanceTimeout = 0, 0 // the defaults
+	spec := childSpec{Processor: cfg, ClickHouse: e.ch}
+	a := startChild(t, spec)
+	b := startChild(t, spec)
+	waitFor(t, 60*time.Second, "2 members with partitions", func() bool { return e.groupMembers(group) == 2 })
+	half := len(stream) / 2
+	e.produce(stream[:half])
+	e.waitDone(group, 60*time.Second)
+	before, err := e.committed(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.kill()
+	killed := time.Now()
+	e.produce(stream[half:])
+	waitFor(t, 60*time.Second, "the survivor to own every partition", func() bool { return e.groupMembers(group) == 1 })
+	moved := time.Since(killed)
+	waitFor(t, 60*time.Second, "commits past the kill", func() bool {
+		got, err := e.committed(group)
+		if err != nil {
+			return false
+		}
+		for p, off := range before {
+			if got[p] <= off {
+				return false
+			}
+		}
+		return true
+	})
+	resumed := time.Since(killed)
+	t.Logf("failover: partitions moved %v after the SIGKILL, commits resumed %v after", moved.Round(time.Millisecond), resumed.Round(time.Millisecond))
+	if resumed > 25*time.Second {
+		t.Errorf("commits resumed %v after the SIGKILL, want about the 10 s session timeout", resumed.Round(time.Millisecond))
+	}
+	e.waitDone(group, 60*time.Second)
+	_ = a
+}
