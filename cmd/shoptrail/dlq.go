@@ -33,7 +33,11 @@ func dlq(ctx context.Context, sub string, args []string, out io.Writer) error {
 	site := fs.String("site", "", "only this site's rejected events")
 	reason := fs.String("reason", "", "only rejected events whose reason or field contains this text")
 	since := fs.Duration("since", 0, "only those received in this past duration, e.g. 1h (0: any)")
-	limit := fs.Int("n", 20, "tail: the newest n; replay: at most n (0: 10,000)")
+	n := 20 // tail: a screenful; replay: everything selected
+	if sub == "replay" {
+		n = 0
+	}
+	limit := fs.Int("n", n, "the newest n rejected events (replay: 0 is at most 10,000)")
 	follow := fs.Bool("follow", false, "tail: keep printing new rejected events as they arrive")
 	asJSON := fs.Bool("json", false, "tail: one JSON object per line (receivedAt, site, reason, field, message, ...), the format replay -file reads")
 	url := fs.String("collector", "http://127.0.0.1:8080", "replay: the collector's URL")

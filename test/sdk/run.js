@@ -94,8 +94,9 @@ function analyticsNextLoad(host, writeKey, deliveryStrategy) {
 }
 
 const SCENARIOS = {
-  // analytics.js, one request per call; the 2nd request is answered 429
-  // (Retry-After: 1) and the 4th 503, and both are retried.
+  // analytics.js, one request per call; the 2nd request (Product Viewed)
+  // is answered 429 (Retry-After: 1) and the 4th (identify) 503, and both
+  // are retried.
   async 'analytics-next single'({ collector, writeKey, context, shop }) {
     const proxy = await startProxy(collector, { fault: (r, n) => (n === 1 ? { status: 429 } : n === 3 ? { status: 503 } : null) })
     try {
@@ -117,9 +118,9 @@ const SCENARIOS = {
       await page.evaluate(() => analytics.track('Product Viewed', { n: 2, product_id: 'p-1', price: 12.5 }))
       await deliveredAll(proxy, calls.slice(0, 2), 'Product Viewed, after a 429')
       await page.evaluate(() => analytics.identify('u-next-1', { n: 3, plan: 'pro' }))
-      await deliveredAll(proxy, calls.slice(0, 3), 'identify')
+      await deliveredAll(proxy, calls.slice(0, 3), 'identify, after a 503')
       await page.evaluate(() => analytics.track('Order Completed', { n: 4, order_id: 'o-next-1', revenue: 99.5, currency: 'usd' }))
-      await deliveredAll(proxy, calls.slice(0, 4), 'Order Completed, after a 503')
+      await deliveredAll(proxy, calls.slice(0, 4), 'Order Completed')
       await page.evaluate(() => analytics.track('Sample Requested', { n: 5 }))
       await deliveredAll(proxy, calls, 'every call')
       const statuses = retried(proxy, 'analytics-next single')
@@ -181,7 +182,7 @@ const SCENARIOS = {
   },
 
   // RudderStack's browser SDK v3 (XHR, one request per event): the 1st
-  // request is answered 429, the 3rd 503; its own retry queue sends them
+  // request (page) is answered 429, the 3rd (Product Viewed) 503; its own retry queue sends them
   // again. page() before identify carries "userId": "".
   async 'rudderstack browser'({ collector, writeKey, context, shop }) {
     const proxy = await startProxy(collector, { fault: (r, n) => (n === 0 ? { status: 429 } : n === 2 ? { status: 503 } : null) })
@@ -198,9 +199,9 @@ const SCENARIOS = {
       await page.evaluate(() => rudderanalytics.page('shop', 'Catalog', { n: 1 }))
       await deliveredAll(proxy, calls.slice(0, 1), 'page, after a 429')
       await page.evaluate(() => rudderanalytics.track('Product Viewed', { n: 2, product_id: 'p-9' }))
-      await deliveredAll(proxy, calls.slice(0, 2), 'Product Viewed')
+      await deliveredAll(proxy, calls.slice(0, 2), 'Product Viewed, after a 503')
       await page.evaluate(() => rudderanalytics.identify('u-rudder-1', { n: 3, plan: 'b2b' }))
-      await deliveredAll(proxy, calls.slice(0, 3), 'identify, after a 503')
+      await deliveredAll(proxy, calls.slice(0, 3), 'identify')
       await page.evaluate(() => rudderanalytics.track('Checkout Started', { n: 4, checkout_id: 'c-1' }))
       await deliveredAll(proxy, calls, 'every call')
       const statuses = retried(proxy, 'rudderstack browser')
