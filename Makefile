@@ -67,6 +67,8 @@ bench: build
 	@echo ">> processor benchmarks: decoder and inserts, end to end through Kafka, sessionization and ClickHouse (~1 min), memory per open session with 1,000,000 open (~2 min)"
 	@$(GO) test -run '^$$' -bench 'Decode|Sink' ./processor/ ./processor/clickhouse/
 	@$(GO) test -run '^$$' -bench 'Pipeline|OpenSessionMemory' -benchtime 1x -timeout 30m ./processor/
+	@echo ">> alerter benchmarks: 50,000 signals decided, delivered to a local receiver and recorded (~20 s), memory of 1,000,000 cooldowns"
+	@$(GO) test -run '^$$' -bench 'Deliver|CooldownMemory' -benchtime 1x -timeout 10m ./processor/alert/
 
 screenshots: deps-test
 	@echo ">> rendering every Grafana dashboard (shared Grafana, ClickHouse 18.16 with a simulated shop, headless Chromium) into doc/screenshots/"
