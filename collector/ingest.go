@@ -269,7 +269,7 @@ func (s *Server) idHandler(w http.ResponseWriter, r *http.Request) {
 // list of headers would protect nothing (README: CORS).
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
-	if origin == "" || !s.cfg.Sites.anyAllows(origin) {
+	if origin == "" || !s.cfg.Sites.AnyAllows(origin) {
 		s.m.refused.WithLabelValues(refusedOrigin).Inc()
 		w.WriteHeader(http.StatusForbidden)
 		return
@@ -313,7 +313,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, site *Site) {
 	if origin == "" {
 		return
 	}
-	if (site != nil && site.AllowsOrigin(origin)) || (site == nil && s.cfg.Sites.anyAllows(origin)) {
+	if (site != nil && site.AllowsOrigin(origin)) || (site == nil && s.cfg.Sites.AnyAllows(origin)) {
 		h := w.Header()
 		if h.Get("Access-Control-Allow-Origin") == origin {
 			return

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/shoptrail/shoptrail"
 )
 
 // Scrubbing is the one privacy step every stored string goes through:
@@ -196,16 +198,16 @@ func (rq *request) traits(v *fastjson.Value) {
 		return
 	}
 	rq.checkKeys(o, "traits.", false)
-	pol := rq.site.traitPolicy
-	if len(pol) == 0 {
+	site := rq.site
+	if !site.HasTraitActions() {
 		return
 	}
 	var drops []string
 	o.Visit(func(kb []byte, x *fastjson.Value) {
-		switch pol[string(kb)] {
-		case traitDrop:
+		switch site.TraitAction(view(kb)) {
+		case shoptrail.TraitDrop:
 			drops = append(drops, string(kb))
-		case traitHash:
+		case shoptrail.TraitHash:
 			if isNull(x) {
 				return
 			}
@@ -301,13 +303,6 @@ func (rq *request) renameKeys(o *fastjson.Object) {
 func (rq *request) setString(v *fastjson.Value, s string) {
 	*v = *rq.ps.arena.NewString(s)
 }
-
-// Trait policies of a site.
-const (
-	traitKeep = iota
-	traitHash
-	traitDrop
-)
 
 // redactRules say which shapes redactText replaces.
 type redactRules uint8

@@ -105,9 +105,9 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 			c.extra[strings.ToLower(p)] = true
 		}
 		s.cleaners[site] = c
-		if site.anyOrigin {
+		if site.AnyOrigin() {
 			log.Warn("site allows every browser origin (allowedOrigins \"*\"): any web page can send events with its write key", "site", site.ID)
-		} else if len(site.origins) == 0 {
+		} else if site.NoOrigin() {
 			log.Info("site allows no browser origin: only server-side SDKs can send", "site", site.ID)
 		}
 	}

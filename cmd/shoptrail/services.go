@@ -67,7 +67,7 @@ func runProcessor(ctx context.Context, args []string) error {
 		return err
 	}
 	if *sitesFile != "" {
-		sites, err := collector.LoadSitesFile(*sitesFile)
+		sites, err := shoptrail.LoadSitesFile(*sitesFile)
 		if err != nil {
 			return err
 		}
