@@ -103,12 +103,19 @@ func (c *devConfig) portsFree() error {
 	if c.has("demo") {
 		uses = append(uses, use{"demo shop", c.demoAddr, "-demo.addr", "DEMO_PORT"})
 	}
+	if _, err := devstack.FindGrafanaDist(); c.has("grafana") && err == nil { // started only when found
+		uses = append(uses, use{"Grafana", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.grafanaPort)), "-grafana.port", "GRAFANA_PORT"})
+	}
 	for _, u := range uses {
 		ln, err := net.Listen("tcp", u.addr)
 		if err != nil {
 			_, port, _ := net.SplitHostPort(u.addr)
+			val := u.addr
+			if strings.HasSuffix(u.flag, "-port") { // the flag takes the port alone
+				val = port
+			}
 			return fmt.Errorf("port %s (%s, %s=%s) is in use, perhaps by another shoptrail dev: stop that program, or choose another port: make run %s=<port> (shoptrail dev %s=...): %w",
-				port, u.part, u.flag, u.addr, u.makeVar, u.flag, err)
+				port, u.part, u.flag, val, u.makeVar, u.flag, err)
 		}
 		ln.Close()
 	}
