@@ -335,7 +335,9 @@ func (p *Processor) leaveStale(ctx context.Context, member string) {
 	}
 }
 
-// kafkaLog passes kafka-go's error log on, throttled by slog's caller.
+// kafkaLog passes kafka-go's error log on at debug level, every line (not
+// throttled): the errors that matter reach the processor's own log and
+// metrics through the calls that failed.
 func (p *Processor) kafkaLog(msg string, args ...any) {
 	p.log.Debug("kafka", "msg", fmt.Sprintf(msg, args...))
 }

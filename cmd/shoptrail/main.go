@@ -65,9 +65,14 @@ func main() {
 		os.Exit(2)
 	}
 	// Only main handles signals: the first SIGINT/SIGTERM cancels ctx and
-	// every component shuts down gracefully; a second one kills.
+	// every component shuts down gracefully; then the signals are given
+	// back to the runtime, so a second one kills the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := cmd.run(ctx, os.Args[2:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
