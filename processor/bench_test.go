@@ -64,7 +64,7 @@ func BenchmarkPipeline(b *testing.B) {
 		cfg := e.config("bench-" + testenv.RandomSuffix())
 		cfg.BatchSize, cfg.BatchInterval, cfg.CheckpointInterval = benchBatch(), time.Second, 5*time.Second
 		cfg.GroupSessionTimeout = 30 * time.Second
-		db, _ := e.database()
+		db, dbConn := e.database()
 		self0, children0 := cpuTimes()
 		start := time.Now()
 		metricsFile := filepath.Join(b.TempDir(), "metrics")
@@ -94,6 +94,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Error("the processor did not stop on SIGTERM")
 		}
 		logInserts(b, metricsFile)
+		reportStorage(b, dbConn, db.Database)
 		perEvent := func(d time.Duration) float64 { return d.Seconds() * 1e6 / n }
 		procUS, brokerUS, chUS := perEvent(proc), perEvent(self1-self0), perEvent(children1-children0-proc)
 		b.ReportMetric(n/inserted.Seconds(), "events/s")
