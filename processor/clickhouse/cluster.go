@@ -22,8 +22,10 @@ import (
 //     aggregates its own rows); a view with an inner engine becomes
 //     V_local plus a Distributed V;
 //   - views, other engines, ALTER, DROP, OPTIMIZE and TRUNCATE run ON
-//     CLUSTER, against the local tables where the statement changes data
-//     or parts, and against both for column changes.
+//     CLUSTER, against the local tables (a column change also makes the
+//     Distributed table again over the altered one); RENAME renames the
+//     local tables and makes the Distributed ones again over them;
+//   - INSERT runs as written, through the Distributed tables.
 //
 // The transformation parses each statement's kind, table, columns and
 // engine, so migrations added later are covered without changes here.
@@ -50,7 +52,9 @@ const LocalSuffix = "_local"
 
 // VisitorSharded are the tables sharded by visitor although their sorting
 // key does not name the visitor: a row's key (message id, session id)
-// fixes its visitor, so copies of a row still meet on one shard.
+// fixes its visitor, so copies of a row still meet on one shard. A table
+// named after one of them with a suffix (events_v2, made to replace
+// events) is sharded the same way.
 var VisitorSharded = []string{"events", "sessions"}
 
 const visitorShardKey = "cityHash64(site, anonymous_id)"
@@ -102,7 +106,7 @@ func ForCluster(ms []Migration, c Cluster) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &transformer{c: c, local: map[string]bool{}}
+	t := &transformer{c: c, local: map[string]bool{}, keys: map[string]string{}}
 	out := make([]Migration, 0, len(ms))
 	for _, m := range ms {
 		cm := Migration{Version: m.Version, Name: m.Name}
@@ -123,6 +127,7 @@ func ForCluster(ms []Migration, c Cluster) ([]Migration, error) {
 type transformer struct {
 	c     Cluster
 	local map[string]bool
+	keys  map[string]string // sharding key of each Distributed table
 }
 
 func (t *transformer) q(name string) string { return t.c.Database + "." + name }
@@ -148,6 +153,8 @@ func (t *transformer) statement(s string) ([]string, error) {
 		return t.drop(p)
 	case p.words("OPTIMIZE", "TABLE"), p.words("TRUNCATE", "TABLE"):
 		return t.onLocal(p)
+	case p.words("RENAME", "TABLE"):
+		return t.rename(p)
 	case p.words("INSERT", "INTO"):
 		// Through the Distributed table, like the processor's inserts.
 		return []string{s}, nil
@@ -224,19 +231,97 @@ func (t *transformer) createTable(p *parser) ([]string, error) {
 		return nil, err
 	}
 	t.local[name] = true
+	t.keys[name] = key
 	return []string{
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s %s\nENGINE = Replicated%s(%s)%s",
 			t.q(local), t.onCluster(), columns, engine, repArgs, text(rest)),
-		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, %s)",
-			t.q(name), t.onCluster(), t.q(local), t.c.Name, t.c.Database, local, key),
+		t.distributed(name),
 	}, nil
+}
+
+// distributed creates the Distributed table name over name_local.
+func (t *transformer) distributed(name string) string {
+	local := name + LocalSuffix
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, %s)",
+		t.q(name), t.onCluster(), t.q(local), t.c.Name, t.c.Database, local, t.keys[name])
+}
+
+// rename handles RENAME TABLE a TO b[, c TO d ...]: the local tables are
+// renamed in one statement (a swap stays a swap), and the Distributed
+// tables, which name their local table, are dropped and created again
+// over the renamed ones with the same sharding keys.
+func (t *transformer) rename(p *parser) ([]string, error) {
+	p.skipWords("RENAME", "TABLE")
+	type pair struct{ from, to string }
+	var pairs []pair
+	for {
+		from, err := p.tableName()
+		if err != nil {
+			return nil, err
+		}
+		if !p.skipWords("TO") {
+			return nil, fmt.Errorf("RENAME TABLE %s: want TO", from)
+		}
+		to, err := p.tableName()
+		if err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, pair{from, to})
+		if !p.punct(",") {
+			break
+		}
+		p.next()
+	}
+	if p.i < len(p.toks) {
+		return nil, fmt.Errorf("RENAME TABLE: unexpected %q (ON CLUSTER is added here)", text(p.toks[p.i:]))
+	}
+	var locals, others []string
+	var drops, creates []string
+	local, keys := map[string]bool{}, map[string]string{}
+	for k, v := range t.local {
+		local[k] = v
+	}
+	for k, v := range t.keys {
+		keys[k] = v
+	}
+	for _, pr := range pairs {
+		if !t.local[pr.from] {
+			others = append(others, t.q(pr.from)+" TO "+t.q(pr.to))
+			continue
+		}
+		locals = append(locals, t.q(pr.from+LocalSuffix)+" TO "+t.q(pr.to+LocalSuffix))
+		drops = append(drops, fmt.Sprintf("DROP TABLE IF EXISTS %s%s", t.q(pr.from), t.onCluster()))
+		delete(local, pr.from)
+	}
+	for _, pr := range pairs {
+		if t.local[pr.from] {
+			local[pr.to] = true
+			keys[pr.to] = t.keys[pr.from]
+		}
+	}
+	t.local, t.keys = local, keys
+	for _, pr := range pairs {
+		if t.local[pr.to] && slices.ContainsFunc(locals, func(s string) bool { return strings.HasSuffix(s, " TO "+t.q(pr.to+LocalSuffix)) }) {
+			creates = append(creates, t.distributed(pr.to))
+		}
+	}
+	var out []string
+	if len(locals) > 0 {
+		out = append(out, "RENAME TABLE "+strings.Join(locals, ", ")+t.onCluster())
+	}
+	if len(others) > 0 {
+		out = append(out, "RENAME TABLE "+strings.Join(others, ", ")+t.onCluster())
+	}
+	out = append(out, drops...)
+	return append(out, creates...), nil
 }
 
 // shardKey picks the Distributed sharding key of a table (see Cluster).
 func (t *transformer) shardKey(name string, cols []string, rest []token) (string, error) {
 	orderBy := sortingKey(rest)
 	keyCols := identifiers(orderBy)
-	visitor := slices.Contains(VisitorSharded, name) || slices.Contains(keyCols, "anonymous_id")
+	visitor := slices.ContainsFunc(VisitorSharded, func(v string) bool { return name == v || strings.HasPrefix(name, v+"_") }) ||
+		slices.Contains(keyCols, "anonymous_id")
 	if visitor && slices.Contains(cols, "anonymous_id") && slices.Contains(cols, "site") {
 		return visitorShardKey, nil
 	}
@@ -310,11 +395,11 @@ func (t *transformer) createMaterializedView(p *parser) ([]string, error) {
 		key = "rand()"
 	}
 	t.local[name] = true
+	t.keys[name] = key
 	return []string{
 		fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s\nENGINE = Replicated%s(%s)%s %s",
 			t.q(local), t.onCluster(), engine, repArgs, text(rest), query),
-		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, %s)",
-			t.q(name), t.onCluster(), t.q(local), t.c.Name, t.c.Database, local, key),
+		t.distributed(name),
 	}, nil
 }
 
@@ -337,8 +422,8 @@ func (t *transformer) createOther(p *parser) ([]string, error) {
 	return []string{text(p.toks[:at]) + t.q(name) + t.onCluster() + " " + text(p.toks[p.i:])}, nil
 }
 
-// alter runs an ALTER on the local table; a column change also on the
-// Distributed table, whose columns must match.
+// alter runs an ALTER on the local table; after a column change the
+// Distributed table, whose columns must match, is made again.
 func (t *transformer) alter(p *parser) ([]string, error) {
 	p.skipWords("ALTER", "TABLE")
 	name, err := p.tableName()
@@ -354,7 +439,10 @@ func (t *transformer) alter(p *parser) ([]string, error) {
 	}
 	out := []string{"ALTER TABLE " + t.q(name+LocalSuffix) + t.onCluster() + rest}
 	if hasWordAtTop(p.toks[p.i:], "COLUMN") {
-		out = append(out, "ALTER TABLE "+t.q(name)+t.onCluster()+rest)
+		// ClickHouse refuses an ALTER ON CLUSTER of a Distributed table
+		// whose shards replicate internally: make it again over the
+		// altered local table instead (it holds no data).
+		out = append(out, "DROP TABLE IF EXISTS "+t.q(name)+t.onCluster(), t.distributed(name))
 	}
 	return out, nil
 }
@@ -376,6 +464,7 @@ func (t *transformer) drop(p *parser) ([]string, error) {
 	if t.local[name] {
 		out = append(out, fmt.Sprintf("DROP %s %s%s%s", kind, ifExists, t.q(name+LocalSuffix), t.onCluster()))
 		delete(t.local, name)
+		delete(t.keys, name)
 	}
 	return out, nil
 }

@@ -57,6 +57,9 @@ func TestClusterTransform(t *testing.T) {
 		"DROP TABLE IF EXISTS carts",
 		"CREATE TABLE IF NOT EXISTS mem (a String) ENGINE = Memory",
 		"INSERT INTO daily SELECT site, today(), 1 FROM events",
+		"CREATE TABLE IF NOT EXISTS events_v2 (site String, message_id String, anonymous_id String, t DateTime) ENGINE = ReplacingMergeTree(t) ORDER BY (site, toDate(t), message_id)",
+		"RENAME TABLE events TO events_0001, events_v2 TO events",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS after TO daily AS SELECT site, toDate(t) AS day, count() AS n FROM events GROUP BY site, day",
 	}}}
 	cms, err := ForCluster(ms, Cluster{Name: "c1", Database: "shop", ReplicaPath: "/ch/{layer}/{shard}/{database}/{table}", ReplicaName: "{host}"})
 	if err != nil {
@@ -75,13 +78,21 @@ func TestClusterTransform(t *testing.T) {
 		"ENGINE = Distributed(c1, shop, m2_local, cityHash64(site))",
 		"CREATE VIEW IF NOT EXISTS shop.v ON CLUSTER c1 AS SELECT * FROM events",
 		"ALTER TABLE shop.events_local ON CLUSTER c1 ADD COLUMN x String",
-		"ALTER TABLE shop.events ON CLUSTER c1 ADD COLUMN x String",
+		"ALTER TABLE shop.events_local ON CLUSTER c1 ADD COLUMN x String\n;\nDROP TABLE IF EXISTS shop.events ON CLUSTER c1\n;\nCREATE TABLE IF NOT EXISTS shop.events ON CLUSTER c1 AS shop.events_local",
 		"ALTER TABLE shop.events_local ON CLUSTER c1 DELETE WHERE site = 'a;b'",
 		"OPTIMIZE TABLE shop.daily_local ON CLUSTER c1 FINAL",
 		"DROP TABLE IF EXISTS shop.carts ON CLUSTER c1",
 		"DROP TABLE IF EXISTS shop.carts_local ON CLUSTER c1",
 		"CREATE TABLE IF NOT EXISTS shop.mem ON CLUSTER c1 (a String)\nENGINE = Memory",
 		"INSERT INTO daily SELECT site, today(), 1 FROM events",
+		// A swap: locals renamed at once, Distributed tables made again
+		// over them with their own sharding keys.
+		"RENAME TABLE shop.events_local TO shop.events_0001_local, shop.events_v2_local TO shop.events_local ON CLUSTER c1",
+		"DROP TABLE IF EXISTS shop.events ON CLUSTER c1\n;\nDROP TABLE IF EXISTS shop.events_v2 ON CLUSTER c1",
+		"CREATE TABLE IF NOT EXISTS shop.events_0001 ON CLUSTER c1 AS shop.events_0001_local\nENGINE = Distributed(c1, shop, events_0001_local, cityHash64(site, anonymous_id))",
+		"CREATE TABLE IF NOT EXISTS shop.events ON CLUSTER c1 AS shop.events_local\nENGINE = Distributed(c1, shop, events_local, cityHash64(site, anonymous_id))",
+		"FROM shop.events_local GROUP BY site, day",
+		"ENGINE = Distributed(c1, shop, events_v2_local, cityHash64(site, anonymous_id))",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing:\n%s\n\nin:\n%s", want, got)
@@ -98,7 +109,7 @@ func TestClusterTransformRefuses(t *testing.T) {
 		"CREATE TABLE t ON CLUSTER other (a String) ENGINE = MergeTree ORDER BY a",
 		"CREATE TABLE t ENGINE = MergeTree ORDER BY a AS SELECT 1 AS a",
 		"CREATE TABLE t (a String) ENGINE = MergeTree",
-		"RENAME TABLE a TO b",
+		"RENAME TABLE a TO b ON CLUSTER x",
 		"SET allow_experimental_x = 1",
 	} {
 		if _, err := ForCluster([]Migration{{Version: 7, Name: "bad", Statements: []string{s}}}, Cluster{Name: "c", Database: "d"}); err == nil {

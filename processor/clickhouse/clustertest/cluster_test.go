@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,26 +77,48 @@ func startCluster(t *testing.T) [2]*node {
 		t.Fatalf("cannot start ZooKeeper: %v", err)
 	}
 	t.Cleanup(func() { zk.Stop() })
-	var tcp, inter [2]int
-	for i := range 2 {
-		if tcp[i], err = devstack.FreePort(); err != nil {
-			t.Fatal(err)
-		}
-		if inter[i], err = devstack.FreePort(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Ports are chosen before the servers start (each config names both);
+	// on a busy machine another process may take one meanwhile, so a
+	// failed start is tried again with fresh ports, twice at most.
 	var nodes [2]*node
-	for i := range 2 {
-		srv, err := devstack.StartClickHouse(ctx, devstack.ClickHouseConfig{
-			Dir: filepath.Join(dir, "ch"+strconv.Itoa(i+1)), TCPPort: tcp[i],
-			Extra: clusterXML(zk.Addr, tcp, inter, i),
-		})
-		if err != nil {
-			t.Fatalf("cannot start ClickHouse node %d: %v", i+1, err)
+	var lastErr error
+	for attempt := range 3 {
+		var tcp, inter [2]int
+		for i := range 2 {
+			if tcp[i], err = devstack.FreePort(); err != nil {
+				t.Fatal(err)
+			}
+			if inter[i], err = devstack.FreePort(); err != nil {
+				t.Fatal(err)
+			}
 		}
-		t.Cleanup(func() { srv.Stop() })
-		nodes[i] = &node{srv: srv, conn: map[string]driver.Conn{}}
+		var started []*devstack.ClickHouse
+		lastErr = nil
+		for i := range 2 {
+			srv, err := devstack.StartClickHouse(ctx, devstack.ClickHouseConfig{
+				Dir: filepath.Join(dir, fmt.Sprintf("ch%d-%d", i+1, attempt)), TCPPort: tcp[i],
+				Extra: clusterXML(zk.Addr, tcp, inter, i),
+			})
+			if err != nil {
+				lastErr = fmt.Errorf("node %d: %w", i+1, err)
+				break
+			}
+			started = append(started, srv)
+			nodes[i] = &node{srv: srv, conn: map[string]driver.Conn{}}
+		}
+		for _, srv := range started {
+			t.Cleanup(func() { srv.Stop() })
+		}
+		if lastErr == nil {
+			break
+		}
+		for _, srv := range started {
+			srv.Stop()
+		}
+		t.Logf("attempt %d: %v", attempt+1, lastErr)
+	}
+	if lastErr != nil {
+		t.Fatalf("cannot start the ClickHouse cluster: %v", lastErr)
 	}
 	return nodes
 }
