@@ -133,7 +133,9 @@ func TestCrashSIGKILL(t *testing.T) {
 	e.start(refCfg, refDB)
 	e.waitDone(refCfg.GroupID, 120*time.Second)
 	e.compareTables(e.ch.Database, refDB.Database)
+	e.compareSignals(cfg.SignalsTopic, refCfg.SignalsTopic)
 	checkNotVacuous(t, e, e.ch.Database, stream)
+	checkCartsNotVacuous(t, e, e.ch.Database, cfg.SignalsTopic)
 }
 
 // checkNotVacuous makes sure the compared stream exercised what it should:

@@ -69,6 +69,7 @@ func (e *env) config(group string) processor.Config {
 		Topic:               e.topic,
 		GroupID:             group,
 		StateTopic:          e.topic + "." + group + ".state",
+		SignalsTopic:        e.topic + "." + group + ".signals",
 		BatchSize:           2000,
 		BatchInterval:       100 * time.Millisecond,
 		CheckpointInterval:  300 * time.Millisecond,
@@ -308,12 +309,13 @@ func (e *env) query(db, q string) string {
 // tableDumps are the queries whose results must be equal between a run and
 // its reference: every table the processor writes, in full, collapsed.
 var tableDumps = map[string]string{
-	"events":         "SELECT * FROM events FINAL ORDER BY site, message_id",
-	"event_sessions": "SELECT * FROM event_sessions FINAL ORDER BY site, message_id",
-	"sessions":       "SELECT * FROM sessions FINAL ORDER BY site, session_id",
-	"identity_links": "SELECT * FROM identity_links FINAL ORDER BY site, anonymous_id, customer_id, first_seen",
-	"delivery_loss":  "SELECT * FROM delivery_loss FINAL ORDER BY site, browser, page_path, kafka_partition, bucket_offset",
-	"dead_letters":   "SELECT table_name, row_key, topic, kafka_partition, kafka_offset, time, error_code, error, payload FROM dead_letters FINAL ORDER BY table_name, row_key",
+	"events":            "SELECT * FROM events FINAL ORDER BY site, message_id",
+	"event_sessions":    "SELECT * FROM event_sessions FINAL ORDER BY site, message_id",
+	"sessions":          "SELECT * FROM sessions FINAL ORDER BY site, session_id",
+	"identity_links":    "SELECT * FROM identity_links FINAL ORDER BY site, anonymous_id, customer_id, first_seen",
+	"delivery_loss":     "SELECT * FROM delivery_loss FINAL ORDER BY site, browser, page_path, kafka_partition, bucket_offset",
+	"dead_letters":      "SELECT table_name, row_key, topic, kafka_partition, kafka_offset, time, error_code, error, payload FROM dead_letters FINAL ORDER BY table_name, row_key",
+	"cart_abandonments": "SELECT * FROM cart_abandonments FINAL ORDER BY site, abandonment_id",
 }
 
 // compareTables fails the test unless every table of db equals that of ref

@@ -35,6 +35,7 @@ type worker struct {
 
 	dec  *eventDecoder
 	sess *session.Sessionizer
+	cart *cartStage
 	loss lossAcc
 	out  session.Output // only its Loss slice, reused
 	// statusCount counts assignments by status between metric updates.
@@ -183,10 +184,16 @@ func (w *worker) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	recs := st.records
 	w.sess, err = session.New(w.cfg.Session)
 	if err != nil {
 		return err
+	}
+	if w.cart, err = newCartStage(w.cfg.Cart, w.cfg.Session.Timeout, w.p.cm); err != nil {
+		return err
+	}
+	recs, err := w.cart.restore(st.records)
+	if err != nil {
+		return fmt.Errorf("cannot restore partition %d from %s: %w", w.partition, w.cfg.StateTopic, err)
 	}
 	if len(recs) > 0 {
 		if err := w.sess.Restore(recs); err != nil {
@@ -287,6 +294,7 @@ func (w *worker) add(m *kafka.Message) {
 	}
 	w.batch.Offsets = append(w.batch.Offsets, m.Offset)
 	w.batch.addCommerce(w.dec, e)
+	w.cart.capture(e, &w.batch.Commerce[len(w.batch.Commerce)-1])
 	w.sess.Add(m.Offset, e)
 }
 
@@ -335,6 +343,8 @@ func (w *worker) drain() {
 	o.Assignments = w.batch.Assignments
 	w.sess.Drain(&o)
 	w.held.Sessions, w.held.Links = o.Sessions, o.Links
+	w.cart.sessions(o.Sessions[sessions:])
+	defer w.cart.advance(w.sess.Watermark(), w.batch)
 	// Keep the assignments but an undecodable message's (it is in
 	// dead_letters already), counting them by status.
 	kept := o.Assignments[:assigned]
@@ -344,6 +354,7 @@ func (w *worker) drain() {
 		}
 		w.statusCount[a.Status]++
 		kept = append(kept, a)
+		w.cart.assigned(&a)
 	}
 	clear(o.Assignments[len(kept):])
 	w.batch.Assignments = kept
@@ -505,6 +516,13 @@ func (w *worker) writeBatch(ctx context.Context, leaving <-chan struct{}, b *Bat
 	start := time.Now()
 	events := len(b.Events)
 	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.writer.write(ctx, b) })
+	if err == nil && len(b.Signals) > 0 {
+		// After the rows, before any checkpoint past them.
+		err = w.retry(ctx, leaving, "write signals", func() error { return w.p.signals.write(ctx, b.Signals) })
+		if err == nil {
+			w.p.cm.signals.Add(float64(len(b.Signals)))
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -522,7 +540,8 @@ func (w *worker) writeBatch(ctx context.Context, leaving <-chan struct{}, b *Bat
 // commits the offset after it.
 func (w *worker) checkpoint(ctx context.Context, leaving <-chan struct{}) error {
 	start := time.Now()
-	w.recs = w.sess.Checkpoint(w.recs[:0])
+	w.recs = w.cart.checkpoint(w.recs[:0])
+	w.recs = w.sess.Checkpoint(w.recs)
 	loss := w.loss.encode()
 	next := w.sess.Offset() + 1
 	cl := w.p.changelog
@@ -609,6 +628,7 @@ func (w *worker) retry(ctx context.Context, leaving <-chan struct{}, what string
 func (w *worker) gauges() {
 	st := w.sess.Stats()
 	w.p.m.openSessions.WithLabelValues(w.label).Set(float64(st.OpenSessions))
+	w.p.cm.openCarts.WithLabelValues(w.label).Set(float64(w.cart.t.OpenCarts()))
 	w.p.m.visitors.WithLabelValues(w.label).Set(float64(st.Visitors))
 	w.p.m.pending.WithLabelValues(w.label).Set(float64(st.PendingEvents))
 	w.p.m.stateBytes.WithLabelValues(w.label).Set(float64(w.sess.StateBytes()))

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/cart"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -81,6 +83,12 @@ type Config struct {
 	RebalanceTimeout    time.Duration
 	// Session configures sessionization.
 	Session session.Config
+	// Cart configures the cart stage (abandonment and recovery).
+	Cart cart.Config
+	// SignalsTopic is the topic of signals (abandoned and recovered carts)
+	// for the alerter; created with the events topic's partition count if
+	// missing. The default is shoptrail.TopicSignals.
+	SignalsTopic string
 
 	// TestHook, when set, is called at named points of a checkpoint
 	// ("written": the batch is in ClickHouse; "state": the changelog has
@@ -110,6 +118,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint.interval", 5*time.Second, "how often partition state is written to the state topic and offsets committed")
 	fs.DurationVar(&c.IdleAdvance, "session.idle-advance", time.Minute, "after a partition is idle at its end this long, its watermark follows the wall clock (negative: never)")
 	c.Session.RegisterFlags(fs)
+	c.Cart.RegisterFlags(fs)
+	fs.StringVar(&c.SignalsTopic, "kafka.signals-topic", shoptrail.TopicSignals, "Kafka topic of signals (abandoned and recovered carts) for the alerter")
 }
 
 func (c *Config) setDefaults() {
@@ -124,6 +134,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StateTopic == "" {
 		c.StateTopic = c.Topic + "." + c.GroupID + ".state"
+	}
+	if c.SignalsTopic == "" {
+		c.SignalsTopic = shoptrail.TopicSignals
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 10000
@@ -158,6 +171,11 @@ func (c *Config) Validate() error {
 		return errors.New("checkpoint.interval must be positive")
 	case c.StateTopic == c.Topic:
 		return errors.New("kafka.state-topic must differ from kafka.topic")
+	case c.SignalsTopic == c.Topic || c.SignalsTopic == c.StateTopic:
+		return errors.New("kafka.signals-topic must differ from kafka.topic and kafka.state-topic")
+	}
+	if err := c.Cart.Validate(); err != nil {
+		return err
 	}
 	return c.Session.Validate()
 }
@@ -172,6 +190,8 @@ type Processor struct {
 	m         *metrics
 	changelog *changelog
 	writer    *groupWriter
+	signals   *signalWriter
+	cm        *cartMetrics
 
 	ready   atomic.Bool // joined a generation and restored its partitions
 	failing atomic.Int32
@@ -193,6 +213,8 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) (*P
 		m:         newMetrics(reg),
 		changelog: newChangelog(cfg.Brokers, cfg.StateTopic),
 		writer:    newGroupWriter(sink, 20*time.Millisecond),
+		signals:   newSignalWriter(cfg.Brokers, cfg.SignalsTopic),
+		cm:        newCartMetrics(reg),
 	}
 	return p, nil
 }
@@ -226,6 +248,7 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 // processor leaves the group.
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.changelog.Close()
+	defer p.signals.Close()
 	// The writer outlives the partitions' last batches, written on the
 	// way out.
 	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
@@ -241,12 +264,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	for {
 		err := p.changelog.ensure(ctx, p.cfg.Topic)
 		if err == nil {
+			err = p.signals.ensure(ctx, p.cfg.Topic)
+		}
+		if err == nil {
 			break
 		}
 		if errors.Is(err, errPartitionMismatch) {
 			return err
 		}
-		p.log.Warn("cannot prepare the state topic, retrying", "err", err)
+		p.log.Warn("cannot prepare the state and signals topics, retrying", "err", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -369,6 +395,7 @@ func (p *Processor) runGeneration(ctx context.Context, gen *kafka.Generation) {
 			w := newWorker(p, a.ID, a.Offset, commit)
 			err := w.run(ctx, gctx, restored.Done)
 			p.m.forget(a.ID)
+			p.cm.openCarts.DeleteLabelValues(strconv.Itoa(a.ID))
 			if err != nil && ctx.Err() == nil {
 				// Ending the function ends the generation: the group
 				// rebalances and the partition is restored afresh from

@@ -68,7 +68,9 @@ func TestRebalance(t *testing.T) {
 	e.start(refCfg, refDB)
 	e.waitDone(refCfg.GroupID, 120*time.Second)
 	e.compareTables(e.ch.Database, refDB.Database)
+	e.compareSignals(cfg.SignalsTopic, refCfg.SignalsTopic)
 	checkNotVacuous(t, e, e.ch.Database, stream)
+	checkCartsNotVacuous(t, e, e.ch.Database, cfg.SignalsTopic)
 }
 
 // TestFailover measures how long a SIGKILLed processor's partitions wait

@@ -372,7 +372,11 @@ type Stats struct {
 	Visitors  int
 }
 
-// Stats returns the tracker's gauges.
+// OpenCarts is the number of carts with items.
+func (t *Tracker) OpenCarts() int { return t.open }
+
+// Stats returns the tracker's gauges (it visits every visitor: not for
+// every batch).
 func (t *Tracker) Stats() Stats {
 	s := Stats{OpenCarts: t.open, Visitors: len(t.visitors)}
 	for _, v := range t.visitors {
@@ -637,9 +641,14 @@ func (t *Tracker) removeLine(v *visitor, pr *commerce.Product) {
 }
 
 // Session tells the tracker a session's channel and source once the
-// session is closed: the visitor's cart takes them when its last cart
-// activity was in that session.
-func (t *Tracker) Session(site, anonID, sessionID, channel, source string) {
+// session is closed, closed being the event time it closed at (its last
+// event plus the session timeout). The visitor's cart takes them when its
+// last cart activity was in that session and the session closed before the
+// cart would be abandoned. Call it in each visitor's event-time order:
+// after the visitor's events before closed, before those after it; then
+// what a cart carries depends on event times only, never on how the input
+// was batched.
+func (t *Tracker) Session(site, anonID, sessionID, channel, source string, closed time.Time) {
 	var kb [128]byte
 	v := t.visitors[string(append(append(append(kb[:0], site...), 0), anonID...))]
 	if v == nil || len(v.items) == 0 || len(sessionID) != 32 {
@@ -647,6 +656,9 @@ func (t *Tracker) Session(site, anonID, sessionID, channel, source string) {
 	}
 	var sid [16]byte
 	if _, err := hex.Decode(sid[:], []byte(sessionID)); err != nil || sid != v.sessionID {
+		return
+	}
+	if closed.UnixMilli() > v.last+t.cfg.abandonAfter(v.site()).Milliseconds() {
 		return
 	}
 	if v.attr == nil || v.attr.channel != channel || v.attr.source != source {

@@ -87,6 +87,7 @@ const (
 	wroteLinks
 	wroteLoss
 	wroteDeadLetters
+	wroteAbandonments
 )
 
 // Write stores the batches, one insert per table for all of them: events
@@ -127,6 +128,7 @@ func (s *Sink) Write(ctx context.Context, batches []*processor.Batch) error {
 		step{wroteSessions, tableWriter(&sessionsTable)},
 		step{wroteLinks, tableWriter(&linksTable)},
 		step{wroteLoss, tableWriter(&lossTable)},
+		step{wroteAbandonments, tableWriter(&abandonmentsTable)},
 	)
 	wg.Wait()
 	for _, b := range batches {

@@ -1,0 +1,386 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/cart"
+	"github.com/shoptrail/shoptrail/processor/commerce"
+	"github.com/shoptrail/shoptrail/processor/customer"
+	"github.com/shoptrail/shoptrail/processor/session"
+)
+
+// The cart stage of a partition. It reads the sessionizer's output, not the
+// Kafka order: a cart event is kept aside when it arrives (captured) and
+// fed to the cart tracker when the sessionizer assigns it to its session,
+// which happens in each visitor's event-time order; the tracker's
+// watermark is the sessionizer's. Its state goes into the partition's
+// changelog checkpoint, before the sessionizer's records (see
+// cartStage.checkpoint), and its rows and signals are written before the
+// checkpoint like every other row.
+
+// AbandonmentRow is a row of cart_abandonments: the abandonment and, when
+// known, the customer's stage and tier at the moment it was flagged.
+type AbandonmentRow struct {
+	cart.Abandonment
+	Stage, Tier string
+}
+
+// cartStateKey is the prefix of the cart stage's changelog records: a NUL
+// first, which no visitor key of the sessionizer has.
+const cartStateKey = "\x00c"
+
+// cartPendingKey prefixes the records of captured events not yet assigned.
+const cartPendingKey = "\x00p\x00"
+
+// cartEvents are the events the cart stage reads.
+var cartEvents = map[string]bool{
+	shoptrail.EventProductAdded: true, shoptrail.EventProductRemoved: true, shoptrail.EventCartViewed: true,
+	shoptrail.EventCheckoutStarted: true, shoptrail.EventCheckoutStepCompleted: true,
+	shoptrail.EventPaymentInfoEntered: true, shoptrail.EventOrderCompleted: true,
+}
+
+// captured is a cart event waiting for its assignment; n counts the copies
+// of its message id waiting (each yields one assignment).
+type captured struct {
+	Site        string         `json:"site"`
+	AnonymousID string         `json:"anonymousId"`
+	UserID      string         `json:"userId,omitempty"`
+	MessageID   string         `json:"messageId"`
+	Name        string         `json:"name"`
+	Time        time.Time      `json:"time"`
+	Props       commerce.Props `json:"props"`
+	N           int            `json:"n"`
+}
+
+type cartStage struct {
+	t       *cart.Tracker
+	pending map[string]*captured // by site NUL message id
+	dirty   map[string]bool      // pending keys changed since the checkpoint
+	out     cart.Output
+	m       *cartMetrics
+	// closed are the sessions closed in the drain under way, by visitor
+	// (site NUL anonymous id), and timeout the session timeout.
+	closed  map[string][]closedSession
+	timeout time.Duration
+	recs    []cart.Record
+}
+
+func newCartStage(cfg cart.Config, timeout time.Duration, m *cartMetrics) (*cartStage, error) {
+	t, err := cart.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if timeout == 0 {
+		timeout = session.DefaultTimeout
+	}
+	return &cartStage{t: t, pending: map[string]*captured{}, dirty: map[string]bool{}, m: m,
+		closed: map[string][]closedSession{}, timeout: timeout}, nil
+}
+
+// capture keeps a decoded cart event until the sessionizer assigns it.
+func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props) {
+	if e.Type != shoptrail.TypeTrack || !cartEvents[e.Event] || e.AnonymousID == "" || e.MessageID == "" {
+		return
+	}
+	key := e.Site + "\x00" + e.MessageID
+	if x := c.pending[key]; x != nil {
+		x.N++
+		c.dirty[key] = true
+		return
+	}
+	x := &captured{Site: e.Site, AnonymousID: e.AnonymousID, UserID: e.UserID, MessageID: e.MessageID, Name: e.Event,
+		Time: e.Timestamp, Props: *p, N: 1}
+	x.Props.Products = append([]commerce.Product(nil), p.Products...)
+	c.pending[key] = x
+	c.dirty[key] = true
+}
+
+// assigned feeds the captured event of a, if any, to the tracker when a
+// assigns it to a session.
+func (c *cartStage) assigned(a *session.Assignment) {
+	if len(c.pending) == 0 {
+		return
+	}
+	var kb [160]byte
+	x := c.pending[string(append(append(append(kb[:0], a.Site...), 0), a.MessageID...))]
+	if x == nil {
+		return
+	}
+	key := a.Site + "\x00" + a.MessageID
+	if a.Status == session.Assigned {
+		c.feedClosed(x.Site, x.AnonymousID, x.Time, false)
+		c.t.Add(&cart.Event{Site: x.Site, AnonymousID: x.AnonymousID, CustomerID: x.UserID, MessageID: x.MessageID,
+			Name: x.Name, Time: x.Time, Props: &x.Props, SessionID: a.SessionID})
+	}
+	c.dirty[key] = true
+	if x.N--; x.N <= 0 {
+		delete(c.pending, key)
+	}
+}
+
+// sessions takes the sessions closed in this drain: each is fed to the
+// tracker right before the first event of its visitor that comes after its
+// close (see cart.Tracker.Session), the others by flushSessions.
+func (c *cartStage) sessions(ss []session.Session) {
+	for i := range ss {
+		s := &ss[i]
+		if s.AnonymousID == "" || !s.Final {
+			continue
+		}
+		k := s.Site + "\x00" + s.AnonymousID
+		c.closed[k] = append(c.closed[k], closedSession{s: s, at: s.End.Add(c.timeout)})
+	}
+}
+
+type closedSession struct {
+	s  *session.Session
+	at time.Time
+}
+
+// feedClosed feeds the visitor's sessions closed at or before t.
+func (c *cartStage) feedClosed(site, anon string, t time.Time, all bool) {
+	if len(c.closed) == 0 {
+		return
+	}
+	k := site + "\x00" + anon
+	list := c.closed[k]
+	n := 0
+	for _, cs := range list {
+		if all || !cs.at.After(t) {
+			c.t.Session(cs.s.Site, cs.s.AnonymousID, cs.s.SessionID, cs.s.Channel, cs.s.Source, cs.at)
+			continue
+		}
+		list[n] = cs
+		n++
+	}
+	if n == 0 {
+		delete(c.closed, k)
+	} else {
+		c.closed[k] = list[:n]
+	}
+}
+
+// flushSessions feeds the sessions not fed yet, in close order per visitor.
+func (c *cartStage) flushSessions() {
+	for k, list := range c.closed {
+		for _, cs := range list {
+			c.t.Session(cs.s.Site, cs.s.AnonymousID, cs.s.SessionID, cs.s.Channel, cs.s.Source, cs.at)
+		}
+		delete(c.closed, k)
+	}
+}
+
+// advance moves the tracker to the sessionizer's watermark and puts what
+// it concluded into b.
+func (c *cartStage) advance(wm time.Time, b *Batch) {
+	c.flushSessions()
+	c.t.Advance(wm)
+	c.t.Drain(&c.out)
+	o := &c.out
+	for i := range o.Abandonments {
+		b.addAbandonment(&o.Abandonments[i])
+		c.m.abandoned.Inc()
+	}
+	for i := range o.Recoveries {
+		b.addAbandonment(&o.Recoveries[i])
+		c.m.recovered.Inc()
+	}
+	for kind, n := range o.Problems {
+		if n > 0 {
+			c.m.problems.WithLabelValues(kind).Add(float64(n))
+		}
+	}
+	c.m.ended.WithLabelValues("emptied").Add(float64(o.Emptied))
+	c.m.ended.WithLabelValues("converted").Add(float64(o.Converted))
+	c.m.replayed.Add(float64(o.Replayed))
+	o.Reset()
+}
+
+func (b *Batch) addAbandonment(a *cart.Abandonment) {
+	r := AbandonmentRow{Abandonment: *a}
+	if a.CustomerID == "" {
+		r.Stage = shoptrail.StageStranger
+	}
+	b.Abandonments = append(b.Abandonments, r)
+	b.Signals = append(b.Signals, customer.AbandonedSignal(a))
+}
+
+// checkpoint appends the stage's changelog records: captured events
+// changed since the last checkpoint (or their tombstones), the tracker's
+// records, its meta record. They go before the sessionizer's records, so
+// that a checkpoint cut short never leaves the sessionizer ahead of the
+// carts: a visitor whose session state was saved skips the replayed events,
+// and its cart state, saved before, has them; a cart ahead of the
+// sessionizer skips the events it has applied (see cart.Tracker.Add).
+func (c *cartStage) checkpoint(dst []session.StateRecord) []session.StateRecord {
+	for key := range c.dirty {
+		r := session.StateRecord{Key: cartPendingKey + key}
+		if x := c.pending[key]; x != nil {
+			r.Value, _ = json.Marshal(x) // plain data: cannot fail
+		}
+		dst = append(dst, r)
+	}
+	clear(c.dirty)
+	c.recs = c.t.Checkpoint(c.recs[:0])
+	for _, r := range c.recs {
+		dst = append(dst, session.StateRecord{Key: cartStateKey + r.Key, Value: r.Value})
+	}
+	clear(c.recs)
+	return dst
+}
+
+// restore takes the stage's records out of a partition's changelog records
+// and returns the others (the sessionizer's).
+func (c *cartStage) restore(recs []session.StateRecord) ([]session.StateRecord, error) {
+	rest := recs[:0:0]
+	var mine []cart.Record
+	for _, r := range recs {
+		switch {
+		case strings.HasPrefix(r.Key, cartPendingKey):
+			if r.Value == nil {
+				continue
+			}
+			var x captured
+			if err := json.Unmarshal(r.Value, &x); err != nil {
+				return nil, fmt.Errorf("cart stage: captured event %q: %w", r.Key, err)
+			}
+			c.pending[strings.TrimPrefix(r.Key, cartPendingKey)] = &x
+		case strings.HasPrefix(r.Key, cartStateKey):
+			mine = append(mine, cart.Record{Key: strings.TrimPrefix(r.Key, cartStateKey), Value: r.Value})
+		default:
+			rest = append(rest, r)
+		}
+	}
+	if err := c.t.Restore(mine); err != nil {
+		return nil, fmt.Errorf("cart stage: %w", err)
+	}
+	return rest, nil
+}
+
+// cartMetrics are the cart stage's metrics.
+type cartMetrics struct {
+	abandoned, recovered prometheus.Counter
+	problems             *prometheus.CounterVec
+	ended                *prometheus.CounterVec
+	replayed             prometheus.Counter
+	openCarts            *prometheus.GaugeVec
+	signals              prometheus.Counter
+}
+
+func newCartMetrics(reg prometheus.Registerer) *cartMetrics {
+	m := &cartMetrics{
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_processor_carts_abandoned_total",
+			Help: "Carts flagged abandoned (replays after a restore count again).",
+		}),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_processor_carts_recovered_total",
+			Help: "Abandoned carts recovered by a later order.",
+		}),
+		problems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoptrail_processor_cart_bad_input_total",
+			Help: "Cart events with bad input, by kind (see README: carts); the event is otherwise kept.",
+		}, []string{"kind"}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoptrail_processor_carts_ended_total",
+			Help: "Carts that ended without abandonment: emptied or converted by an order.",
+		}, []string{"how"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_processor_cart_events_replayed_total",
+			Help: "Cart events skipped after a restore because the saved cart state had them.",
+		}),
+		openCarts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shoptrail_processor_open_carts",
+			Help: "Carts with items, per partition.",
+		}, []string{"partition"}),
+		signals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_processor_signals_total",
+			Help: "Signals written to the signals topic (replays after a restore count again; consumers collapse them by id).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.abandoned, m.recovered, m.problems, m.ended, m.replayed, m.openCarts, m.signals)
+	}
+	return m
+}
+
+// signalWriter writes signals to the signals topic, keyed by
+// Signal.Key(), every write acknowledged by all in-sync replicas.
+type signalWriter struct {
+	topic     string
+	client    *kafka.Client
+	transport *kafka.Transport
+	w         *kafka.Writer
+}
+
+func newSignalWriter(brokers []string, topic string) *signalWriter {
+	addr := kafka.TCP(brokers...)
+	tr := &kafka.Transport{}
+	return &signalWriter{
+		topic:     topic,
+		transport: tr,
+		client:    &kafka.Client{Addr: addr, Timeout: 10 * time.Second, Transport: tr},
+		w: &kafka.Writer{Addr: addr, Transport: tr, Topic: topic, Balancer: &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond, MaxAttempts: 5},
+	}
+}
+
+// ensure creates the signals topic with the events topic's partition
+// count unless it exists.
+func (s *signalWriter) ensure(ctx context.Context, eventsTopic string) error {
+	md, err := s.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{eventsTopic, s.topic}})
+	if err != nil {
+		return fmt.Errorf("cannot read metadata of %q: %w", s.topic, err)
+	}
+	n := 0
+	for _, t := range md.Topics {
+		if t.Error == nil && t.Name == s.topic {
+			return nil
+		}
+		if t.Error == nil && t.Name == eventsTopic {
+			n = len(t.Partitions)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("events topic %q does not exist", eventsTopic)
+	}
+	resp, err := s.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: s.topic, NumPartitions: n, ReplicationFactor: -1}}})
+	if err == nil {
+		err = resp.Errors[s.topic]
+	}
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("cannot create signals topic %q: %w", s.topic, err)
+	}
+	return nil
+}
+
+func (s *signalWriter) write(ctx context.Context, sigs []shoptrail.Signal) error {
+	msgs := make([]kafka.Message, len(sigs))
+	for i := range sigs {
+		v, err := json.Marshal(&sigs[i])
+		if err != nil {
+			return fmt.Errorf("cannot encode signal %s: %w", sigs[i].ID, err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(sigs[i].Key()), Value: v}
+	}
+	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("cannot write %d signals to %s: %w", len(msgs), s.topic, err)
+	}
+	return nil
+}
+
+func (s *signalWriter) Close() error {
+	err := s.w.Close()
+	s.transport.CloseIdleConnections()
+	return err
+}
