@@ -25,6 +25,14 @@ var (
 	seedBrowsers  = []string{"Chrome", "Safari", "WeChat", "Edge"}
 	seedLanding   = []string{"/", "/", "/", "/c/connectors", "/c/sensors", "/p/1001", "/p/1002", "/promo/winter"}
 	seedSteps     = []string{"view", "product", "cart", "checkout", "order"}
+	seedBanners   = []struct {
+		id, creative, target string
+		ctr                  float64
+	}{
+		{"winter-sale", "hero-a", "/promo/winter", 0.09}, {"winter-sale", "hero-b", "/promo/winter", 0.05},
+		{"new-arrivals", "carousel-2", "/c/sensors", 0.04}, {"free-shipping", "strip", "/c/connectors", 0.02},
+	}
+	seedNext = []string{"/c/connectors", "/c/sensors", "/p/1001", "/p/1002", "/p/1003", "/cart", "/search", "/account"}
 )
 
 // seedSQL returns INSERT statements (sessions, then events) for the
@@ -33,7 +41,7 @@ func seedSQL(now time.Time) []string {
 	r := rand.New(rand.NewPCG(7, 11))
 	end := now.UTC().Truncate(time.Minute)
 	start := end.Add(-400 * 24 * time.Hour)
-	var sessions, events []string
+	var sessions, events, alerts, recoveries []string
 	n := 0
 	for day := start; day.Before(end); day = day.Add(24 * time.Hour) {
 		for _, site := range seedSites {
@@ -41,9 +49,12 @@ func seedSQL(now time.Time) []string {
 			if site == "b2b" {
 				perDay = 30 + r.IntN(15)
 			}
+			if end.Sub(day) > 95*24*time.Hour { // older history: enough for months, quarters and a year
+				perDay /= 4
+			}
 			for i := 0; i < perDay; i++ {
 				t := day.Add(time.Duration(r.IntN(24*3600)) * time.Second)
-				if t.After(end) {
+				if t.After(end.Add(-30 * time.Minute)) { // the session and its events lie in the past
 					continue
 				}
 				n++
@@ -86,18 +97,69 @@ func seedSQL(now time.Time) []string {
 				sessions = append(sessions, fmt.Sprintf("('%s','%s','%s','%s','%s','%s',%d,%d,%d,'%s','%s','%s','%s','%s','%s','%s','%s','%s',%d,%d,'%s',%f,%d,%f)",
 					site, sid, anon, customer, ts(t), ts(t.Add(time.Duration(dur)*time.Second)), dur*1000, pages+step, pages,
 					landing, exit, ch.source, ch.medium, campaign, ch.channel, dev, br, "Windows", returning, engaged, seedSteps[step], cartValue, orders, revenue))
-				// The events behind the session's funnel steps.
-				ev := func(k int, name string, at time.Time) {
-					events = append(events, fmt.Sprintf("('%s','%s-%d','track','%s','%s','%s','%s','%s','%s','%s','%s')",
-						site, sid, k, name, anon, customer, ts(at), landing, ch.source, ch.medium, campaign))
+				// The events behind the session: page views along a path,
+				// banners on the home page, the funnel steps, wishlist,
+				// inquiry and sign-up events.
+				ev := func(k int, typ, name string, at time.Time, path, promo, creative, order string, rev float64) {
+					user := customer
+					events = append(events, fmt.Sprintf("('%s','%s-%d','%s','%s','%s','%s','%s','%s','%s','%s','%s','%s','%s','%s','%s',%f)",
+						site, sid, k, typ, name, anon, user, ts(at), ts(at.Add(2*time.Second)), path, ch.source, ch.medium, campaign, promo, creative, order, rev))
 				}
-				ev(0, "Page Viewed", t)
+				path := landing
+				for k := 0; k < pages; k++ {
+					at := t.Add(time.Duration(k*60) * time.Second)
+					ev(100+k, "page", "", at, path, "", "", "", 0)
+					if path == "/" {
+						for bi, b := range seedBanners {
+							ev(200+k*10+bi, "track", "Promotion Viewed", at.Add(2*time.Second), path, b.id, b.creative, "", 0)
+							if r.Float64() < b.ctr {
+								ev(300+k*10+bi, "track", "Promotion Clicked", at.Add(20*time.Second), path, b.id, b.creative, "", 0)
+								path = b.target
+								break
+							}
+						}
+						if path == "/" {
+							path = seedNext[r.IntN(len(seedNext))]
+						}
+					} else {
+						path = seedNext[r.IntN(len(seedNext))]
+					}
+				}
 				names := []string{"Product Viewed", "Product Added", "Checkout Started", "Order Completed"}
 				for k := 1; k <= step; k++ {
-					ev(k, names[k-1], t.Add(time.Duration(k*90)*time.Second))
+					order, rev := "", 0.0
+					if k == 4 {
+						order, rev = "o"+sid, revenue
+					}
+					ev(k, "track", names[k-1], t.Add(time.Duration(k*90)*time.Second), path, "", "", order, rev)
+				}
+				if r.IntN(10) == 0 {
+					ev(6, "track", "Product Added to Wishlist", t.Add(100*time.Second), path, "", "", "", 0)
+				}
+				if site == "b2b" && r.IntN(6) == 0 {
+					ev(7, "track", "Inquiry Started", t.Add(110*time.Second), path, "", "", "", 0)
 				}
 				if customer != "" && r.IntN(12) == 0 {
-					ev(9, "Signed Up", t.Add(30*time.Second))
+					ev(9, "track", "Signed Up", t.Add(30*time.Second), path, "", "", "", 0)
+				}
+				// High-value abandoned carts raise an alert (or are held out).
+				if step >= 2 && step < 4 && cartValue > 150 && customer != "" {
+					held := 0
+					status := "sent"
+					if r.IntN(5) == 0 {
+						held, status = 1, "held_out"
+					}
+					ab := "ab-" + sid
+					follow := "personal email"
+					if cartValue > 400 {
+						follow = "phone call"
+					}
+					alerts = append(alerts, fmt.Sprintf("('%s','al-%s','sig-%s','cart_abandoned','%s','high-value-cart','%s','%s','webhook',1,'%s',1,200,'',120,%d,'%s','%s')",
+						ts(t.Add(time.Hour)), sid, sid, site, customer, ab, status, held, follow, ts(t.Add(time.Hour))))
+					if (held == 0 && r.IntN(100) < 28) || (held == 1 && r.IntN(100) < 15) {
+						recoveries = append(recoveries, fmt.Sprintf("('%s','sig-%s','%s','%s','%s','%s','%s','o2%s',%f,'CNY')",
+							ts(t.Add(5*time.Hour)), sid, site, customer, ab, ts(t.Add(time.Hour)), ts(t.Add(5*time.Hour)), sid, cartValue))
+					}
 				}
 			}
 		}
@@ -111,7 +173,9 @@ func seedSQL(now time.Time) []string {
 		}
 	}
 	chunk("INSERT INTO sessions (site, session_id, anonymous_id, customer_id, start_time, end_time, duration_ms, events, page_views, landing_page, exit_page, source, medium, campaign, channel, device_class, browser, os, is_returning, is_engaged, funnel_step, cart_value, orders, revenue) VALUES ", sessions)
-	chunk("INSERT INTO events (site, message_id, type, event, anonymous_id, user_id, event_time, page_path, utm_source, utm_medium, utm_campaign) VALUES ", events)
+	chunk("INSERT INTO events (site, message_id, type, event, anonymous_id, user_id, event_time, received_at, page_path, utm_source, utm_medium, utm_campaign, promotion_id, creative, order_id, revenue) VALUES ", events)
+	chunk("INSERT INTO alert_deliveries (recorded_at, alert_id, signal_id, signal_type, site, rule, subject, abandonment_id, destination, attempt, status, final, http_status, answer, latency_ms, held_out, follow_up, signal_at) VALUES ", alerts)
+	chunk("INSERT INTO alert_recoveries (recorded_at, signal_id, site, subject, abandonment_id, abandoned_at, recovered_at, order_id, value, currency) VALUES ", recoveries)
 	return out
 }
 
