@@ -79,6 +79,12 @@ type Config struct {
 	// even when idle); more wait in the kernel's accept queue. The default
 	// is 4096.
 	MaxConnections int
+	// MaxEventAge is how far back a corrected event time may lie; an
+	// older one is taken for a wrong clock, clamped to the receive time and
+	// flagged clock_clamped. The default is 7 days; raise it to load
+	// history (`shoptrail simulate -days`).
+	MaxEventAge time.Duration
+
 	// ReadTimeout bounds reading a whole request (slow clients). The
 	// default is 10 seconds.
 	ReadTimeout time.Duration
@@ -151,6 +157,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxEventBytes, "http.max-event-bytes", 32<<10, "largest accepted event in bytes")
 	fs.Int64Var(&c.MaxInflightBytes, "http.max-inflight-bytes", 64<<20, "memory budget of requests in progress; beyond it requests are shed with 503")
 	fs.IntVar(&c.MaxConnections, "http.max-connections", 4096, "most open client connections; more wait to be accepted")
+	fs.DurationVar(&c.MaxEventAge, "events.max-age", 7*24*time.Hour, "oldest event time accepted as sent; older ones are clamped to the receive time and flagged clock_clamped (raise it to load history)")
 	fs.DurationVar(&c.ReadTimeout, "http.read-timeout", 10*time.Second, "longest time to read a request, headers and body")
 	fs.Func("http.trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is trusted (default none)", func(s string) error {
 		c.TrustedProxies = nil
@@ -218,6 +225,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = 4096
+	}
+	if c.MaxEventAge <= 0 {
+		c.MaxEventAge = maxAge
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 10 * time.Second

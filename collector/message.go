@@ -31,9 +31,9 @@ const (
 	maxAmount   = 1e15 // prices, revenue, ...: beyond any shop
 	maxQuantity = 1e9
 
-	// maxSkewFuture and maxAge bound a corrected event time: later than
-	// receivedAt+maxSkewFuture or older than maxAge is clamped to
-	// receivedAt and flagged clock_clamped.
+	// maxSkewFuture and maxAge (the default of Config.MaxEventAge) bound
+	// a corrected event time: later than receivedAt+maxSkewFuture or older
+	// than maxAge is clamped to receivedAt and flagged clock_clamped.
 	maxSkewFuture = 5 * time.Minute
 	maxAge        = 7 * 24 * time.Hour
 )
@@ -356,7 +356,7 @@ func (rq *request) build(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 		}
 	}
 	var clamped bool
-	e.Timestamp, clamped = correctTime(e.OriginalTimestamp, e.SentAt, rq.receivedAt)
+	e.Timestamp, clamped = correctTime(e.OriginalTimestamp, e.SentAt, rq.receivedAt, rq.s.cfg.MaxEventAge)
 	// A time parseTime brought into range came from a wrong clock, even
 	// when the correction cancels it out (timestamp and sentAt both 0001).
 	clamped = clamped || outOfRange(e.OriginalTimestamp) || outOfRange(e.SentAt)
@@ -415,7 +415,7 @@ func (rq *request) build(v *fastjson.Value, e *shoptrail.Event) *fieldError {
 // correctTime applies Segment's clock-skew correction,
 // timestamp = receivedAt - (sentAt - originalTimestamp), and clamps times
 // in the future or older than maxAge to receivedAt.
-func correctTime(orig, sentAt, receivedAt time.Time) (t time.Time, clamped bool) {
+func correctTime(orig, sentAt, receivedAt time.Time, maxAge time.Duration) (t time.Time, clamped bool) {
 	if orig.IsZero() {
 		return receivedAt, false
 	}

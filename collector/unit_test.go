@@ -145,7 +145,7 @@ func TestCorrectTime(t *testing.T) {
 	recv := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	f := func(orig, sent time.Time, want time.Time, wantClamped bool) {
 		t.Helper()
-		got, clamped := correctTime(orig, sent, recv)
+		got, clamped := correctTime(orig, sent, recv, maxAge)
 		if !got.Equal(want) || clamped != wantClamped {
 			t.Errorf("correctTime(%v, %v) = %v %v, want %v %v", orig, sent, got, clamped, want, wantClamped)
 		}

@@ -6,6 +6,7 @@
 //	shoptrail processor  the Kafka consumer that writes ClickHouse
 //	shoptrail migrate    apply the ClickHouse migrations
 //	shoptrail report     the operators' report from ClickHouse
+//	shoptrail simulate   realistic shop traffic through a collector
 //	shoptrail dashboards push / pull / fmt the Grafana dashboards
 //	shoptrail alerter    the alerter: signals -> rules -> webhooks and chat robots
 //	shoptrail alerts     check a rules file, send a rule's sample alert
@@ -44,6 +45,8 @@ var commands = map[string]command{
 	"alerter":    {"run the alerter (signals -> rules -> webhooks and chat robots)", runAlerter},
 	"alerts":     {"check a rules file (alerts check) or send a rule's sample alert (alerts test --rule NAME)", runAlerts},
 	"dlq":        {"rejected events: dlq tail shows them (-follow), dlq replay sends them again after a fix", runDLQ},
+	"report":     {"the operators' report (stages, funnel, sources, banners, pages) as tables, JSON or CSV", runReport},
+	"simulate":   {"send realistic simulated shop traffic (weeks of history, or live) through a collector", runSimulate},
 	"probe":      {"health check for containers without a shell: GET -url, fail unless 2xx", runProbe},
 	"version":    {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }

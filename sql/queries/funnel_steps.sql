@@ -1,4 +1,4 @@
--- Funnel over chosen steps: visitors who did the events of ${steps}, in that order, each within ${window_s} seconds of the first (windowFunnel over raw events).
+-- Funnel over chosen steps: visitors who did the chosen events in order, each within the window of the first (windowFunnel over raw events).
 -- ${steps} is a multi-value variable of event names (at most 8, in order),
 -- for example 'Product Viewed','Product Added','Checkout Started','Order Completed';
 -- ${window_s} the conversion window in seconds. One row per step: the
