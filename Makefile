@@ -93,6 +93,7 @@ image:
 
 up:
 	@echo ">> starting the compose stack in deploy/compose (needs a Docker engine)"
+	@test -f deploy/compose/.env || { echo "deploy/compose/.env is missing: cp deploy/compose/.env.example deploy/compose/.env, then set its passwords"; exit 1; }
 	@docker compose -f deploy/compose/docker-compose.yml up -d --build
 
 down:
