@@ -32,6 +32,9 @@ type Config struct {
 	// ReloadInterval is how often the rules file is checked for changes
 	// (SIGHUP reloads at once); the default is 2s.
 	ReloadInterval time.Duration
+	// DropInterval is how often conversion_drop rules are checked (over the
+	// hour before); the default is 5m.
+	DropInterval time.Duration
 	// AllowLoopback lets alerts go to 127.0.0.1/::1 (a receiver on this
 	// host, tests). Every other internal address stays refused.
 	AllowLoopback bool
@@ -78,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "kafka.session-timeout", 10*time.Second, "how long the group waits for a silent alerter before moving its partitions")
 	fs.StringVar(&c.RulesFile, "alerts.file", "", "the YAML alert rules file (required); reloaded on SIGHUP and when it changes")
 	fs.DurationVar(&c.ReloadInterval, "alerts.reload-interval", 2*time.Second, "how often the rules file is checked for changes")
+	fs.DurationVar(&c.DropInterval, "alerts.drop-interval", 5*time.Minute, "how often conversion_drop rules check the hour before")
 	fs.BoolVar(&c.AllowLoopback, "alerts.allow-loopback", false, "allow destinations on 127.0.0.1/::1 (a receiver on this host); other internal addresses stay refused")
 	host, _ := os.Hostname()
 	fs.StringVar(&c.ID, "alerter.id", host, "this alerter's name in alert_deliveries (default: the host name)")
@@ -112,6 +116,7 @@ func (c *Config) setDefaults() {
 		c.ID, _ = os.Hostname()
 	}
 	def(&c.ReloadInterval, 2*time.Second)
+	def(&c.DropInterval, 5*time.Minute)
 	def(&c.SessionTimeout, 10*time.Second)
 	def(&c.Timeout, 10*time.Second)
 	def(&c.MaxAge, 24*time.Hour)

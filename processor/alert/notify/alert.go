@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/alert/drop"
 	"github.com/shoptrail/shoptrail/processor/alert/rules"
 )
 
@@ -20,6 +21,7 @@ const (
 	TypeCartAbandoned = "alert.cart_abandoned"
 	TypeCustomerStage = "alert.customer_stage"
 	TypeDigest        = "alert.digest"
+	TypeConversion    = "alert.conversion_drop"
 )
 
 // Alert is what a destination receives, as the data of a webhook or
@@ -39,6 +41,8 @@ type Alert struct {
 	Transition *shoptrail.SignalTransition `json:"transition,omitempty"`
 	// Digest lists a day's alerts of a digest rule.
 	Digest []DigestItem `json:"digest,omitempty"`
+	// Drop is a conversion drop and its suspects.
+	Drop *drop.Finding `json:"drop,omitempty"`
 	// Group is the digest's group (destination or channel).
 	Group string `json:"group,omitempty"`
 	// Test marks a sample sent by `shoptrail alerts test`.
@@ -82,6 +86,9 @@ var followUpText = map[string]string{
 	rules.FollowUpPhoneCall:     "phone call",
 }
 
+var stepText = map[string]string{"view_to_cart": "view -> cart", "cart_to_checkout": "cart -> checkout", "checkout_to_order": "checkout -> order"}
+var stepBase = map[string]string{"view_to_cart": "product views", "cart_to_checkout": "adds to cart", "checkout_to_order": "checkouts"}
+
 // Title is the one-line summary of an alert.
 func (a *Alert) Title() string {
 	test := ""
@@ -104,6 +111,10 @@ func (a *Alert) Title() string {
 		return fmt.Sprintf("%sCustomer %s turned %s", test, a.who(), strings.ReplaceAll(to, "_", "-"))
 	case TypeDigest:
 		return fmt.Sprintf("%s%d customers changed stage (%s, %s)", test, len(a.Digest), a.Rule, a.Group)
+	case TypeConversion:
+		if d := a.Drop; d != nil {
+			return fmt.Sprintf("%sConversion %s fell to %.1f%% (usual %.1f%%) on %s", test, stepText[d.Step], 100*d.Rate, 100*d.Baseline, a.Site)
+		}
 	}
 	return test + a.Type
 }
@@ -171,6 +182,17 @@ func (a *Alert) Lines() []string {
 			who += " (" + it.Company + ")"
 		}
 		l = append(l, fmt.Sprintf("- %s, tier %s: %s -> %s, %d orders, %s %s", who, it.Tier, it.From, it.To, it.OrderCount, money(it.NetRevenue), it.Currency))
+	}
+	if d := a.Drop; d != nil {
+		add("Window", fmt.Sprintf("the hour to %s, %.0f %s", a.At.UTC().Format("2006-01-02 15:04 UTC"), d.Volume, stepBase[d.Step]))
+		add("Usual", fmt.Sprintf("%.2f%% (median of the same hour in %d weeks), z %.1f", 100*d.Baseline, d.Weeks, d.Z))
+		for _, p := range d.Products {
+			l = append(l, fmt.Sprintf("- product %s: price %s -> %s, cart rate %.1f%% -> %.1f%%", p.ProductID,
+				money(p.BaselinePrice), money(p.Price), 100*p.BaselineCartRate, 100*p.CartRate))
+		}
+		for _, s := range d.Sources {
+			l = append(l, fmt.Sprintf("- source %s: share %.0f%% -> %.0f%%", s.Source, 100*s.BaselineShare, 100*s.Share))
+		}
 	}
 	if a.FollowUp != "" {
 		add("Suggested follow-up", followUpText[a.FollowUp])

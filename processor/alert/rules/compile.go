@@ -16,8 +16,9 @@ import (
 
 // Rule types.
 const (
-	TypeCartAbandoned = "cart_abandoned"
-	TypeCustomerStage = "customer_stage"
+	TypeCartAbandoned  = "cart_abandoned"
+	TypeCustomerStage  = "customer_stage"
+	TypeConversionDrop = "conversion_drop"
 )
 
 // Destination types.
@@ -85,8 +86,16 @@ type Rule struct {
 	Cooldown  time.Duration
 	HoldOut   float64
 	Digest    *Digest
+	Drop      DropSpec
 	To        []string
 	TierRoute map[string][]string
+}
+
+// DropSpec holds a conversion_drop rule's parameters (zero: package
+// drop's defaults; Weeks default 4).
+type DropSpec struct {
+	Weeks                                                 int
+	MinVolume, Threshold, MinDrop, PriceRise, ShareChange float64
 }
 
 // Digest is a compiled digest schedule.
@@ -298,8 +307,29 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 		if rs.FollowUp != nil {
 			bad("follow_up belongs to cart_abandoned rules")
 		}
+	case TypeConversionDrop:
+		r.Drop = DropSpec{Weeks: rs.Weeks, MinVolume: rs.MinVolume, Threshold: rs.Threshold, MinDrop: rs.MinDrop,
+			PriceRise: rs.PriceRise, ShareChange: rs.ShareChange}
+		if r.Drop.Weeks == 0 {
+			r.Drop.Weeks = 4
+		}
+		if r.Drop.Weeks < 2 || r.Drop.Weeks > 12 {
+			bad("weeks must be 2 to 12 (the baseline weeks), got %d", rs.Weeks)
+		}
+		if rs.MinVolume < 0 || rs.Threshold < 0 || rs.MinDrop < 0 || rs.MinDrop >= 1 || rs.PriceRise < 0 || rs.ShareChange < 0 || rs.ShareChange >= 1 {
+			bad("min_volume, threshold, price_rise must not be negative; min_drop and share_change are shares in [0, 1)")
+		}
+		if rs.MinValue != nil || len(rs.Stages) > 0 || rs.FollowUp != nil || rs.Digest != nil || rs.HoldOut != 0 {
+			bad("conversion_drop takes weeks, min_volume, threshold, min_drop, price_rise, share_change, cooldown and route only")
+		}
+		if rs.Cooldown == 0 {
+			r.Cooldown = 6 * time.Hour
+		}
 	default:
-		bad("type %q is not cart_abandoned or customer_stage", rs.Type)
+		bad("type %q is not cart_abandoned, customer_stage or conversion_drop", rs.Type)
+	}
+	if rs.Type != TypeConversionDrop && (rs.Weeks != 0 || rs.MinVolume != 0 || rs.Threshold != 0 || rs.MinDrop != 0 || rs.PriceRise != 0 || rs.ShareChange != 0) {
+		bad("weeks, min_volume, threshold, min_drop, price_rise, share_change belong to conversion_drop rules")
 	}
 	if rs.FollowUp != nil {
 		r.FollowUp = *rs.FollowUp

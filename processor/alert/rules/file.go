@@ -47,7 +47,7 @@ type QuietHoursSpec struct {
 // RuleSpec is one rule as written.
 type RuleSpec struct {
 	Name string `yaml:"name"`
-	// Type is cart_abandoned or customer_stage.
+	// Type is cart_abandoned, customer_stage or conversion_drop.
 	Type string `yaml:"type"`
 	// MinValue (cart_abandoned): cart value at or above it matches.
 	MinValue *float64 `yaml:"min_value"`
@@ -56,12 +56,19 @@ type RuleSpec struct {
 	Tiers []string `yaml:"tiers"`
 	// Stages (customer_stage): the stages a customer moves into that
 	// alert, e.g. at_risk, dormant, lost.
-	Stages   []string      `yaml:"stages"`
-	FollowUp *FollowUpSpec `yaml:"follow_up"`
-	Cooldown Duration      `yaml:"cooldown"`
-	HoldOut  float64       `yaml:"hold_out"`
-	Digest   *DigestSpec   `yaml:"digest"`
-	Route    RouteSpec     `yaml:"route"`
+	Stages []string `yaml:"stages"`
+	// Conversion drop (type conversion_drop): see package drop.
+	Weeks       int           `yaml:"weeks"`
+	MinVolume   float64       `yaml:"min_volume"`
+	Threshold   float64       `yaml:"threshold"`
+	MinDrop     float64       `yaml:"min_drop"`
+	PriceRise   float64       `yaml:"price_rise"`
+	ShareChange float64       `yaml:"share_change"`
+	FollowUp    *FollowUpSpec `yaml:"follow_up"`
+	Cooldown    Duration      `yaml:"cooldown"`
+	HoldOut     float64       `yaml:"hold_out"`
+	Digest      *DigestSpec   `yaml:"digest"`
+	Route       RouteSpec     `yaml:"route"`
 }
 
 // FollowUpSpec sets the thresholds of the suggested follow-up by cart value:
