@@ -270,7 +270,7 @@ func (s *Server) idHandler(w http.ResponseWriter, r *http.Request) {
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if origin == "" || !s.cfg.Sites.AnyAllows(origin) {
-		s.m.refused.WithLabelValues(refusedOrigin).Inc()
+		s.m.refusal(refusedOrigin)
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
@@ -345,7 +345,7 @@ const endpointList = "POST /v1/batch (or /v1/b), POST /v1/track, /v1/page, /v1/s
 // with the wrong method, with the list of endpoints.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.cors(w, r, nil)
-	s.m.refused.WithLabelValues(refusedNotFound).Inc()
+	s.m.refusal(refusedNotFound)
 	s.rejects.refusedRequest(refusedNotFound)
 	msg := "no endpoint " + r.Method + " " + truncate(strings.ToValidUTF8(r.URL.Path, "?"), 200)
 	if r.Method != http.MethodPost && ingestPath(r.URL.Path) {
@@ -383,7 +383,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixe
 	n, reserved, ok, st := s.process(w, r, rq)
 	if st != nil && len(rq.rejected) == 0 {
 		reason := st.refusedReason()
-		s.m.refused.WithLabelValues(reason).Inc()
+		s.m.refusal(reason)
 		s.rejects.refusedRequest(reason)
 	}
 	if reserved > 0 {

@@ -34,6 +34,7 @@ type metrics struct {
 
 	events           *prometheus.CounterVec
 	refused          *prometheus.CounterVec
+	refusedBy        map[string]prometheus.Counter
 	sdkMetrics       prometheus.Counter
 	accepted         prometheus.Counter
 	bots             prometheus.Counter
@@ -92,6 +93,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	m.accepted = m.events.WithLabelValues(resultAccepted, reasonNone)
+	m.refusedBy = map[string]prometheus.Counter{}
+	for _, r := range refusedReasons {
+		m.refusedBy[r] = m.refused.WithLabelValues(r)
+	}
 	m.observers = map[string]map[int]prometheus.Observer{}
 	for _, route := range []string{"batch", "track", "page", "screen", "identify", "group", "alias", "pixel"} {
 		m.observers[route] = map[int]prometheus.Observer{}
@@ -100,6 +105,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return m
+}
+
+// refusal counts a whole request refused for reason; the counters of the
+// known reasons are looked up once (WithLabelValues hashes every call).
+func (m *metrics) refusal(reason string) {
+	if c, ok := m.refusedBy[reason]; ok {
+		c.Inc()
+		return
+	}
+	m.refused.WithLabelValues(reason).Inc()
 }
 
 func (m *metrics) observer(route string, code int) prometheus.Observer {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,13 +16,26 @@ import (
 const maxSummaryKeys = 64
 
 // rejectSummary counts rejected events by reason and refused requests by
-// reason between two log lines.
+// reason between two log lines. Refusals, which come by the thousand when
+// the collector sheds load, are counted without a lock or an allocation.
 type rejectSummary struct {
 	mu      sync.Mutex
 	events  map[string]int
-	refused map[string]int
 	sites   map[string]int
+	refused [len(refusedReasons)]atomic.Int64
 }
+
+// refusedReasons are the refusal labels, in refusedIndex order.
+var refusedReasons = [...]string{refusedNotJSON, refusedEmpty, refusedBadRequest, refusedEncoding, refusedNoKey,
+	refusedBadKey, refusedOrigin, refusedTooLarge, refusedRateLimit, refusedUnavailable, refusedNotFound}
+
+var refusedIndex = func() map[string]int {
+	m := map[string]int{}
+	for i, r := range refusedReasons {
+		m[r] = i
+	}
+	return m
+}()
 
 func (r *rejectSummary) add(m map[string]int, k string, n int) map[string]int {
 	if m == nil {
@@ -42,17 +56,25 @@ func (r *rejectSummary) rejected(site, reason string) {
 }
 
 func (r *rejectSummary) refusedRequest(reason string) {
-	r.mu.Lock()
-	r.refused = r.add(r.refused, reason, 1)
-	r.mu.Unlock()
+	if i, ok := refusedIndex[reason]; ok {
+		r.refused[i].Add(1)
+	}
 }
 
 // take returns the counts so far and starts again.
 func (r *rejectSummary) take() (events, refused, sites map[string]int) {
+	for i := range r.refused {
+		if n := r.refused[i].Swap(0); n > 0 {
+			if refused == nil {
+				refused = map[string]int{}
+			}
+			refused[refusedReasons[i]] = int(n)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	events, refused, sites = r.events, r.refused, r.sites
-	r.events, r.refused, r.sites = nil, nil, nil
+	events, sites = r.events, r.sites
+	r.events, r.sites = nil, nil
 	return
 }
 
