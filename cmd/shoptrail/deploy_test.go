@@ -849,6 +849,18 @@ func checkManifests(t *testing.T, paths served) {
 			}
 		}
 	}
+	hpaMin := map[string]int32{}
+	for _, o := range r.objects {
+		if h, ok := o.(*autoscalingv2.HorizontalPodAutoscaler); ok {
+			hpaMin[h.Spec.ScaleTargetRef.Name] = 1
+			if h.Spec.MinReplicas != nil {
+				hpaMin[h.Spec.ScaleTargetRef.Name] = *h.Spec.MinReplicas
+			}
+			if d := deployments[h.Spec.ScaleTargetRef.Name]; d != nil && d.Spec.Replicas != nil {
+				t.Errorf("Deployment %s sets replicas although HPA %s owns them", d.Name, h.Name)
+			}
+		}
+	}
 	for _, o := range r.objects {
 		switch o := o.(type) {
 		case *networkingv1.Ingress:
@@ -880,8 +892,15 @@ func checkManifests(t *testing.T, paths served) {
 			for _, d := range deployments {
 				if subset(o.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
 					n++
-					if o.Spec.MinAvailable != nil && d.Spec.Replicas != nil && int32(o.Spec.MinAvailable.IntValue()) >= *d.Spec.Replicas {
-						t.Errorf("PDB %s: minAvailable %v leaves no disruption of %s's %d replicas", o.Name, o.Spec.MinAvailable, d.Name, *d.Spec.Replicas)
+					replicas := int32(1)
+					if d.Spec.Replicas != nil {
+						replicas = *d.Spec.Replicas
+					}
+					if m, ok := hpaMin[d.Name]; ok {
+						replicas = m
+					}
+					if o.Spec.MinAvailable != nil && int32(o.Spec.MinAvailable.IntValue()) >= replicas {
+						t.Errorf("PDB %s: minAvailable %v leaves no disruption of %s's %d replicas", o.Name, o.Spec.MinAvailable, d.Name, replicas)
 					}
 				}
 			}
