@@ -46,6 +46,9 @@ type Site struct {
 	// as sent.
 	HashTraits []string `json:"hashTraits"`
 	DropTraits []string `json:"dropTraits"`
+	// CartAbandonAfter overrides the processor's -cart.abandon-after for
+	// this site: a Go duration such as "30m" or "2h" (1m..720h).
+	CartAbandonAfter string `json:"cartAbandonAfter,omitempty"`
 
 	anyOrigin   bool
 	origins     []originPattern
@@ -155,6 +158,12 @@ func NewSites(list []Site) (*Sites, error) {
 				return nil, fmt.Errorf("site %q: time zone %q: %w", site.ID, site.TimeZone, err)
 			}
 		}
+		if site.CartAbandonAfter != "" {
+			d, err := time.ParseDuration(site.CartAbandonAfter)
+			if err != nil || d < time.Minute || d > 720*time.Hour {
+				return nil, fmt.Errorf("site %q: cartAbandonAfter %q: want a duration from 1m to 720h, e.g. 30m", site.ID, site.CartAbandonAfter)
+			}
+		}
 		for _, d := range site.OwnDomains {
 			if d == "" || strings.ContainsAny(d, "/:@ ") {
 				return nil, fmt.Errorf("site %q: own domain %q: want a host name such as shop.example", site.ID, d)
@@ -213,6 +222,18 @@ func (s *Sites) OwnDomains() map[string][]string {
 	for _, site := range s.list {
 		if len(site.OwnDomains) > 0 {
 			m[site.ID] = slices.Clone(site.OwnDomains)
+		}
+	}
+	return m
+}
+
+// CartAbandonAfter returns the sites' cartAbandonAfter overrides by site
+// id, for the processor (cart.Config.SiteAbandonAfter).
+func (s *Sites) CartAbandonAfter() map[string]time.Duration {
+	m := make(map[string]time.Duration)
+	for _, site := range s.list {
+		if d, err := time.ParseDuration(site.CartAbandonAfter); err == nil {
+			m[site.ID] = d
 		}
 	}
 	return m

@@ -153,6 +153,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	cfg.proc.Brokers, cfg.proc.Topic = cfg.col.Brokers, cfg.col.Topic
 	cfg.proc.Session.OwnDomains = cfg.col.Sites.OwnDomains()
+	cfg.proc.Cart.SiteAbandonAfter = cfg.col.Sites.CartAbandonAfter()
 	// A port another program holds fails here, before anything starts,
 	// naming the port and how to choose another.
 	if err := cfg.portsFree(); err != nil {

@@ -72,6 +72,7 @@ func runProcessor(ctx context.Context, args []string) error {
 			return err
 		}
 		cfg.Session.OwnDomains = sites.OwnDomains()
+		cfg.Cart.SiteAbandonAfter = sites.CartAbandonAfter()
 	}
 	conn, err := clickhouse.Open(ctx, chc)
 	if err != nil {
