@@ -25,15 +25,18 @@ func TestSDKCompatibility(t *testing.T) {
 	origin := []string{"Origin", "https://shop.example"}
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("k1:"))
 
-	// Preflights allow the headers the SDK asks for: RudderStack's and
-	// analytics.js's retry headers included.
-	asked := "authorization,content-type,anonymousid,x-retry-count,retry-attempt,sentat"
-	a := do(h, "OPTIONS", "/v1/batch", nil, "Origin", "https://shop.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", asked)
-	if a.code != 204 || a.header.Get("Access-Control-Allow-Headers") != asked {
-		t.Errorf("preflight asking %q: %d, allowed %q", asked, a.code, a.header.Get("Access-Control-Allow-Headers"))
+	// Preflights allow the headers the SDK asks for: RudderStack's (as its
+	// v3 sends them, retry headers included), analytics.js's retry count,
+	// Jitsu's write key.
+	asked := "anonymousid,authorization,content-type,rsa-retry-attempt,rsa-retry-reason,rsa-since-first-attempt,rsa-since-last-attempt,sentat"
+	for _, asked := range []string{asked, "content-type,x-retry-count", "content-type,x-write-key"} {
+		a := do(h, "OPTIONS", "/v1/batch", nil, "Origin", "https://shop.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", asked)
+		if a.code != 204 || a.header.Get("Access-Control-Allow-Headers") != asked {
+			t.Errorf("preflight asking %q: %d, allowed %q", asked, a.code, a.header.Get("Access-Control-Allow-Headers"))
+		}
 	}
 	// A header list that is not one is not reflected.
-	a = do(h, "OPTIONS", "/v1/batch", nil, "Origin", "https://shop.example", "Access-Control-Request-Headers", "x-a\x7f")
+	a := do(h, "OPTIONS", "/v1/batch", nil, "Origin", "https://shop.example", "Access-Control-Request-Headers", "x-a\x7f")
 	if a.code != 204 || strings.Contains(a.header.Get("Access-Control-Allow-Headers"), "x-a") {
 		t.Errorf("preflight with a malformed list: %d, allowed %q", a.code, a.header.Get("Access-Control-Allow-Headers"))
 	}
