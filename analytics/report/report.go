@@ -51,10 +51,13 @@ var Areas = map[string][]string{
 	"sources":      {"sources"},
 	"banners":      {"banners"},
 	"pages":        {"page_flow", "exit_pages"},
+	"customers":    {"stage_pyramid", "repeat_purchases", "retention", "first_order_cohorts"},
+	"orders":       {"order_amounts"},
+	"carts":        {"carts"},
 }
 
 // AreaOrder is the order areas are reported in.
-var AreaOrder = []string{"stranger", "registration", "potential", "funnel", "sources", "banners", "pages"}
+var AreaOrder = []string{"stranger", "registration", "potential", "funnel", "sources", "banners", "pages", "customers", "orders", "carts"}
 
 // Options selects what a report shows.
 type Options struct {
@@ -65,6 +68,8 @@ type Options struct {
 	Steps     []string  // funnel_steps: the chosen events
 	Window    time.Duration
 	Page      string // page_flow: the page to start from
+	// Bounds are order_amounts' bucket lower bounds, ascending.
+	Bounds []float64
 }
 
 // Params returns the query parameters of o, or an error naming what is
@@ -90,6 +95,16 @@ func (o Options) Params() (analytics.Params, error) {
 	if o.Window < time.Second {
 		return analytics.Params{}, fmt.Errorf("the funnel window must be at least a second, not %s", o.Window)
 	}
+	if len(o.Bounds) == 0 {
+		return analytics.Params{}, fmt.Errorf("give at least one amount bound")
+	}
+	bounds := make([]string, len(o.Bounds))
+	for i, b := range o.Bounds {
+		if i > 0 && b <= o.Bounds[i-1] || math.IsNaN(b) || math.IsInf(b, 0) {
+			return analytics.Params{}, fmt.Errorf("amount bounds must be finite and ascending: %v", o.Bounds)
+		}
+		bounds[i] = strconv.FormatFloat(b, 'f', -1, 64)
+	}
 	from := time.Date(o.From.Year(), o.From.Month(), o.From.Day(), 0, 0, 0, 0, time.UTC)
 	to := time.Date(o.To.Year(), o.To.Month(), o.To.Day(), 23, 59, 59, 0, time.UTC)
 	return analytics.Params{From: from, To: to, Interval: 24 * time.Hour, Vars: map[string]analytics.Value{
@@ -99,6 +114,7 @@ func (o Options) Params() (analytics.Params, error) {
 		"steps":     analytics.Multi(o.Steps...),
 		"window_s":  analytics.Single(strconv.FormatInt(int64(o.Window/time.Second), 10)),
 		"page":      analytics.Single(o.Page),
+		"bounds":    analytics.Single(strings.Join(bounds, ",")),
 	}}, nil
 }
 

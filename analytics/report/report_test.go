@@ -32,7 +32,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := report.Options{Site: "shop", From: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
-		Grain: "day", Breakdown: "none", Steps: []string{"Product Viewed"}, Window: time.Hour, Page: "/"}
+		Grain: "day", Breakdown: "none", Steps: []string{"Product Viewed"}, Window: time.Hour, Page: "/", Bounds: []float64{0, 50}}
 	p, err := o.Params()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestReport(t *testing.T) {
 }
 
 func TestOptionsRefused(t *testing.T) {
-	ok := report.Options{Site: "s", From: time.Now(), To: time.Now(), Grain: "day", Breakdown: "none", Steps: []string{"a"}, Window: time.Hour}
+	ok := report.Options{Site: "s", From: time.Now(), To: time.Now(), Grain: "day", Breakdown: "none", Steps: []string{"a"}, Window: time.Hour, Bounds: []float64{0, 50}}
 	if _, err := ok.Params(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +119,7 @@ func TestOptionsRefused(t *testing.T) {
 		"range":     func(o *report.Options) { o.From = o.To.AddDate(0, 0, 1) },
 		"steps":     func(o *report.Options) { o.Steps = make([]string, 9) },
 		"window":    func(o *report.Options) { o.Window = 0 },
+		"bounds":    func(o *report.Options) { o.Bounds = []float64{50, 10} },
 	} {
 		o := ok
 		mod(&o)

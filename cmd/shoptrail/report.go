@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ func runReport(ctx context.Context, args []string) error {
 	fs.StringVar(&steps, "steps", "Product Viewed,Product Added,Checkout Started,Order Completed", "funnel_steps: the chosen events in order, comma-separated (1 to 8)")
 	fs.DurationVar(&o.Window, "window", 24*time.Hour, "funnel_steps: the conversion window")
 	fs.StringVar(&o.Page, "page", "/", "page_flow: the page whose next pages are counted")
+	bounds := fs.String("bounds", "0,50,100,500,1000,5000", "order_amounts: lower bounds of the amount buckets, ascending, comma-separated")
 	if _, err := parse(fs, &lc, args); err != nil {
 		return err
 	}
@@ -53,6 +55,13 @@ func runReport(ctx context.Context, args []string) error {
 		if s = strings.TrimSpace(s); s != "" {
 			o.Steps = append(o.Steps, s)
 		}
+	}
+	for _, b := range strings.Split(*bounds, ",") {
+		f, err := strconv.ParseFloat(strings.TrimSpace(b), 64)
+		if err != nil {
+			return fmt.Errorf("-bounds: %q is not a number", b)
+		}
+		o.Bounds = append(o.Bounds, f)
 	}
 	p, err := o.Params()
 	if err != nil {
