@@ -307,6 +307,28 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
+	// Materialized views as a later migration might add them: one into a
+	// table of its own, one with an inner engine. On the cluster they read
+	// each shard's local events.
+	views := clickhouse.Migration{Version: 9999, Name: "views", Statements: []string{
+		"CREATE TABLE IF NOT EXISTS daily_events (site String, day Date, events UInt64) ENGINE = SummingMergeTree ORDER BY (site, day)",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS daily_events_mv TO daily_events AS SELECT site, toDate(event_time) AS day, count() AS events FROM events GROUP BY site, day",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS daily_visitors ENGINE = AggregatingMergeTree ORDER BY (site, day) AS SELECT site, toDate(event_time) AS day, uniqState(anonymous_id) AS visitors FROM events GROUP BY site, day",
+	}}
+	ms, err := clickhouse.LoadMigrations(shoptrail.Migrations, shoptrail.MigrationsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cms, err := clickhouse.ForCluster(append(ms, views), clickhouse.Cluster{Name: "two_shards", Database: "sharded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range cms[len(cms)-1].Statements {
+		if err := nodes[0].open(t, "sharded").Exec(ctx, st); err != nil {
+			t.Fatalf("%s: %v", st, err)
+		}
+	}
+
 	topic := "events-" + testenv.RandomSuffix()
 	b := testenv.Broker(t, devstack.BrokerConfig{Partitions: partitions, Topics: []string{topic},
 		Opts: []kfake.Opt{kfake.GroupMinSessionTimeout(100 * time.Millisecond)}})
@@ -342,6 +364,21 @@ func TestCluster(t *testing.T) {
 		}
 		if got := count(t, c, "SELECT count() FROM event_sessions FINAL WHERE status = 'assigned'"); got != visitors*perVisitor {
 			t.Errorf("assigned events = %d, want %d", got, visitors*perVisitor)
+		}
+	})
+
+	t.Run("materialized views aggregate each shard", func(t *testing.T) {
+		for i, n := range nodes {
+			if got := count(t, n.open(t, "sharded"), "SELECT sum(events) FROM daily_events_local"); got == 0 {
+				t.Errorf("shard %d: its view counted no events", i+1)
+			}
+		}
+		c := nodes[0].open(t, "sharded")
+		if got := count(t, c, "SELECT sum(events) FROM daily_events"); got != nEvents {
+			t.Errorf("sum(events) over the Distributed daily_events = %d, want %d", got, nEvents)
+		}
+		if got := count(t, c, "SELECT toUInt64(uniqMerge(visitors)) FROM daily_visitors"); got != nVisitors {
+			t.Errorf("uniqMerge(visitors) over the Distributed daily_visitors = %d, want %d", got, nVisitors)
 		}
 	})
 
