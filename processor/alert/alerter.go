@@ -326,9 +326,7 @@ func (a *Alerter) prepare(ctx context.Context, batch []kafka.Message) ([]decided
 // these subjects that other alerters or earlier runs set. It retries until
 // ClickHouse answers or ctx ends: deciding without it could alert twice.
 func (a *Alerter) lookup(ctx context.Context, ids, subjects []string, since time.Time) (map[string]bool, error) {
-	q := `SELECT alert_id, signal_id, site, rule, subject, toUInt32(cooldown_until) FROM alert_deliveries
-WHERE final = 1 AND signal_at >= toDateTime(` + fmt.Sprint(max(since.Unix(), 0)) + `)
-  AND (alert_id IN (` + quoteList(ids) + `) OR (subject IN (` + quoteList(subjects) + `) AND cooldown_until > toDateTime(0)))`
+	q := lookupSQL(ids, subjects, since)
 	wait := 100 * time.Millisecond
 	for {
 		done, err := a.runLookup(ctx, q)

@@ -3,7 +3,6 @@ package alert
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -61,8 +60,7 @@ func (a *Alerter) checkDrops(ctx context.Context) error {
 }
 
 func (a *Alerter) activeSites(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := a.conn.Query(ctx, fmt.Sprintf(`SELECT DISTINCT site FROM events
-WHERE event_time >= toDateTime(%d) AND event_time < toDateTime(%d)`, now.Add(-time.Hour).Unix(), now.Unix()))
+	rows, err := a.conn.Query(ctx, activeSitesSQL(now))
 	if err != nil {
 		return nil, fmt.Errorf("cannot list active sites: %w", err)
 	}
@@ -100,7 +98,7 @@ func (a *Alerter) checkDrop(ctx context.Context, set *rules.Set, site string, r 
 		for _, dn := range dests {
 			ids = append(ids, rules.AlertID(signalID, r.Name, dn))
 		}
-		done, err := a.runLookup(ctx, `SELECT alert_id, '', '', '', '', toUInt32(0) FROM alert_deliveries WHERE final = 1 AND alert_id IN (`+quoteList(ids)+`)`)
+		done, err := a.runLookup(ctx, doneSQL(ids))
 		if err != nil {
 			return fmt.Errorf("cannot read sent drop alerts: %w", err)
 		}
@@ -131,35 +129,12 @@ func (a *Alerter) checkDrop(ctx context.Context, set *rules.Set, site string, r 
 // each of the previous weeks (index 0 is now's, k is k weeks before).
 func ReadWindows(ctx context.Context, conn driver.Conn, site string, now time.Time, weeks int) ([]drop.Window, error) {
 	wins := make([]drop.Window, weeks+1)
-	var cond, which []string
 	for k := range wins {
 		wins[k] = drop.Window{Products: map[string]drop.Product{}, Sources: map[string]float64{}}
-		end := now.Add(-time.Duration(k) * 7 * 24 * time.Hour)
-		r := fmt.Sprintf("(%%[1]s >= toDateTime(%d) AND %%[1]s < toDateTime(%d))", end.Add(-time.Hour).Unix(), end.Unix())
-		cond = append(cond, r)
-		which = append(which, r, fmt.Sprint(k))
 	}
-	for_ := func(col string) (string, string) {
-		c := make([]string, len(cond))
-		for i := range cond {
-			c[i] = fmt.Sprintf(cond[i], col)
-		}
-		w := make([]string, len(which))
-		for i := range which {
-			if i%2 == 0 {
-				w[i] = fmt.Sprintf(which[i], col)
-			} else {
-				w[i] = which[i]
-			}
-		}
-		return strings.Join(c, " OR "), "toInt8(multiIf(" + strings.Join(w, ", ") + ", -1))"
-	}
-	ec, ew := for_("event_time")
-	s := quoteList([]string{site})
+	funnelQ, productsQ, sourcesQ := windowsSQL(site, now, weeks)
 	steps := map[string]int{"Product Viewed": 0, "Product Added": 1, "Checkout Started": 2, "Order Completed": 3}
-	rows, err := conn.Query(ctx, `SELECT `+ew+` AS w, event, uniqExact(message_id) FROM events
-WHERE site = `+s+` AND is_bot = 0 AND event IN ('Product Viewed', 'Product Added', 'Checkout Started', 'Order Completed') AND (`+ec+`)
-GROUP BY w, event`)
+	rows, err := conn.Query(ctx, funnelQ)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read funnel counts: %w", err)
 	}
@@ -176,11 +151,7 @@ GROUP BY w, event`)
 		}
 	}
 	rows.Close()
-	rows, err = conn.Query(ctx, `SELECT `+ew+` AS w, product_id, uniqExactIf(message_id, event = 'Product Viewed'),
-  uniqExactIf(message_id, event = 'Product Added'), if(countIf(event = 'Product Viewed' AND price > 0) > 0, avgIf(price, event = 'Product Viewed' AND price > 0), 0)
-FROM events
-WHERE site = `+s+` AND is_bot = 0 AND product_id != '' AND event IN ('Product Viewed', 'Product Added') AND (`+ec+`)
-GROUP BY w, product_id`)
+	rows, err = conn.Query(ctx, productsQ)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read product counts: %w", err)
 	}
@@ -198,10 +169,7 @@ GROUP BY w, product_id`)
 		}
 	}
 	rows.Close()
-	sc, sw := for_("start_time")
-	rows, err = conn.Query(ctx, `SELECT `+sw+` AS w, source, count() FROM sessions FINAL
-WHERE site = `+s+` AND is_bot = 0 AND (`+sc+`)
-GROUP BY w, source`)
+	rows, err = conn.Query(ctx, sourcesQ)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read source counts: %w", err)
 	}

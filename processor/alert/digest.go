@@ -61,10 +61,7 @@ func (a *Alerter) sendDueDigests(ctx context.Context) error {
 
 // sendDigest queues the digests of rule r for the day ending at `at`.
 func (a *Alerter) sendDigest(ctx context.Context, set *rules.Set, site *rules.Site, r *rules.Rule, at time.Time) error {
-	q := fmt.Sprintf(`SELECT destination, payload FROM alert_deliveries
-WHERE rule = %s AND status = 'digest_pending' AND signal_at >= toDateTime(%d) AND signal_at < toDateTime(%d)`,
-		quoteList([]string{r.Name}), at.Add(-24*time.Hour).Unix(), at.Unix())
-	rows, err := a.conn.Query(ctx, q)
+	rows, err := a.conn.Query(ctx, digestEntriesSQL(r.Name, at))
 	if err != nil {
 		return fmt.Errorf("cannot read pending digest entries: %w", err)
 	}
@@ -107,7 +104,7 @@ WHERE rule = %s AND status = 'digest_pending' AND signal_at >= toDateTime(%d) AN
 	if len(ids) == 0 {
 		return nil
 	}
-	done, err := a.runLookup(ctx, `SELECT alert_id, '', '', '', '', toUInt32(0) FROM alert_deliveries WHERE final = 1 AND alert_id IN (`+quoteList(ids)+`)`)
+	done, err := a.runLookup(ctx, doneSQL(ids))
 	if err != nil {
 		return fmt.Errorf("cannot read sent digests: %w", err)
 	}

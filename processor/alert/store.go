@@ -12,8 +12,7 @@ import (
 // alerters left in alert_deliveries.
 func (a *Alerter) loadState(ctx context.Context) error {
 	now := a.clock.Now()
-	rows, err := a.conn.Query(ctx, `SELECT site, rule, subject, signal_id, toUInt32(cooldown_until) FROM alert_deliveries
-WHERE final = 1 AND cooldown_until > toDateTime(`+fmt.Sprint(now.Add(-time.Hour).Unix())+`)`)
+	rows, err := a.conn.Query(ctx, cooldownsSQL(now.Add(-time.Hour)))
 	if err != nil {
 		return fmt.Errorf("cannot load cooldowns from alert_deliveries: %w", err)
 	}
