@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/shoptrail
 
-.PHONY: all run build test test-go test-beacon test-sdk-deps lint deps deps-test bench clean image up down screenshots
+.PHONY: all run build test test-go test-race test-beacon test-sdk-deps lint deps deps-test bench clean image up down screenshots
 
 all: build
 
@@ -81,6 +81,10 @@ screenshots: deps-test
 	@echo ">> rendering every Grafana dashboard (shared Grafana, ClickHouse 18.16 with a simulated shop, headless Chromium) into doc/screenshots/"
 	@scripts/grafana-check.sh
 	@SHOPTRAIL_SCREENSHOTS=$(CURDIR)/doc/screenshots $(GO) test -count=1 -run '^TestScreenshots$$' -v ./dashboards/ | grep -E '^(---|ok|FAIL)|png'
+
+test-race:
+	@echo ">> processor tests under the race detector (its goroutines: batch writers, checkpoints, readiness); about twice the time of go test ./processor/"
+	@$(GO) test -race -count=1 -timeout 30m ./processor/
 
 lint:
 	@echo ">> go vet and gofmt"

@@ -62,7 +62,10 @@ func (e *env) database() (clickhouse.Config, driver.Conn) {
 }
 
 // config returns a processor config for a fresh group of this topic: small
-// batches and checkpoints, fast group timeouts, no wall-clock watermark.
+// batches and checkpoints, fast group timeouts (but not so fast that a
+// loaded machine, or the race detector, stalls a member past its session
+// and leaves it writing after its successor took over), no wall-clock
+// watermark.
 func (e *env) config(group string) processor.Config {
 	return processor.Config{
 		Brokers:             e.brokers,
@@ -74,7 +77,7 @@ func (e *env) config(group string) processor.Config {
 		BatchInterval:       100 * time.Millisecond,
 		CheckpointInterval:  300 * time.Millisecond,
 		IdleAdvance:         -1,
-		GroupSessionTimeout: time.Second,
+		GroupSessionTimeout: 3 * time.Second,
 		RebalanceTimeout:    10 * time.Second,
 	}
 }
