@@ -247,30 +247,41 @@ func depth(v *fastjson.Value) int {
 	return 1
 }
 
-// jsonShape is the deepest nesting of objects and arrays in a JSON text
-// and an upper bound of the number of values in it (every value but the
-// first follows a '[', ',' or ':'), in one pass without parsing.
-func jsonShape(b []byte) (deepest, values int) {
-	d, inString := 0, false
+// jsonShape reads a JSON text once, without parsing: the deepest nesting
+// of objects and arrays, an upper bound of the number of values in it
+// (every value but the first follows a '[', ',' or ':'), and whether any
+// string in it may hold an email, a phone or a token (mayNeedRedacting; a \u
+// escape may hide one), so that a body without any skips redacting.
+func jsonShape(b []byte) (deepest, values int, mayPII bool) {
+	d := 0
 	values = 1
 	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
+		switch b[i] {
 		case '"':
-			inString = true
+			// The string, in pieces between escapes (none of which is part
+			// of an email, a phone or a token, except \u, which may hide
+			// anything).
+			for i++; i < len(b); i++ {
+				j := i
+				for j < len(b) && b[j] != '"' && b[j] != '\\' {
+					j++
+				}
+				if !mayPII && mayNeedRedacting(b[i:j]) {
+					mayPII = true
+				}
+				i = j
+				if j == len(b) || b[j] == '"' {
+					break
+				}
+				if j+1 < len(b) && b[j+1] == 'u' {
+					mayPII = true
+				}
+				i++ // the escaped byte
+			}
 		case '{', '[':
 			d++
 			deepest = max(deepest, d)
-			if c == '[' {
+			if b[i] == '[' {
 				values++
 			}
 		case '}', ']':
@@ -279,7 +290,7 @@ func jsonShape(b []byte) (deepest, values int) {
 			values++
 		}
 	}
-	return deepest, values
+	return deepest, values, mayPII
 }
 
 func requiredMsg(req requirement, event string) string {

@@ -42,6 +42,7 @@ type request struct {
 	// Per message.
 	dup                 *fieldError // the first repeated key
 	renames             []keyRename
+	textClean           bool // no string in the body may hold PII (jsonShape): sanitize skips redacting texts
 	edits               []propEdit
 	pageInfo, propsInfo urlInfo // what cleaning the page URL (context, properties) learned
 	truncated           bool
@@ -445,11 +446,11 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 
 	origin := r.Header.Get("Origin")
 	rq.browser = origin != "" || rq.pixel
-	// Cut and scrubbed as context.userAgent is (context.userAgent goes
-	// through sanitize).
+	// Cut before classifying; the classifier scrubs what it keeps (once
+	// per distinct user agent), as sanitize does context.userAgent.
 	ua := r.Header.Get("User-Agent")
 	rq.headerUACut = len(ua) > maxTextLen
-	rq.headerUA = redactText(truncate(ua, maxTextLen), textRules)
+	rq.headerUA = truncate(ua, maxTextLen)
 	rq.ip = s.anonymize(addr)
 
 	// Read and parse.
@@ -465,7 +466,8 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 		return 0, reserved, true, st
 	}
 	rq.badUTF8 = !utf8.Valid(ps.body)
-	deepest, values := jsonShape(ps.body)
+	deepest, values, mayPII := jsonShape(ps.body)
+	rq.textClean = !mayPII
 	rq.deep = deepest > maxDepth+3
 	// A parse costs per value, not per byte ([0,0,0,...] is a value every
 	// two bytes): reserve what this body's parse will hold, beyond the

@@ -157,7 +157,7 @@ func (rq *request) sanitizeURLs(o *fastjson.Object, info *urlInfo) {
 			c = rq.cleaner.cleanSearch(s)
 		case k == "path":
 			c = redactPath(s)
-		case idKeys[k]:
+		case idKeys[k] || rq.textClean:
 			return
 		default:
 			c = redactText(s, textRules)
@@ -168,10 +168,14 @@ func (rq *request) sanitizeURLs(o *fastjson.Object, info *urlInfo) {
 	})
 }
 
-// walkText redacts every string and key of v.
+// walkText redacts every string and key of v (and checks its objects'
+// keys for duplicates).
 func (rq *request) walkText(v *fastjson.Value) {
 	switch v.Type() {
 	case fastjson.TypeString:
+		if rq.textClean {
+			return
+		}
 		b, _ := v.StringBytes()
 		if c := redactText(view(b), textRules); c != view(b) {
 			rq.setString(v, c)
@@ -231,6 +235,7 @@ func (rq *request) traits(v *fastjson.Value) {
 // is set, queues the keys holding an email, a phone or a token for
 // renaming (renameKeys, after o's visit).
 func (rq *request) checkKeys(o *fastjson.Object, prefix string, rename bool) {
+	rename = rename && !rq.textClean
 	n := o.Len()
 	dups := rq.dup == nil && n >= 2
 	if !dups && !rename {
@@ -405,30 +410,79 @@ func redactText(s string, rules redactRules) string {
 	return string(b)
 }
 
-// mayNeedRedacting is a cheap test: an '@', seven digits, or a run of 32
-// token characters (or a JWT's start).
-func mayNeedRedacting(s string) bool {
+// mayNeedRedacting is a cheap, conservative test before redactText: false
+// only when redactText would change nothing. It looks for the shapes
+// redactText looks for, counted more loosely: an '@' (email), 7 digits
+// after a + or ( or 10 among phone separators (phone), 32 token
+// characters in a row (token), "eyJ" (JWT).
+func mayNeedRedacting[T string | []byte](s T) bool {
 	digits, run := 0, 0
+	open := false // the digits follow a + or (
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '@':
-			return true
-		case isDigit(c):
+		switch byteClass[c] {
+		case clsLetter:
+			run++
+			digits, open = 0, false
+			if run >= 32 || c == 'J' && i >= 2 && s[i-2] == 'e' && s[i-1] == 'y' {
+				return true
+			}
+			continue
+		case clsDigit:
 			digits++
 			run++
-		case isTokenChar(c):
+		case clsDot:
 			run++
-		default:
+		case clsOpen:
+			if digits == 0 {
+				open = true
+			}
 			run = 0
+		case clsSep:
+			run = 0
+		case clsAt:
+			return true
+		default:
+			run, digits, open = 0, 0, false
 			continue
 		}
-		if digits >= 7 || run >= 32 {
+		if run >= 32 || digits >= 10 || (open && digits >= 7) {
 			return true
 		}
 	}
-	return strings.Contains(s, "eyJ")
+	return false
 }
+
+// Byte classes of mayNeedRedacting.
+const (
+	clsOther  = iota
+	clsLetter // letters and _: token characters, and they end a phone
+	clsDigit
+	clsDot  // a token character and a phone separator
+	clsOpen // + (
+	clsSep  // - ) and space: phone separators
+	clsAt
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+			t[c] = clsLetter
+		case c >= '0' && c <= '9':
+			t[c] = clsDigit
+		case c == '.':
+			t[c] = clsDot
+		case c == '+' || c == '(':
+			t[c] = clsOpen
+		case c == '-' || c == ')' || c == ' ':
+			t[c] = clsSep
+		case c == '@':
+			t[c] = clsAt
+		}
+	}
+	return t
+}()
 
 // maxPhoneRun bounds the scan for a phone number from one position, so
 // redacting stays linear in the text.
@@ -454,6 +508,10 @@ scan:
 			end = j + 1
 		case c == '.':
 			dots++
+		case (c == ')' || c == '(' || c == '+') && !open:
+			// a bare phone is digits, dots and hyphens
+			capped = false
+			break scan
 		case c == ')':
 			others++
 			end = j + 1

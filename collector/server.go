@@ -116,6 +116,7 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 		s.kafka = newGroupProducer(cfg.Brokers, codec, cfg.ProduceTimeout, cfg.Linger, log, s.m)
 		s.producer = s.kafka
 	}
+	s.ua.Scrub = func(ua string) string { return redactText(ua, textRules) }
 	s.m.inflightBytes.Set(0)
 	evictions := func(limit string, n func() uint64) {
 		promauto.With(reg).NewCounterFunc(prometheus.CounterOpts{

@@ -25,6 +25,11 @@ const entryCost = 160
 // agents costs CPU but never unbounded memory: at most 10,000 entries and
 // 4 MiB by default). Safe for concurrent use.
 type Classifier struct {
+	// Scrub, when set, rewrites the user agent an Entry keeps (e.g.
+	// redacting what looks like PII), once per distinct user agent; set
+	// it before the first Classify.
+	Scrub func(string) string
+
 	size     int
 	maxBytes int
 
@@ -68,6 +73,9 @@ func (c *Classifier) Classify(ua []byte) *Entry {
 	}
 	s := string(ua)
 	e = &Entry{UA: s, Info: Parse(s)}
+	if c.Scrub != nil {
+		e.UA = c.Scrub(s)
+	}
 	if reason, bot := Bot(s); bot {
 		e.Bot, e.BotReason, e.Class = true, reason, ClassBot
 	}
