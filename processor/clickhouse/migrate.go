@@ -107,11 +107,15 @@ type Querier interface {
 // an ALTER TABLE t ADD COLUMN c whose column exists, so that statement is
 // idempotent too.
 type ColumnChecker interface {
-	HasColumn(ctx context.Context, table, column string) (bool, error)
+	// HasColumn tells whether database (empty: the current one) has the
+	// table with the column.
+	HasColumn(ctx context.Context, database, table, column string) (bool, error)
 }
 
-// addColumn matches a statement adding one column.
-var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z0-9_]+)\s+ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
+// addColumn matches a statement adding one column: database (optional),
+// table, column. ForCluster's form, db.table ON CLUSTER c, included (the
+// column on this server stands for the cluster's).
+var addColumn = regexp.MustCompile("(?is)^\\s*ALTER\\s+TABLE\\s+(?:`?(\\w+)`?\\.)?`?(\\w+)`?(?:\\s+ON\\s+CLUSTER\\s+\\S+)?\\s+ADD\\s+COLUMN\\s+`?(\\w+)`?\\s")
 
 // Migrate applies the migrations not yet recorded in schema_migrations, in
 // order, and records each. Every statement is idempotent (IF NOT EXISTS; an
@@ -155,7 +159,7 @@ func migrate(ctx context.Context, db Querier, ms []Migration, createSchemaMigrat
 		for i, s := range m.Statements {
 			if cc, ok := db.(ColumnChecker); ok {
 				if a := addColumn.FindStringSubmatch(s); a != nil {
-					has, err := cc.HasColumn(ctx, a[1], a[2])
+					has, err := cc.HasColumn(ctx, a[1], a[2], a[3])
 					if err != nil {
 						return applied, fmt.Errorf("cannot apply migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 					}

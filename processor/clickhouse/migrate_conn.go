@@ -18,8 +18,9 @@ var (
 	_ ColumnChecker = connQuerier{}
 )
 
-func (c connQuerier) HasColumn(ctx context.Context, table, column string) (bool, error) {
-	rows, err := c.Query(ctx, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = ?", table, column)
+func (c connQuerier) HasColumn(ctx context.Context, database, table, column string) (bool, error) {
+	rows, err := c.Query(ctx, "SELECT count() FROM system.columns WHERE database = if(? = '', currentDatabase(), ?) AND table = ? AND name = ?",
+		database, database, table, column)
 	if err != nil {
 		return false, fmt.Errorf("cannot read system.columns: %w", err)
 	}

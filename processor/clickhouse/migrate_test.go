@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +143,44 @@ func TestMigrateClickHouse26(t *testing.T) {
 	}
 	if !strings.Contains(out, "events\n") {
 		t.Fatalf("tables = %q, want events among them", out)
+	}
+}
+
+// columnDB records statements and knows some columns.
+type columnDB struct {
+	execs []string
+	has   map[string]bool // database.table.column ("" database: the current one)
+}
+
+func (d *columnDB) Exec(_ context.Context, q string, _ ...any) error {
+	d.execs = append(d.execs, q)
+	return nil
+}
+func (d *columnDB) AppliedVersions(context.Context) (map[int]bool, error) { return nil, nil }
+func (d *columnDB) RecordMigration(context.Context, int, string, time.Time) error {
+	return nil
+}
+func (d *columnDB) HasColumn(_ context.Context, db, table, column string) (bool, error) {
+	return d.has[db+"."+table+"."+column], nil
+}
+
+// TestMigrateSkipsExistingColumn: an ADD COLUMN whose column exists is
+// skipped (18.16 has no ADD COLUMN IF NOT EXISTS), in the plain form and in
+// ForCluster's.
+func TestMigrateSkipsExistingColumn(t *testing.T) {
+	db := &columnDB{has: map[string]bool{".sessions.is_final": true, "shop.sessions_local.is_final": true}}
+	stmts := []string{
+		"ALTER TABLE sessions ADD COLUMN is_final UInt8 DEFAULT 1",
+		"ALTER TABLE shop.sessions_local ON CLUSTER c1 ADD COLUMN is_final UInt8 DEFAULT 1",
+		"ALTER TABLE shop.sessions ON CLUSTER c1 ADD COLUMN is_final UInt8 DEFAULT 1",
+		"ALTER TABLE sessions ADD COLUMN other UInt8",
+		"ALTER TABLE sessions DELETE WHERE 1",
+	}
+	if _, err := clickhouse.Migrate(context.Background(), db, []clickhouse.Migration{{Version: 1, Name: "x", Statements: stmts}}); err != nil {
+		t.Fatal(err)
+	}
+	want := stmts[2:]
+	if !slices.Equal(db.execs[1:], want) { // after creating schema_migrations
+		t.Errorf("ran %q, want %q", db.execs, want)
 	}
 }
