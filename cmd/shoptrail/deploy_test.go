@@ -866,6 +866,23 @@ func checkManifests(t *testing.T, paths served) {
 		case *networkingv1.Ingress:
 			for _, rule := range o.Spec.Rules {
 				for _, p := range rule.HTTP.Paths {
+					for _, internal := range []string{"/metrics", "/healthz", "/readyz", "/debug/pprof/"} {
+						if p.Path == internal || p.PathType != nil && *p.PathType == networkingv1.PathTypePrefix && strings.HasPrefix(internal, strings.TrimSuffix(p.Path, "/")+"/") {
+							t.Errorf("Ingress %s: path %s exposes the collector's internal %s", o.Name, p.Path, internal)
+						}
+					}
+					if s, ok := services[p.Backend.Service.Name]; ok {
+						for _, w := range workloads {
+							if w.kind == "Deployment" && subset(s.Spec.Selector, w.labels) {
+								// A public path must be one the service serves.
+								path := p.Path
+								if p.PathType != nil && *p.PathType == networkingv1.PathTypePrefix {
+									path = strings.TrimSuffix(p.Path, "/") + "/"
+								}
+								paths.add(invOf[w.name], "public "+path, "Ingress "+o.Name)
+							}
+						}
+					}
 					s, ok := services[p.Backend.Service.Name]
 					if !ok {
 						t.Errorf("Ingress %s: no Service %s", o.Name, p.Backend.Service.Name)
@@ -1074,13 +1091,30 @@ func TestDeployEndpointsServed(t *testing.T) {
 						t.Fatalf("%s exited: %v", cmd, err)
 					default:
 					}
-					resp, err := client.Get("http://" + addr + path)
-					code := 0
-					if err == nil {
-						code = resp.StatusCode
-						resp.Body.Close()
+					// "public /path" (an Ingress's path): an answer other
+					// than 404 to GET, OPTIONS or POST shows a route (a POST
+					// without a write key is refused, not unknown); a probed
+					// or scraped path must answer GET with 200.
+					p, public := strings.CutPrefix(path, "public ")
+					methods := []string{http.MethodGet}
+					if public {
+						methods = append(methods, http.MethodOptions, http.MethodPost)
 					}
-					if code == http.StatusOK {
+					code := 0
+					for _, m := range methods {
+						req, _ := http.NewRequest(m, "http://"+addr+p, nil)
+						req.Header.Set("Origin", "https://deploy-test.invalid")
+						resp, err := client.Do(req)
+						if err != nil {
+							code = 0
+							break
+						}
+						resp.Body.Close()
+						if code = resp.StatusCode; code != http.StatusNotFound {
+							break
+						}
+					}
+					if code == http.StatusOK || public && code != 0 && code != http.StatusNotFound {
 						break
 					}
 					if code == http.StatusNotFound || time.Now().After(deadline) {
