@@ -1,7 +1,10 @@
 -- Alert recovery rate: abandoned carts recovered with and without an alert, per site and rule.
 -- The hold-out arm (held_out = 1) got no alert. Counts are given so the
 -- difference can be judged: z is the two-proportion z statistic (|z| above
--- about 2 is unlikely to be chance). Abandonments are those whose signal
+-- about 2 is unlikely to be chance). A cart counts as recovered when the
+-- processor's cart_abandonments says so (recovered = 1) or the alerter saw
+-- its cart.recovered signal (alert_recoveries); both are keyed by the
+-- abandonment id the alert carries. Abandonments are those whose signal
 -- time is in the dashboard's range; compare ranges older than the recovery
 -- window, younger carts may still recover.
 SELECT
@@ -36,7 +39,12 @@ FROM
     ANY LEFT JOIN
     (
         SELECT abandonment_id, 1 AS recovered
-        FROM alert_recoveries
+        FROM
+        (
+            SELECT abandonment_id FROM cart_abandonments WHERE recovered = 1
+            UNION ALL
+            SELECT abandonment_id FROM alert_recoveries
+        )
         GROUP BY abandonment_id
     ) AS r USING abandonment_id
     GROUP BY site, rule
