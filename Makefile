@@ -78,9 +78,9 @@ bench: build
 	@$(GO) test -run '^$$' -bench 'Deliver|CooldownMemory' -benchtime 1x -timeout 10m ./processor/alert/
 
 screenshots: deps-test
-	@echo ">> rendering every Grafana dashboard (shared Grafana, ClickHouse 18.16 with a simulated shop, headless Chromium) into doc/screenshots/"
+	@echo ">> rendering every Grafana dashboard (shared Grafana, ClickHouse 18.16 with a simulated shop, Pipeline health from a running dev stack and Prometheus, headless Chromium) into doc/screenshots/"
 	@scripts/grafana-check.sh
-	@SHOPTRAIL_SCREENSHOTS=$(CURDIR)/doc/screenshots $(GO) test -count=1 -run '^TestScreenshots$$' -v ./dashboards/ | grep -E '^(---|ok|FAIL)|png'
+	@SHOPTRAIL_SCREENSHOTS=$(CURDIR)/doc/screenshots $(GO) test -count=1 -run '^(TestScreenshots|TestDevPipelineHealth)$$' -v ./dashboards/ ./cmd/shoptrail/ | grep -E '^(---|ok|FAIL)|png'
 
 test-race:
 	@echo ">> processor tests under the race detector (its goroutines: batch writers, checkpoints, readiness); about twice the time of go test ./processor/"

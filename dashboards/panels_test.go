@@ -1,9 +1,7 @@
 package dashboards_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -117,99 +115,19 @@ func timeRange(t *testing.T, d dashboards.Dashboard, now time.Time) (time.Time, 
 	return f, now
 }
 
-type frame struct {
-	Schema struct {
-		Fields []struct {
-			Name string `json:"name"`
-			Type string `json:"type"`
-		} `json:"fields"`
-	} `json:"schema"`
-	Data struct {
-		Values [][]any `json:"values"`
-	} `json:"data"`
-}
-
-// dsQuery runs one panel query through Grafana's /api/ds/query, as the
-// browser does: the plugin's back end expands the macros.
-func dsQuery(t *testing.T, grafana string, target map[string]any, sql string, from, to time.Time, interval time.Duration) ([]frame, error) {
+// dsQuery runs one panel query through Grafana's /api/ds/query with sql
+// as its rawSql.
+func dsQuery(t *testing.T, grafana string, target map[string]any, sql string, from, to time.Time, interval time.Duration) ([]dashboards.Frame, error) {
 	q := map[string]any{}
 	for k, v := range target {
 		q[k] = v
 	}
 	q["rawSql"] = sql
-	q["intervalMs"] = interval.Milliseconds()
-	q["maxDataPoints"] = 1000
-	body, _ := json.Marshal(map[string]any{
-		"queries": []any{q},
-		"from":    strconv.FormatInt(from.UnixMilli(), 10),
-		"to":      strconv.FormatInt(to.UnixMilli(), 10),
-	})
-	req, _ := http.NewRequest("POST", grafana+"/api/ds/query", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("admin", "admin")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Results map[string]struct {
-			Error  string  `json:"error"`
-			Frames []frame `json:"frames"`
-		} `json:"results"`
-		Message string `json:"message"`
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
-	}
-	r := out.Results[fmt.Sprint(target["refId"])]
-	if r.Error != "" || resp.StatusCode != 200 {
-		return nil, fmt.Errorf("HTTP %d: %s %s", resp.StatusCode, r.Error, out.Message)
-	}
-	return r.Frames, nil
+	return admin(t, grafana).Query(context.Background(), q, from, to, interval)
 }
 
-// expects says what fields a panel type needs: a time field (time
-// series), a number (everything but tables), a string or time for the
-// x axis (bar charts).
-func checkFrames(panelType string, frames []frame) error {
-	rows, times, numbers, strs := 0, 0, 0, 0
-	var names []string
-	for _, f := range frames {
-		for i, fl := range f.Schema.Fields {
-			names = append(names, fl.Name+":"+fl.Type)
-			switch fl.Type {
-			case "time":
-				times++
-			case "number":
-				numbers++
-			case "string":
-				strs++
-			}
-			if i < len(f.Data.Values) && len(f.Data.Values[i]) > rows {
-				rows = len(f.Data.Values[i])
-			}
-		}
-	}
-	if rows == 0 {
-		return fmt.Errorf("no rows (fields %v)", names)
-	}
-	switch panelType {
-	case "timeseries":
-		if times == 0 || numbers == 0 {
-			return fmt.Errorf("a time series needs a time and a number field, got %v", names)
-		}
-	case "barchart":
-		if (strs == 0 && times == 0) || numbers == 0 {
-			return fmt.Errorf("a bar chart needs a string or time field and a number field, got %v", names)
-		}
-	case "stat", "bargauge", "gauge", "piechart":
-		if numbers == 0 {
-			return fmt.Errorf("a %s needs a number field, got %v", panelType, names)
-		}
-	}
-	return nil
+func checkFrames(panelType string, frames []dashboards.Frame) error {
+	return dashboards.CheckFrames(panelType, frames)
 }
 
 // Every ClickHouse panel's query, run through Grafana and its ClickHouse

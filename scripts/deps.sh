@@ -5,7 +5,7 @@
 #   scripts/deps.sh            what `make run` needs: the ClickHouse server (go
 #                              build fetches the Go modules it compiles)
 #   scripts/deps.sh test       also what only the tests need: ZooKeeper, Debian's
-#                              chromium, every Go module, chDB (`browser`: the same)
+#                              chromium, Prometheus, every Go module, chDB (`browser`: the same)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,7 @@ test | browser) ;;
 esac
 apt_install zookeeper # the ClickHouse cluster test (processor/clickhouse/clustertest) runs it on loopback
 apt_install chromium  # the browser tests of the beacon and of the SDKs
+apt_install prometheus # the Pipeline health dashboard's test (shoptrail dev scrapes the services with it)
 
 if ! go list -m all >/dev/null 2>&1; then echo "deps: go mod download"; fi
 go mod download

@@ -28,7 +28,7 @@ import (
 	"github.com/shoptrail/shoptrail/processor/rejects"
 )
 
-var devParts = []string{"broker", "clickhouse", "collector", "processor", "alerter", "demo", "grafana"}
+var devParts = []string{"broker", "clickhouse", "collector", "processor", "alerter", "demo", "prometheus", "grafana"}
 
 // devConfig is the configuration of `shoptrail dev`.
 type devConfig struct {
@@ -46,6 +46,8 @@ type devConfig struct {
 
 	grafanaPort    int
 	grafanaPromURL string
+	promPort       int
+	alerterHTTP    string
 }
 
 func (c *devConfig) registerFlags(fs *flag.FlagSet) {
@@ -65,7 +67,9 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.chHTTP, "clickhouse.http-port", 18123, "HTTP port of the dev ClickHouse server (its native port is that of -clickhouse.addr)")
 	fs.StringVar(&c.demoAddr, "demo.addr", "127.0.0.1:8081", "listen address of the demo shop")
 	fs.IntVar(&c.grafanaPort, "grafana.port", 13000, "port of the dev Grafana on 127.0.0.1 (started when the shared Grafana build is found: ../shared/grafana or SHOPTRAIL_GRAFANA_DIST)")
-	fs.StringVar(&c.grafanaPromURL, "grafana.prometheus-url", "http://127.0.0.1:9090", "Prometheus the dev Grafana's Pipeline health dashboard reads (dev starts none)")
+	fs.StringVar(&c.grafanaPromURL, "grafana.prometheus-url", "http://127.0.0.1:9090", "Prometheus the dev Grafana's Pipeline health dashboard reads when dev starts none (part prometheus, with Debian's prometheus installed)")
+	fs.StringVar(&c.alerterHTTP, "alerter.http-addr", "127.0.0.1:8084", "alerter: listen address of /metrics, /healthz and /readyz")
+	fs.IntVar(&c.promPort, "prometheus.port", 19090, "port of the dev Prometheus on 127.0.0.1 (started when Debian's prometheus is installed; scrapes the collector and the processor every 5 s)")
 	fs.StringVar(&c.demoKey, "demo.write-key", "dev", "write key the demo shop's beacon sends with (one of -sites)")
 	fs.StringVar(&c.procHTTP, "processor.http-addr", "127.0.0.1:8082", "processor: listen address of /metrics, /healthz and /readyz")
 	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per partition per batch, at most")
@@ -246,12 +250,19 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		cfg.alerts.Brokers, cfg.alerts.ID = cfg.col.Brokers, "dev"
-		a, stopRx, err := startDevAlerter(cfg.dir, cfg.alerts.RulesFile, cfg.alertsRx, cfg.alerts, conn, log)
+		reg := prometheus.NewRegistry()
+		a, stopRx, err := startDevAlerter(cfg.dir, cfg.alerts.RulesFile, cfg.alertsRx, cfg.alerts, conn, reg, log)
 		if err != nil {
 			return fmt.Errorf("alerter: %w", err)
 		}
 		stops = append(stops, stopRx)
+		stopHTTP, err := serveHTTP(cfg.alerterHTTP, a.Handler(reg), log)
+		if err != nil {
+			return fmt.Errorf("alerter: %w", err)
+		}
+		stops = append(stops, stopHTTP)
 		start("alerter", a.Run)
+		urls = append(urls, "alerter metrics     http://"+cfg.alerterHTTP+"/metrics")
 		if cfg.alerts.RulesFile == "" {
 			urls = append(urls, "alert receiver      http://"+cfg.alertsRx+"/alerts  (logs verified alerts; rules in "+filepath.Join(cfg.dir, "alerts.yaml")+")")
 		}
@@ -278,6 +289,34 @@ func runDev(ctx context.Context, args []string) error {
 			return nil
 		})
 		urls = append(urls, "demo shop           http://"+cfg.demoAddr)
+	}
+	if cfg.has("prometheus") {
+		targets := map[string][]string{}
+		if cfg.has("collector") {
+			targets["shoptrail-collector"] = []string{cfg.col.Addr}
+		}
+		if cfg.has("processor") {
+			targets["shoptrail-processor"] = []string{cfg.procHTTP}
+		}
+		if cfg.has("alerter") {
+			targets["shoptrail-alerter"] = []string{cfg.alerterHTTP}
+		}
+		if _, err := devstack.PrometheusBinary(); err != nil {
+			urls = append(urls, "Prometheus          not started: "+err.Error())
+		} else if len(targets) > 0 {
+			prom, err := devstack.StartPrometheus(ctx, devstack.PrometheusConfig{
+				Dir: filepath.Join(cfg.dir, "prometheus"), Port: cfg.promPort, Targets: targets, Logger: log,
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("prometheus: %w", err)
+			}
+			stops = append(stops, prom.Stop)
+			cfg.grafanaPromURL = prom.URL
+			urls = append(urls, "Prometheus          "+prom.URL+"  (scrapes the collector, processor and alerter)")
+		}
 	}
 	if cfg.has("grafana") {
 		g, found, err := startDevGrafana(ctx, &cfg, log)

@@ -52,7 +52,7 @@ sites:
 
 // startDevAlerter writes the dev rules (unless a file is given), starts the
 // dev receiver on receiverAddr and returns the alerter to run.
-func startDevAlerter(dir, file, receiverAddr string, cfg alert.Config, conn driver.Conn, log *slog.Logger) (*alert.Alerter, func(), error) {
+func startDevAlerter(dir, file, receiverAddr string, cfg alert.Config, conn driver.Conn, reg prometheus.Registerer, log *slog.Logger) (*alert.Alerter, func(), error) {
 	stop := func() {}
 	if file == "" {
 		secretFile := filepath.Join(dir, "alerts.secret")
@@ -84,7 +84,7 @@ func startDevAlerter(dir, file, receiverAddr string, cfg alert.Config, conn driv
 		cfg.AllowLoopback = true
 	}
 	cfg.RulesFile = file
-	a, err := alert.New(cfg, conn, alert.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	a, err := alert.New(cfg, conn, alert.Options{Logger: log, Registerer: reg})
 	if err != nil {
 		stop()
 		return nil, nil, err
