@@ -157,13 +157,16 @@ func fileName(uid string) string {
 	return filepath.Clean(n + ".json")
 }
 
-// RefreshQueries sets the rawSql of every ClickHouse query of d that names
-// one of the named queries qs (by name) or whose first line is the first
-// line of one of them (a query file edited since) to that query's SQL. It
-// returns how many it changed.
+// RefreshQueries sets the rawSql of every ClickHouse query of d that is
+// not word for word one of the named queries qs to the named query it came
+// from: the one with the same first line (its title), else the one sharing
+// the most lines with it (at least half of them), as after a query file was
+// edited. It returns how many it changed.
 func RefreshQueries(d Dashboard, qs []analytics.Query) int {
+	exact := map[string]bool{}
 	byLine := map[string]string{}
 	for _, q := range qs {
+		exact[q.SQL] = true
 		byLine[firstLine(q.SQL)] = q.SQL
 	}
 	n := 0
@@ -177,13 +180,44 @@ func RefreshQueries(d Dashboard, qs []analytics.Query) int {
 				continue
 			}
 			raw, _ := t["rawSql"].(string)
-			if sql, ok := byLine[firstLine(raw)]; ok && sql != raw {
+			if exact[raw] {
+				continue
+			}
+			sql, ok := byLine[firstLine(raw)]
+			if !ok {
+				sql, ok = mostAlike(raw, qs)
+			}
+			if ok {
 				t["rawSql"] = sql
 				n++
 			}
 		}
 	}
 	return n
+}
+
+// mostAlike returns the SQL of the query sharing the most lines with raw,
+// if it shares at least half of raw's lines.
+func mostAlike(raw string, qs []analytics.Query) (string, bool) {
+	lines := map[string]bool{}
+	for _, l := range strings.Split(raw, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines[l] = true
+		}
+	}
+	best, bestN := "", 0
+	for _, q := range qs {
+		n := 0
+		for _, l := range strings.Split(q.SQL, "\n") {
+			if lines[strings.TrimSpace(l)] {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = q.SQL, n
+		}
+	}
+	return best, bestN > 0 && bestN*2 >= len(lines)
 }
 
 func firstLine(s string) string {

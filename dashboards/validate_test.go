@@ -157,7 +157,11 @@ func TestRefreshQueries(t *testing.T) {
 		for _, p := range d.Panels() {
 			for _, tg := range p.Targets() {
 				if sql, ok := tg["rawSql"].(string); ok {
-					tg["rawSql"] = firstLine(sql) + "\nSELECT 1 -- an older version of the query"
+					if changed%2 == 0 {
+						tg["rawSql"] = firstLine(sql) + "\nSELECT 1 -- an older version of the query"
+					} else { // the title line changed, the body did not
+						tg["rawSql"] = "-- an older title" + strings.TrimPrefix(sql, firstLine(sql))
+					}
 					changed++
 				}
 			}
