@@ -70,9 +70,11 @@ func startCluster(t *testing.T) [2]*node {
 	t.Helper()
 	testenv.Integration(t)
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Generous start deadlines: the JVM and two servers start slowly when
+	// the whole test suite shares the machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	zk, err := devstack.StartZooKeeper(ctx, devstack.ZooKeeperConfig{Dir: filepath.Join(dir, "zk")})
+	zk, err := devstack.StartZooKeeper(ctx, devstack.ZooKeeperConfig{Dir: filepath.Join(dir, "zk"), StartTimeout: 90 * time.Second})
 	if err != nil {
 		t.Fatalf("cannot start ZooKeeper: %v", err)
 	}
@@ -96,7 +98,7 @@ func startCluster(t *testing.T) [2]*node {
 		lastErr = nil
 		for i := range 2 {
 			srv, err := devstack.StartClickHouse(ctx, devstack.ClickHouseConfig{
-				Dir: filepath.Join(dir, fmt.Sprintf("ch%d-%d", i+1, attempt)), TCPPort: tcp[i],
+				Dir: filepath.Join(dir, fmt.Sprintf("ch%d-%d", i+1, attempt)), TCPPort: tcp[i], StartTimeout: time.Minute,
 				Extra: clusterXML(zk.Addr, tcp, inter, i),
 			})
 			if err != nil {
@@ -246,7 +248,7 @@ func runProcessor(t *testing.T, brokers []string, topic, group, addr, db string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "group "+group+" to commit every partition's end", func() bool {
+	waitFor(t, 3*time.Minute, "group "+group+" to commit every partition's end", func() bool {
 		resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {0, 1, 2, 3}}})
 		if err != nil || resp.Error != nil {
 			return false
@@ -386,11 +388,11 @@ func TestCluster(t *testing.T) {
 		// The processor wrote through node 2 only; node 1 fetches the parts.
 		for i, n := range nodes {
 			c := n.open(t, "replicated")
-			waitFor(t, time.Minute, fmt.Sprintf("node %d's events_local to hold every event", i+1), func() bool {
+			waitFor(t, 3*time.Minute, fmt.Sprintf("node %d's events_local to hold every event", i+1), func() bool {
 				return count(t, c, "SELECT count() FROM events_local FINAL") == nEvents
 			})
 			// Each table replicates on its own: sessions may follow events.
-			waitFor(t, time.Minute, fmt.Sprintf("node %d's sessions_local to hold every session", i+1), func() bool {
+			waitFor(t, 3*time.Minute, fmt.Sprintf("node %d's sessions_local to hold every session", i+1), func() bool {
 				return count(t, c, "SELECT count() FROM sessions_local FINAL") == uint64(visitors)
 			})
 		}
