@@ -81,7 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "kafka.session-timeout", 10*time.Second, "how long the group waits for a silent alerter before moving its partitions")
 	fs.StringVar(&c.RulesFile, "alerts.file", "", "the YAML alert rules file (required); reloaded on SIGHUP and when it changes")
 	fs.DurationVar(&c.ReloadInterval, "alerts.reload-interval", 2*time.Second, "how often the rules file is checked for changes")
-	fs.DurationVar(&c.DropInterval, "alerts.drop-interval", 5*time.Minute, "how often conversion_drop rules check the hour before")
+	fs.DurationVar(&c.DropInterval, "alerts.drop-interval", 5*time.Minute, "how often conversion_drop and hot_lead rules are checked")
 	fs.BoolVar(&c.AllowLoopback, "alerts.allow-loopback", false, "allow destinations on 127.0.0.1/::1 (a receiver on this host); other internal addresses stay refused")
 	host, _ := os.Hostname()
 	fs.StringVar(&c.ID, "alerter.id", host, "this alerter's name in alert_deliveries (default: the host name)")

@@ -39,7 +39,7 @@ func (a *Alerter) checkDrops(ctx context.Context) error {
 	now := a.clock.Now().Truncate(time.Minute)
 	for id, site := range set.Sites {
 		for _, r := range site.Rules {
-			if r.Type != rules.TypeConversionDrop {
+			if r.Type != rules.TypeConversionDrop && r.Type != rules.TypeHotLead {
 				continue
 			}
 			sites := []string{id}
@@ -50,7 +50,11 @@ func (a *Alerter) checkDrops(ctx context.Context) error {
 				}
 			}
 			for _, s := range sites {
-				if err := a.checkDrop(ctx, set, s, r, now); err != nil {
+				check := a.checkDrop
+				if r.Type == rules.TypeHotLead {
+					check = a.checkHotLeads
+				}
+				if err := check(ctx, set, s, r, now); err != nil {
 					return err
 				}
 			}

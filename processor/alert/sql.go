@@ -84,3 +84,26 @@ WHERE site = ` + s + ` AND is_bot = 0 AND (` + sc + `)
 GROUP BY w, source`
 	return funnel, products, sources
 }
+
+// hotLeadSQL reads, for a site's window, per visitor: the customer id its
+// events carried, inquiries and orders (first query); views per product of
+// 2 or more (second); and the visitors with a returning session (third).
+func hotLeadSQL(site string, from, to time.Time) (visitors, views, returning string) {
+	s := quoteList([]string{site})
+	rng := fmt.Sprintf("event_time >= toDateTime(%d) AND event_time < toDateTime(%d)", from.Unix(), to.Unix())
+	visitors = `SELECT anonymous_id, max(user_id), uniqExactIf(message_id, event = 'Inquiry Started'), uniqExactIf(message_id, event = 'Order Completed')
+FROM events WHERE site = ` + s + ` AND is_bot = 0 AND anonymous_id != '' AND ` + rng + `
+GROUP BY anonymous_id
+HAVING uniqExactIf(message_id, event = 'Order Completed') = 0
+LIMIT 100000`
+	views = `SELECT anonymous_id, product_id, uniqExact(message_id) AS n FROM events
+WHERE site = ` + s + ` AND is_bot = 0 AND event = 'Product Viewed' AND product_id != '' AND ` + rng + `
+GROUP BY anonymous_id, product_id
+HAVING n >= 2
+ORDER BY n DESC
+LIMIT 100000`
+	returning = fmt.Sprintf(`SELECT DISTINCT anonymous_id FROM sessions FINAL
+WHERE site = %s AND is_bot = 0 AND is_returning = 1 AND start_time >= toDateTime(%d) AND start_time < toDateTime(%d)
+LIMIT 100000`, s, from.Add(-24*time.Hour).Unix(), to.Unix())
+	return visitors, views, returning
+}

@@ -14,6 +14,7 @@ func TestSQLRunsOnBothClickHouses(t *testing.T) {
 	testenv.Integration(t)
 	now := time.Date(2026, 3, 10, 15, 0, 0, 0, time.UTC)
 	funnel, products, sources := windowsSQL("shop-'1", now, 4)
+	visitors, views, returning := hotLeadSQL("shop-1", now.Add(-24*time.Hour), now)
 	stmts := map[string]string{
 		"lookup":    lookupSQL([]string{"msg_a", `msg_'b\`}, []string{"c1"}, now.Add(-48*time.Hour)),
 		"done":      doneSQL([]string{"msg_a"}),
@@ -23,6 +24,9 @@ func TestSQLRunsOnBothClickHouses(t *testing.T) {
 		"funnel":    funnel,
 		"products":  products,
 		"sources":   sources,
+		"visitors":  visitors,
+		"views":     views,
+		"returning": returning,
 		"insert": `INSERT INTO alert_deliveries (recorded_at, alert_id, signal_id, signal_type, site, rule, subject,
 abandonment_id, destination, attempt, status, final, http_status, answer, latency_ms, held_out, follow_up, signal_at,
 cooldown_until, payload, alerter) VALUES (toDateTime(1773150000), 'a', 's', 't', 'x', 'r', 'c', '', 'd', 1, 'sent', 1, 200, '', 5, 0, '', toDateTime(1773150000), toDateTime(0), '', 'al')`,

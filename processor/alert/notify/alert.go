@@ -22,6 +22,7 @@ const (
 	TypeCustomerStage = "alert.customer_stage"
 	TypeDigest        = "alert.digest"
 	TypeConversion    = "alert.conversion_drop"
+	TypeHotLead       = "alert.hot_lead"
 )
 
 // Alert is what a destination receives, as the data of a webhook or
@@ -41,12 +42,30 @@ type Alert struct {
 	Transition *shoptrail.SignalTransition `json:"transition,omitempty"`
 	// Digest lists a day's alerts of a digest rule.
 	Digest []DigestItem `json:"digest,omitempty"`
+	// Lead is a hot lead.
+	Lead *Lead `json:"lead,omitempty"`
 	// Drop is a conversion drop and its suspects.
 	Drop *drop.Finding `json:"drop,omitempty"`
 	// Group is the digest's group (destination or channel).
 	Group string `json:"group,omitempty"`
 	// Test marks a sample sent by `shoptrail alerts test`.
 	Test bool `json:"test,omitempty"`
+}
+
+// Lead is a hot lead: a known customer or returning visitor who keeps
+// viewing products or inquires, without ordering.
+type Lead struct {
+	AnonymousID string        `json:"anonymousId"`
+	CustomerID  string        `json:"customerId,omitempty"`
+	Returning   bool          `json:"returning"`
+	Inquiries   int           `json:"inquiries"`
+	Products    []LeadProduct `json:"products,omitempty"`
+}
+
+// LeadProduct is a product a lead viewed repeatedly.
+type LeadProduct struct {
+	ProductID string `json:"productId"`
+	Views     int    `json:"views"`
 }
 
 // DigestItem is one customer of a digest.
@@ -111,6 +130,21 @@ func (a *Alert) Title() string {
 		return fmt.Sprintf("%sCustomer %s turned %s", test, a.who(), strings.ReplaceAll(to, "_", "-"))
 	case TypeDigest:
 		return fmt.Sprintf("%s%d customers changed stage (%s, %s)", test, len(a.Digest), a.Rule, a.Group)
+	case TypeHotLead:
+		if l := a.Lead; l != nil {
+			who := l.CustomerID
+			if who == "" {
+				who = "returning visitor " + l.AnonymousID
+			}
+			what := "an inquiry"
+			if len(l.Products) > 0 {
+				what = fmt.Sprintf("%d views of %s", l.Products[0].Views, l.Products[0].ProductID)
+				if l.Inquiries > 0 {
+					what += " and an inquiry"
+				}
+			}
+			return fmt.Sprintf("%sHot lead: %s, %s, no order", test, who, what)
+		}
 	case TypeConversion:
 		if d := a.Drop; d != nil {
 			return fmt.Sprintf("%sConversion %s fell to %.1f%% (usual %.1f%%) on %s", test, stepText[d.Step], 100*d.Rate, 100*d.Baseline, a.Site)
@@ -182,6 +216,19 @@ func (a *Alert) Lines() []string {
 			who += " (" + it.Company + ")"
 		}
 		l = append(l, fmt.Sprintf("- %s, tier %s: %s -> %s, %d orders, %s %s", who, it.Tier, it.From, it.To, it.OrderCount, money(it.NetRevenue), it.Currency))
+	}
+	if ld := a.Lead; ld != nil {
+		add("Customer", ld.CustomerID)
+		add("Visitor", ld.AnonymousID)
+		if ld.Returning {
+			add("Returning", "yes")
+		}
+		if ld.Inquiries > 0 {
+			add("Inquiries", fmt.Sprint(ld.Inquiries))
+		}
+		for _, p := range ld.Products {
+			l = append(l, fmt.Sprintf("- %s viewed %d times", p.ProductID, p.Views))
+		}
 	}
 	if d := a.Drop; d != nil {
 		add("Window", fmt.Sprintf("the hour to %s, %.0f %s", a.At.UTC().Format("2006-01-02 15:04 UTC"), d.Volume, stepBase[d.Step]))

@@ -19,6 +19,7 @@ const (
 	TypeCartAbandoned  = "cart_abandoned"
 	TypeCustomerStage  = "customer_stage"
 	TypeConversionDrop = "conversion_drop"
+	TypeHotLead        = "hot_lead"
 )
 
 // Destination types.
@@ -87,6 +88,8 @@ type Rule struct {
 	HoldOut   float64
 	Digest    *Digest
 	Drop      DropSpec
+	MinViews  int
+	Window    time.Duration
 	To        []string
 	TierRoute map[string][]string
 }
@@ -325,8 +328,28 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 		if rs.Cooldown == 0 {
 			r.Cooldown = 6 * time.Hour
 		}
+	case TypeHotLead:
+		r.MinViews, r.Window = rs.MinViews, time.Duration(rs.Window)
+		if r.MinViews == 0 {
+			r.MinViews = 3
+		}
+		if r.Window == 0 {
+			r.Window = 24 * time.Hour
+		}
+		if r.MinViews < 2 || r.Window < time.Hour || r.Window > 7*24*time.Hour {
+			bad("min_views must be at least 2 and window between 1h and 168h")
+		}
+		if rs.MinValue != nil || len(rs.Stages) > 0 || rs.FollowUp != nil || rs.Digest != nil || len(rs.Tiers) > 0 {
+			bad("hot_lead takes min_views, window, cooldown, hold_out and route only")
+		}
+		if rs.Cooldown == 0 {
+			r.Cooldown = 24 * time.Hour
+		}
 	default:
-		bad("type %q is not cart_abandoned, customer_stage or conversion_drop", rs.Type)
+		bad("type %q is not cart_abandoned, customer_stage, conversion_drop or hot_lead", rs.Type)
+	}
+	if rs.Type != TypeHotLead && (rs.MinViews != 0 || rs.Window != 0) {
+		bad("min_views and window belong to hot_lead rules")
 	}
 	if rs.Type != TypeConversionDrop && (rs.Weeks != 0 || rs.MinVolume != 0 || rs.Threshold != 0 || rs.MinDrop != 0 || rs.PriceRise != 0 || rs.ShareChange != 0) {
 		bad("weeks, min_volume, threshold, min_drop, price_rise, share_change belong to conversion_drop rules")

@@ -47,7 +47,7 @@ type QuietHoursSpec struct {
 // RuleSpec is one rule as written.
 type RuleSpec struct {
 	Name string `yaml:"name"`
-	// Type is cart_abandoned, customer_stage or conversion_drop.
+	// Type is cart_abandoned, customer_stage, conversion_drop or hot_lead.
 	Type string `yaml:"type"`
 	// MinValue (cart_abandoned): cart value at or above it matches.
 	MinValue *float64 `yaml:"min_value"`
@@ -58,17 +58,21 @@ type RuleSpec struct {
 	// alert, e.g. at_risk, dormant, lost.
 	Stages []string `yaml:"stages"`
 	// Conversion drop (type conversion_drop): see package drop.
-	Weeks       int           `yaml:"weeks"`
-	MinVolume   float64       `yaml:"min_volume"`
-	Threshold   float64       `yaml:"threshold"`
-	MinDrop     float64       `yaml:"min_drop"`
-	PriceRise   float64       `yaml:"price_rise"`
-	ShareChange float64       `yaml:"share_change"`
-	FollowUp    *FollowUpSpec `yaml:"follow_up"`
-	Cooldown    Duration      `yaml:"cooldown"`
-	HoldOut     float64       `yaml:"hold_out"`
-	Digest      *DigestSpec   `yaml:"digest"`
-	Route       RouteSpec     `yaml:"route"`
+	Weeks       int     `yaml:"weeks"`
+	MinVolume   float64 `yaml:"min_volume"`
+	Threshold   float64 `yaml:"threshold"`
+	MinDrop     float64 `yaml:"min_drop"`
+	PriceRise   float64 `yaml:"price_rise"`
+	ShareChange float64 `yaml:"share_change"`
+	// Hot lead (type hot_lead): views of one product that make a lead hot
+	// (default 3) and the window they are counted in (default 24h).
+	MinViews int           `yaml:"min_views"`
+	Window   Duration      `yaml:"window"`
+	FollowUp *FollowUpSpec `yaml:"follow_up"`
+	Cooldown Duration      `yaml:"cooldown"`
+	HoldOut  float64       `yaml:"hold_out"`
+	Digest   *DigestSpec   `yaml:"digest"`
+	Route    RouteSpec     `yaml:"route"`
 }
 
 // FollowUpSpec sets the thresholds of the suggested follow-up by cart value:
