@@ -37,7 +37,7 @@ func TestHotLeads(t *testing.T) {
 	add("a2", "", "Product Viewed", "p2", 1)
 	add("a3", "", "Product Viewed", "p1", 5) // first-time anonymous visitor: not a lead
 	add("a4", "u4", "Product Viewed", "p1", 4)
-	add("a4", "u4", "Order Completed", "", 1) // ordered: not a lead
+	add("a4", "u4", "Order Completed", "", 1)  // ordered: not a lead
 	add("a5", "u5", "Product Viewed", "p3", 2) // two views: not yet
 	if err := b.Send(); err != nil {
 		t.Fatal(err)
