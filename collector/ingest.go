@@ -256,7 +256,7 @@ func (s *Server) idHandler(w http.ResponseWriter, r *http.Request) {
 	id := s.cookieID(r)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write(appendString([]byte(`{"anonymousId":`), id))
+	w.Write(shoptrail.AppendJSONString([]byte(`{"anonymousId":`), id))
 	w.Write([]byte("}\n"))
 }
 
@@ -354,7 +354,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header()["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusNotFound)
-	b := appendString([]byte(`{"success":false,"error":`), msg+"; the collector serves "+endpointList)
+	b := shoptrail.AppendJSONString([]byte(`{"success":false,"error":`), msg+"; the collector serves "+endpointList)
 	w.Write(append(b, "}\n"...))
 }
 
@@ -600,7 +600,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 		k := len(rq.out)
 		rq.out = append(rq.out, e.Key()...)
 		vstart := len(rq.out)
-		rq.out = appendEvent(rq.out, e)
+		rq.out = e.AppendJSON(rq.out)
 		// -http.max-event-bytes bounds the whole event as stored.
 		if len(rq.out)-vstart > s.cfg.MaxEventBytes {
 			rq.out = rq.out[:k] // no message refers to these bytes yet
@@ -731,7 +731,7 @@ func (s *Server) respond(w http.ResponseWriter, rq *request, n int, st *status) 
 	if st == nil {
 		if rq.adoptTo != "" {
 			w.WriteHeader(http.StatusOK)
-			b := appendString([]byte(`{"success":true,"anonymousId":`), rq.adoptTo)
+			b := shoptrail.AppendJSONString([]byte(`{"success":true,"anonymousId":`), rq.adoptTo)
 			w.Write(append(b, "}\n"...))
 			return
 		}
@@ -740,7 +740,7 @@ func (s *Server) respond(w http.ResponseWriter, rq *request, n int, st *status) 
 		return
 	}
 	b := append(rq.scratch[:0], `{"success":false,"error":`...)
-	b = appendString(b, st.msg)
+	b = shoptrail.AppendJSONString(b, st.msg)
 	if len(rq.rejected) > 0 && st.code == http.StatusBadRequest {
 		b = append(b, `,"accepted":`...)
 		b = strconv.AppendInt(b, int64(n-len(rq.rejected)), 10)
@@ -752,9 +752,9 @@ func (s *Server) respond(w http.ResponseWriter, rq *request, n int, st *status) 
 			b = append(b, `{"index":`...)
 			b = strconv.AppendInt(b, int64(rj.index), 10)
 			b = append(b, `,"field":`...)
-			b = appendString(b, rj.err.field)
+			b = shoptrail.AppendJSONString(b, rj.err.field)
 			b = append(b, `,"error":`...)
-			b = appendString(b, rj.err.msg)
+			b = shoptrail.AppendJSONString(b, rj.err.msg)
 			b = append(b, '}')
 		}
 		b = append(b, ']')

@@ -416,37 +416,44 @@ func redactText(s string, rules redactRules) string {
 // after a + or ( or 10 among phone separators (phone), 32 token
 // characters in a row (token), "eyJ" (JWT).
 func mayNeedRedacting[T string | []byte](s T) bool {
-	digits, run := 0, 0
-	open := false // the digits follow a + or (
+	digits, run, dots, others := 0, 0, 0, 0
+	open := false     // the digits follow a + or (
+	afterDot := false // the last byte was a dot
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch byteClass[c] {
 		case clsLetter:
 			run++
-			digits, open = 0, false
+			digits, dots, others, open, afterDot = 0, 0, 0, false, false
 			if run >= 32 || c == 'J' && i >= 2 && s[i-2] == 'e' && s[i-1] == 'y' {
 				return true
 			}
 			continue
 		case clsDigit:
+			if afterDot {
+				dots++
+				afterDot = false
+			}
 			digits++
 			run++
 		case clsDot:
 			run++
+			afterDot = true
 		case clsOpen:
 			if digits == 0 {
 				open = true
 			}
-			run = 0
+			run, others, afterDot = 0, others+1, false
 		case clsSep:
-			run = 0
+			run, others, afterDot = 0, others+1, false
 		case clsAt:
 			return true
 		default:
-			run, digits, open = 0, 0, false
+			run, digits, dots, others, open, afterDot = 0, 0, 0, 0, false, false
 			continue
 		}
-		if run >= 32 || digits >= 10 || (open && digits >= 7) {
+		// A decimal number (digits and one dot) is no phone.
+		if run >= 32 || (open && digits >= 7) || (digits >= 10 && (dots != 1 || others > 0)) {
 			return true
 		}
 	}
@@ -507,7 +514,9 @@ scan:
 			digits++
 			end = j + 1
 		case c == '.':
-			dots++
+			if j+1 < len(s) && isDigit(s[j+1]) {
+				dots++ // a dot between digits (a sentence's full stop is none)
+			}
 		case (c == ')' || c == '(' || c == '+') && !open:
 			// a bare phone is digits, dots and hyphens
 			capped = false

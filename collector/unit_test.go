@@ -1,92 +1,13 @@
 package collector
 
 import (
-	"encoding/json"
-	"math/rand/v2"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/shoptrail/shoptrail"
 )
-
-// fill sets every field of v (recursively) to a non-zero value, so that a
-// field added to shoptrail.Event shows up in the encoder test.
-func fill(v reflect.Value, r *rand.Rand) {
-	switch v.Kind() {
-	case reflect.String:
-		words := []string{"a", "é漢", "q\"uo\\te", "tab\t", "<html>&", "\u2028", "ctl\x01"}
-		v.SetString(words[r.IntN(len(words))] + strings.Repeat("x", r.IntN(5)))
-	case reflect.Int, reflect.Int64:
-		v.SetInt(r.Int64N(1<<40) + 1)
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Slice:
-		if v.Type() == reflect.TypeOf(json.RawMessage{}) {
-			v.SetBytes([]byte(`{"k":[1,2.5,"s",null,true],"n":{"x":"y"}}`))
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := 0; i < 2; i++ {
-			fill(s.Index(i), r)
-		}
-		v.Set(s)
-	case reflect.Struct:
-		if v.Type() == reflect.TypeOf(time.Time{}) {
-			v.Set(reflect.ValueOf(time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC()))
-			return
-		}
-		for i := 0; i < v.NumField(); i++ {
-			fill(v.Field(i), r)
-		}
-	}
-}
-
-// TestEncodeMatchesEncodingJSON: the hand-written encoder says the same as
-// encoding/json for fully filled events, empty ones and mixes.
-func TestEncodeMatchesEncodingJSON(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < 300; i++ {
-		var e shoptrail.Event
-		fill(reflect.ValueOf(&e).Elem(), r)
-		if i%3 == 1 { // zero some parts to exercise omitempty/omitzero
-			e.Context = shoptrail.Context{UserAgent: e.Context.UserAgent}
-			e.Properties, e.Flags, e.OriginalTimestamp = nil, nil, time.Time{}
-		}
-		if i == 2 {
-			e = shoptrail.Event{}
-		}
-		got := appendEvent(nil, &e)
-		want, err := json.Marshal(&e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var g, w any
-		if err := json.Unmarshal(got, &g); err != nil {
-			t.Fatalf("encoder output is not JSON: %v\n%s", err, got)
-		}
-		json.Unmarshal(want, &w)
-		if !reflect.DeepEqual(g, w) {
-			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
-		}
-		var back shoptrail.Event
-		if err := json.Unmarshal(got, &back); err != nil || back.Site != e.Site {
-			t.Fatalf("round trip: %v", err)
-		}
-	}
-}
-
-func TestAppendStringInvalidUTF8(t *testing.T) {
-	got := string(appendString(nil, "a\xffb\xc3"))
-	want, _ := json.Marshal("a\xffb\xc3")
-	if got != string(want) {
-		t.Errorf("got %s, want %s", got, want)
-	}
-}
 
 // TestPartitionIndex: the collector partitions exactly as kafka-go's Hash
 // balancer, the pipeline's one partitioner.

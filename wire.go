@@ -1,20 +1,24 @@
-package collector
+package shoptrail
 
 import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/shoptrail/shoptrail"
 )
 
-// appendEvent appends e as JSON, the way encoding/json marshals
-// shoptrail.Event (same names, omitempty and omitzero rules, times as
-// RFC 3339 with nanoseconds), several times faster and without
-// allocating. Properties and Traits must be valid JSON; they are copied as
-// they are. TestEncodeMatchesEncodingJSON fills every field of Event by
-// reflection, so a field added to Event fails it until it is added here.
-func appendEvent(b []byte, e *shoptrail.Event) []byte {
+// The wire format of Event is its JSON as encoding/json marshals it (the
+// struct tags in event.go). AppendJSON is the collector's fast encoder of
+// it; the processor's fast decoder reads it back, and FuzzEventRoundTrip
+// (processor) checks the two against each other and against
+// encoding/json.
+
+// AppendJSON appends e as JSON, the way encoding/json marshals Event (same
+// names, omitempty and omitzero rules, times as RFC 3339 with
+// nanoseconds), several times faster and without allocating. Properties
+// and Traits must be valid JSON; they are copied as they are.
+// TestEncodeMatchesEncodingJSON fills every field of Event by reflection,
+// so a field added to Event fails it until it is added here.
+func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(e.V), 10)
 	b = appendField(b, "site", e.Site, false)
@@ -34,7 +38,7 @@ func appendEvent(b []byte, e *shoptrail.Event) []byte {
 	c := &e.Context
 	b = append(b, `,"context":{`...)
 	n := len(b)
-	if c.Page != (shoptrail.Page{}) {
+	if c.Page != (Page{}) {
 		b = append(b, `,"page":{`...)
 		m := len(b)
 		b = appendField(b, "url", c.Page.URL, true)
@@ -44,7 +48,7 @@ func appendEvent(b []byte, e *shoptrail.Event) []byte {
 		b = appendField(b, "search", c.Page.Search, true)
 		b = closeObject(b, m)
 	}
-	if c.Campaign != (shoptrail.Campaign{}) {
+	if c.Campaign != (Campaign{}) {
 		b = append(b, `,"campaign":{`...)
 		m := len(b)
 		b = appendField(b, "name", c.Campaign.Name, true)
@@ -58,7 +62,7 @@ func appendEvent(b []byte, e *shoptrail.Event) []byte {
 	}
 	b = appendField(b, "userAgent", c.UserAgent, true)
 	b = appendField(b, "ip", c.IP, true)
-	if c.Library != (shoptrail.Library{}) {
+	if c.Library != (Library{}) {
 		b = append(b, `,"library":{`...)
 		m := len(b)
 		b = appendField(b, "name", c.Library.Name, true)
@@ -67,7 +71,7 @@ func appendEvent(b []byte, e *shoptrail.Event) []byte {
 	}
 	b = appendField(b, "locale", c.Locale, true)
 	b = appendField(b, "timezone", c.Timezone, true)
-	if c.Device != (shoptrail.Device{}) {
+	if c.Device != (Device{}) {
 		b = append(b, `,"device":{`...)
 		m := len(b)
 		b = appendField(b, "class", c.Device.Class, true)
@@ -75,7 +79,7 @@ func appendEvent(b []byte, e *shoptrail.Event) []byte {
 		b = appendField(b, "os", c.Device.OS, true)
 		b = closeObject(b, m)
 	}
-	if c.Bot != (shoptrail.Bot{}) {
+	if c.Bot != (Bot{}) {
 		b = append(b, `,"bot":{`...)
 		m := len(b)
 		if c.Bot.IsBot {
@@ -84,7 +88,7 @@ func appendEvent(b []byte, e *shoptrail.Event) []byte {
 		b = appendField(b, "reason", c.Bot.Reason, true)
 		b = closeObject(b, m)
 	}
-	if c.Delivery != (shoptrail.Delivery{}) {
+	if c.Delivery != (Delivery{}) {
 		b = append(b, `,"delivery":{`...)
 		m := len(b)
 		b = appendField(b, "tab", c.Delivery.Tab, true)
@@ -111,7 +115,7 @@ func appendEvent(b []byte, e *shoptrail.Event) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, f)
+			b = AppendJSONString(b, f)
 		}
 		b = append(b, ']')
 	}
@@ -135,7 +139,7 @@ func appendField(b []byte, name, v string, omitEmpty bool) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	return appendString(b, v)
+	return AppendJSONString(b, v)
 }
 
 func appendTime(b []byte, name string, t time.Time, omitZero bool) []byte {
@@ -151,10 +155,10 @@ func appendTime(b []byte, name string, t time.Time, omitZero bool) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD as
-// with encoding/json. HTML characters are not escaped (the output is no
-// HTML).
-func appendString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string; invalid UTF-8 becomes
+// U+FFFD as with encoding/json. HTML characters are not escaped (the
+// output is no HTML; decoders read both forms alike).
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
