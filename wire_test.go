@@ -82,4 +82,3 @@ func TestAppendStringInvalidUTF8(t *testing.T) {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
-
