@@ -49,9 +49,10 @@ func (rq *request) sanitize(v *fastjson.Value) *fieldError {
 		rq.walkText(v)
 		return nil
 	}
-	rq.checkKeys(o, "", true)
+	kc := rq.keyCheck(o, "", true)
 	var drop bool
 	o.Visit(func(kb []byte, v *fastjson.Value) {
+		kc.add(view(kb))
 		switch string(kb) {
 		case "messageId", "anonymousId", "userId", "groupId", "previousId":
 			// verbatim
@@ -80,9 +81,10 @@ func (rq *request) sanitizeContext(v *fastjson.Value) {
 		rq.walkText(v)
 		return
 	}
-	rq.checkKeys(o, "context.", true)
+	kc := rq.keyCheck(o, "context", true)
 	dropIP := false
 	o.Visit(func(kb []byte, v *fastjson.Value) {
+		kc.add(view(kb))
 		switch string(kb) {
 		case "ip":
 			if v.Type() != fastjson.TypeString || rq.s.cfg.IPMode == "drop" {
@@ -102,8 +104,7 @@ func (rq *request) sanitizeContext(v *fastjson.Value) {
 				rq.walkText(v)
 				return
 			}
-			rq.checkKeys(p, "context.page.", true)
-			rq.sanitizeURLs(p, &rq.pageInfo)
+			rq.sanitizeURLs(p, "context.page", &rq.pageInfo)
 			rq.renameKeys(p)
 		default:
 			rq.walkText(v)
@@ -121,13 +122,12 @@ func (rq *request) sanitizeProps(v *fastjson.Value, field string, info *urlInfo)
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
-		rq.checkKeys(o, field+".", true)
-		rq.sanitizeURLs(o, info)
+		rq.sanitizeURLs(o, field, info)
 		rq.renameKeys(o)
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		for _, x := range a {
-			rq.sanitizeProps(x, field+"[]", nil)
+			rq.sanitizeProps(x, field, nil)
 		}
 	default:
 		rq.walkText(v)
@@ -135,9 +135,12 @@ func (rq *request) sanitizeProps(v *fastjson.Value, field string, info *urlInfo)
 }
 
 // sanitizeURLs scrubs an object whose url, referrer, search and path are
-// URLs (context.page, properties); info, when not nil, learns from url.
-func (rq *request) sanitizeURLs(o *fastjson.Object, info *urlInfo) {
+// URLs (context.page, properties); info, when not nil, learns from url;
+// field names the object in errors.
+func (rq *request) sanitizeURLs(o *fastjson.Object, field string, info *urlInfo) {
+	kc := rq.keyCheck(o, field, true)
 	o.Visit(func(kb []byte, v *fastjson.Value) {
+		kc.add(view(kb))
 		k := view(kb)
 		if v.Type() != fastjson.TypeString {
 			if v.Type() == fastjson.TypeObject || v.Type() == fastjson.TypeArray {
@@ -182,8 +185,11 @@ func (rq *request) walkText(v *fastjson.Value) {
 		}
 	case fastjson.TypeObject:
 		o, _ := v.Object()
-		rq.checkKeys(o, "", true)
-		o.Visit(func(_ []byte, x *fastjson.Value) { rq.walkText(x) })
+		kc := rq.keyCheck(o, "", true)
+		o.Visit(func(kb []byte, x *fastjson.Value) {
+			kc.add(view(kb))
+			rq.walkText(x)
+		})
 		rq.renameKeys(o)
 	case fastjson.TypeArray:
 		a, _ := v.Array()
@@ -201,7 +207,8 @@ func (rq *request) traits(v *fastjson.Value) {
 		rq.walkText(v) // no traits: scrubbed as any other value
 		return
 	}
-	rq.checkKeys(o, "traits.", false)
+	kc := rq.keyCheck(o, "traits", false)
+	o.Visit(func(kb []byte, _ *fastjson.Value) { kc.add(view(kb)) })
 	site := rq.site
 	if !site.HasTraitActions() {
 		return
@@ -231,47 +238,65 @@ func (rq *request) traits(v *fastjson.Value) {
 	}
 }
 
-// checkKeys records the first key o repeats (as rq.dup) and, when rename
-// is set, queues the keys holding an email, a phone or a token for
-// renaming (renameKeys, after o's visit).
-func (rq *request) checkKeys(o *fastjson.Object, prefix string, rename bool) {
-	rename = rename && !rq.textClean
-	n := o.Len()
-	dups := rq.dup == nil && n >= 2
-	if !dups && !rename {
+// keyCheck watches an object's keys while the visit its caller makes
+// anyway goes on: the first key repeated anywhere becomes rq.dup, and,
+// with rename, keys holding an email, a phone or a token are queued for
+// renameKeys (after the visit).
+type keyCheck struct {
+	rq     *request
+	o      *fastjson.Object
+	field  string // the object's path in errors ("" at the top)
+	rename bool
+	n      int
+	keys   [8]string
+	seen   map[string]struct{} // beyond 8 keys
+}
+
+func (rq *request) keyCheck(o *fastjson.Object, field string, rename bool) keyCheck {
+	return keyCheck{rq: rq, o: o, field: field, rename: rename && !rq.textClean}
+}
+
+func (kc *keyCheck) add(k string) {
+	rq := kc.rq
+	if kc.rename {
+		if c := redactText(k, textRules); c != k {
+			rq.renames = append(rq.renames, keyRename{kc.o, strings.Clone(k), c})
+		}
+	}
+	if rq.dup != nil {
 		return
 	}
-	var seen map[string]struct{}
-	if dups && n > 8 {
-		seen = make(map[string]struct{}, n)
+	repeated := false
+	if kc.seen == nil {
+		for _, p := range kc.keys[:kc.n] {
+			if p == k {
+				repeated = true
+				break
+			}
+		}
+		if !repeated {
+			if kc.n < len(kc.keys) {
+				kc.keys[kc.n] = k
+				kc.n++
+			} else {
+				kc.seen = make(map[string]struct{}, 32)
+				for _, p := range kc.keys {
+					kc.seen[p] = struct{}{}
+				}
+				kc.seen[k] = struct{}{}
+			}
+		}
+	} else {
+		_, repeated = kc.seen[k]
+		kc.seen[k] = struct{}{}
 	}
-	var keys [8]string
-	i := 0
-	o.Visit(func(kb []byte, _ *fastjson.Value) {
-		k := view(kb)
-		if rename {
-			if c := redactText(k, textRules); c != k {
-				rq.renames = append(rq.renames, keyRename{o, string(kb), c})
-			}
+	if repeated {
+		name := truncate(redactText(k, textRules), 64)
+		if kc.field != "" {
+			name = kc.field + "." + name
 		}
-		if !dups || rq.dup != nil {
-			return
-		}
-		repeated := false
-		if seen != nil {
-			_, repeated = seen[k]
-			seen[k] = struct{}{}
-		} else {
-			for _, p := range keys[:i] {
-				repeated = repeated || p == k
-			}
-			keys[i] = k
-			i++
-		}
-		if repeated {
-			rq.dup = invalid(prefix+truncate(redactText(k, textRules), 64), "is given twice")
-		}
-	})
+		rq.dup = invalid(name, "is given twice")
+	}
 }
 
 type keyRename struct {
@@ -279,7 +304,7 @@ type keyRename struct {
 	from, to string
 }
 
-// renameKeys renames o's keys queued by checkKeys (a renamed key that
+// renameKeys renames o's keys queued by keyCheck (a renamed key that
 // meets another keeps the last value).
 func (rq *request) renameKeys(o *fastjson.Object) {
 	if len(rq.renames) == 0 {
