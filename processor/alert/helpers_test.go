@@ -110,8 +110,10 @@ func (r *running) stop(t testing.TB) {
 // produce writes signals keyed by their Key, like the processor does.
 func (e *env) produce(sigs ...*shoptrail.Signal) {
 	e.t.Helper()
+	tr := &kafka.Transport{}
 	w := &kafka.Writer{Addr: kafka.TCP(e.brokers...), Topic: e.topic, Balancer: &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true}
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true, Transport: tr}
+	defer tr.CloseIdleConnections()
 	defer w.Close()
 	var ms []kafka.Message
 	for _, s := range sigs {

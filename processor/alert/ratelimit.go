@@ -43,6 +43,9 @@ type rateLog struct {
 	a      *Alerter
 	topic  string
 	writer *kafka.Writer
+	// transport is the writer's own, closed on exit: the default one keeps
+	// idle connections (and their goroutines) for the life of the process.
+	transport *kafka.Transport
 	seq    atomic.Int64
 
 	mu      sync.Mutex
@@ -53,15 +56,19 @@ type rateLog struct {
 
 func newRateLog(a *Alerter) *rateLog {
 	topic := a.cfg.RateLimitTopic
-	return &rateLog{a: a, topic: topic,
+	tr := &kafka.Transport{}
+	return &rateLog{a: a, topic: topic, transport: tr,
 		writer: &kafka.Writer{Addr: kafka.TCP(a.cfg.Brokers...), Topic: topic, RequiredAcks: kafka.RequireAll,
-			BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true, Balancer: partitionZero{}},
+			BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true, Balancer: partitionZero{}, Transport: tr},
 		granted: map[string][]time.Time{}, waiting: map[string]chan claimResult{}, caught: make(chan struct{})}
 }
 
 // run tails the claims log until ctx ends.
 func (l *rateLog) run(ctx context.Context) error {
-	defer l.writer.Close()
+	defer func() {
+		l.writer.Close()
+		l.transport.CloseIdleConnections()
+	}()
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: l.a.cfg.Brokers, Topic: l.topic, Partition: 0,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 50 * time.Millisecond, StartOffset: kafka.FirstOffset})
 	defer r.Close()
