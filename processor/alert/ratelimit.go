@@ -46,7 +46,7 @@ type rateLog struct {
 	// transport is the writer's own, closed on exit: the default one keeps
 	// idle connections (and their goroutines) for the life of the process.
 	transport *kafka.Transport
-	seq    atomic.Int64
+	seq       atomic.Int64
 
 	mu      sync.Mutex
 	granted map[string][]time.Time // per destination, in log order
