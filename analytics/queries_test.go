@@ -308,3 +308,20 @@ func TestRegistrationAndPotential(t *testing.T) {
 			"prev_potential_dormant", "dormant_growth")
 	})
 }
+
+// TestOpenSessionsCount: a session still open has only provisional rows
+// (is_final = 0); a closed one had provisional rows and then its final row.
+// Both count once, with their latest row.
+func TestOpenSessionsCount(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		for _, r := range []string{
+			`('sP1','p','2026-11-02 10:00:00',1,0,0,0)`, // sP1 so far: one page
+			`('sP1','p','2026-11-02 10:00:00',3,1,1,1)`, // sP1 closed: three pages and an order
+			`('sP2','q','2026-11-02 11:00:00',1,0,0,0)`, // sP2 still open after one page
+		} {
+			b.mustExec(t, "INSERT INTO sessions (site, session_id, anonymous_id, start_time, page_views, is_engaged, orders, is_final) VALUES ('s7', "+r[1:])
+		}
+		rows := b.rows(t, "sessions", params(day(2), day(2).Add(24*time.Hour-time.Second), "site", "s7", "grain", "toDate", "breakdown", "site"))
+		check(t, "open sessions", rows, [][]string{{"2", "2", "1", "1", "1"}}, "visitors", "sessions", "bounces", "second_clicks", "order_sessions")
+	})
+}
