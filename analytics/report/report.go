@@ -5,16 +5,20 @@ package report
 
 import (
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/jedib0t/go-pretty/v6/text"
@@ -260,4 +264,77 @@ func Write(w io.Writer, format string, results []Result) error {
 		return nil
 	}
 	return fmt.Errorf("unknown format %q (table, json, csv)", format)
+}
+
+// Timing is how one query performed over several runs.
+type Timing struct {
+	Query string `json:"query"`
+	Runs  int    `json:"runs"`
+	// MedianMS, MinMS and MaxMS are the server's durations
+	// (system.query_log query_duration_ms).
+	MedianMS, MinMS, MaxMS uint64
+	// ReadRows and ReadBytes are what the server read for one run.
+	ReadRows, ReadBytes uint64
+	ResultRows          int
+}
+
+// Execer is a Querier that can also run statements and read one row.
+type Execer interface {
+	Querier
+	Exec(ctx context.Context, query string, args ...any) error
+	QueryRow(ctx context.Context, query string, args ...any) driver.Row
+}
+
+// Bench runs the named query runs times with p and reads each run's
+// duration and rows read from system.query_log (each run is logged with
+// log_queries = 1 under its own query id).
+func Bench(ctx context.Context, db Execer, q analytics.Query, p analytics.Params, runs int) (Timing, error) {
+	t := Timing{Query: q.Name, Runs: runs}
+	var durs []uint64
+	for i := range runs {
+		id := fmt.Sprintf("shoptrail-bench-%s-%d-%d", q.Name, time.Now().UnixNano(), i)
+		qctx := clickhouse.Context(ctx, clickhouse.WithQueryID(id), clickhouse.WithSettings(clickhouse.Settings{"log_queries": 1}))
+		r, err := Run(qctx, db, q, p)
+		if err != nil {
+			return t, err
+		}
+		t.ResultRows = len(r.Rows)
+		// The server logs a query's end just after answering it: flush and
+		// look until its row is there.
+		var dur, rows, bytes uint64
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if err := db.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+				return t, fmt.Errorf("cannot flush the query log: %w", err)
+			}
+			err := db.QueryRow(ctx, "SELECT toUInt64(query_duration_ms), toUInt64(read_rows), toUInt64(read_bytes) FROM system.query_log WHERE query_id = ? AND type = 2", id).
+				Scan(&dur, &rows, &bytes)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, sql.ErrNoRows) || time.Now().After(deadline) {
+				return t, fmt.Errorf("query %s: no query_log row: %w", q.Name, err)
+			}
+			select {
+			case <-ctx.Done():
+				return t, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		durs = append(durs, dur)
+		t.ReadRows, t.ReadBytes = rows, bytes
+	}
+	slices.Sort(durs)
+	t.MedianMS, t.MinMS, t.MaxMS = durs[len(durs)/2], durs[0], durs[len(durs)-1]
+	return t, nil
+}
+
+// TimingResult turns timings into a Result to write like any other.
+func TimingResult(ts []Timing) Result {
+	r := Result{Query: "bench", Title: "Query timings: server time over runs (median, min, max) and what one run read",
+		Columns: []string{"query", "runs", "median_ms", "min_ms", "max_ms", "read_rows", "read_bytes", "result_rows"}, Rows: [][]any{}}
+	for _, t := range ts {
+		r.Rows = append(r.Rows, []any{t.Query, t.Runs, t.MedianMS, t.MinMS, t.MaxMS, t.ReadRows, t.ReadBytes, t.ResultRows})
+	}
+	return r
 }

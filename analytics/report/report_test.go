@@ -79,6 +79,17 @@ func TestReport(t *testing.T) {
 		t.Errorf("visitors_growth with no previous day = %q, want NULL (empty)", got)
 	}
 
+	// Bench reads each run's time and rows read from the query log: the
+	// funnel reads the four sessions (and nothing of the events table).
+	q, _ := analytics.Get("funnel")
+	tm, err := report.Bench(ctx, conn, q, p, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm.Runs != 3 || tm.ReadRows != 4 || tm.ResultRows != 2 || tm.MinMS > tm.MedianMS || tm.MedianMS > tm.MaxMS {
+		t.Errorf("bench = %+v, want 3 runs reading 4 rows, 2 result rows, min <= median <= max", tm)
+	}
+
 	var buf bytes.Buffer
 	if err := report.Write(&buf, "table", results); err != nil {
 		t.Fatal(err)

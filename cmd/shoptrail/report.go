@@ -38,6 +38,7 @@ func runReport(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Window, "window", 24*time.Hour, "funnel_steps: the conversion window")
 	fs.StringVar(&o.Page, "page", "/", "page_flow: the page whose next pages are counted")
 	bounds := fs.String("bounds", "0,50,100,500,1000,5000", "order_amounts: lower bounds of the amount buckets, ascending, comma-separated")
+	bench := fs.Int("bench", 0, "instead of the results, run each query this many times and report its server time (median, min, max) and the rows and bytes one run read (system.query_log)")
 	if _, err := parse(fs, &lc, args); err != nil {
 		return err
 	}
@@ -93,16 +94,28 @@ func runReport(ctx context.Context, args []string) error {
 	}
 	defer conn.Close()
 	var results []report.Result
+	var timings []report.Timing
 	for _, n := range names {
 		q, ok := byName[strings.TrimSpace(n)]
 		if !ok {
 			return fmt.Errorf("no query called %q", n)
+		}
+		if *bench > 0 {
+			t, err := report.Bench(ctx, conn, q, p, *bench)
+			if err != nil {
+				return err
+			}
+			timings = append(timings, t)
+			continue
 		}
 		r, err := report.Run(ctx, conn, q, p)
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
+	}
+	if *bench > 0 {
+		results = []report.Result{report.TimingResult(timings)}
 	}
 	return report.Write(os.Stdout, format, results)
 }
