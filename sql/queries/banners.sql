@@ -24,7 +24,7 @@ FROM
         uniqExactIf(message_id, event = 'Promotion Clicked') AS clicks,
         uniqExactIf(anonymous_id, event = 'Promotion Clicked') AS clickers
     FROM events
-    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(event_time)
+    WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
       AND event IN ('Promotion Viewed', 'Promotion Clicked') AND promotion_id != ''
     GROUP BY promotion_id, creative
 ) AS shown
@@ -39,7 +39,7 @@ ANY LEFT JOIN
     (
         SELECT anonymous_id, promotion_id, creative, min(event_time) AS clicked
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(event_time)
+        WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
           AND event = 'Promotion Clicked' AND promotion_id != ''
         GROUP BY anonymous_id, promotion_id, creative
     ) AS clicks
@@ -47,7 +47,7 @@ ANY LEFT JOIN
     (
         SELECT anonymous_id, order_id, min(event_time) AS ordered, any(revenue) AS order_revenue
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(event_time)
+        WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
           AND event = 'Order Completed' AND order_id != ''
         GROUP BY anonymous_id, order_id
     ) AS orders USING (anonymous_id)

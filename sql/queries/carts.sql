@@ -44,7 +44,7 @@ ANY LEFT JOIN
 (
     SELECT ${grain}(event_time) AS period, uniqExact(if(cart_id != '', cart_id, anonymous_id)) AS carts
     FROM events
-    WHERE site = '${site}' AND is_bot = 0 AND event = 'Product Added' AND $__timeFilter(event_time)
+    WHERE site = '${site}' AND is_bot = 0 AND event = 'Product Added' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
     GROUP BY period
 ) AS c USING (period)
 ORDER BY period, follow_up

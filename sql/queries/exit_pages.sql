@@ -6,8 +6,8 @@ SELECT
     exit_page,
     exits,
     round(exits / (
-        SELECT count() FROM sessions FINAL
-        WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+        SELECT count() FROM sessions_by_start FINAL
+        WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
     ), 4) AS exit_share,
     bounces,
     visitors
@@ -18,8 +18,8 @@ FROM
         count() AS exits,
         countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
         uniqExact(anonymous_id) AS visitors
-    FROM sessions FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+    FROM sessions_by_start FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
     GROUP BY exit_page
 )
 ORDER BY exits DESC, exit_page

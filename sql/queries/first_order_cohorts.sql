@@ -23,7 +23,7 @@ FROM
         SELECT order_id, any(if(user_id != '', user_id, anonymous_id)) AS person, min(event_time) AS ordered,
                any(revenue) AS order_amount, any(discount) AS order_discount
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND event_time <= $__toTime
+        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
         GROUP BY order_id
     )
     GROUP BY person

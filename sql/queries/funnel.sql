@@ -28,8 +28,8 @@ FROM
         countIf(toInt8(funnel_step) >= 3) AS carts,
         countIf(toInt8(funnel_step) >= 4) AS checkouts,
         countIf(toInt8(funnel_step) >= 5) AS orders
-    FROM sessions FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+    FROM sessions_by_start FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
     GROUP BY period, key
 )
 ORDER BY period, sessions DESC, key

@@ -28,7 +28,7 @@ FROM
                     event = [${steps}][1], event = [${steps}][2], event = [${steps}][3], event = [${steps}][4],
                     event = [${steps}][5], event = [${steps}][6], event = [${steps}][7], event = [${steps}][8]) AS level
             FROM events
-            WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(event_time) AND event IN (${steps})
+            WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time) AND event IN (${steps})
             GROUP BY anonymous_id
         )
     )

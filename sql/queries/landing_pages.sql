@@ -18,8 +18,8 @@ FROM
         countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
         countIf(orders > 0) AS order_sessions,
         round(sum(revenue), 2) AS revenue_sum
-    FROM sessions FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+    FROM sessions_by_start FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
     GROUP BY landing_page
 )
 ORDER BY sessions DESC, landing_page

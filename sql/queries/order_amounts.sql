@@ -25,7 +25,7 @@ FROM
     (
         SELECT order_id, any(revenue) AS order_amount, any(if(user_id != '', user_id, anonymous_id)) AS person
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND $__timeFilter(event_time)
+        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
         GROUP BY order_id
     )
     GROUP BY bucket

@@ -16,7 +16,7 @@ FROM
     (
         SELECT anonymous_id, arraySort(groupUniqArray((toUInt64(event_time) * 1000 + event_ms, page_path, message_id))) AS pv
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND type = 'page' AND $__timeFilter(event_time)
+        WHERE site = '${site}' AND is_bot = 0 AND type = 'page' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
         GROUP BY anonymous_id
     )
     ARRAY JOIN arrayEnumerate(pv) AS i

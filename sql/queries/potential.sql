@@ -31,10 +31,10 @@ FROM
             person IN
             (
                 SELECT if(user_id != '', user_id, anonymous_id) FROM events
-                WHERE site = '${site}' AND event = 'Order Completed' AND event_time <= $__toTime
+                WHERE site = '${site}' AND event = 'Order Completed' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
             ) AS buyer
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(event_time)
+        WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
           AND event IN ('Product Added to Wishlist', 'Product Added', 'Inquiry Started')
     )
     GROUP BY period
@@ -52,11 +52,11 @@ ANY LEFT JOIN
             person IN
             (
                 SELECT if(user_id != '', user_id, anonymous_id) FROM events
-                WHERE site = '${site}' AND event = 'Order Completed' AND event_time <= $__toTime
+                WHERE site = '${site}' AND event = 'Order Completed' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
             ) AS buyer
         FROM events
         WHERE site = '${site}' AND is_bot = 0
-          AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND event_time < $__fromTime
+          AND toDate(event_time) >= ${grain}(${grain}($__fromTime) - 1) AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND event_time < $__fromTime
           AND event IN ('Product Added to Wishlist', 'Product Added', 'Inquiry Started')
     )
     GROUP BY prev_period

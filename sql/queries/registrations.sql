@@ -39,7 +39,7 @@ FROM
             SELECT user_id, min(event_time) AS reg_time, ${grain}(reg_time) AS period
             FROM events
             WHERE site = '${site}' AND is_bot = 0 AND event = 'Signed Up' AND user_id != ''
-              AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND event_time <= $__toTime
+              AND toDate(event_time) >= ${grain}(${grain}($__fromTime) - 1) AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
             GROUP BY user_id
         ) AS reg
         ANY LEFT JOIN
@@ -47,7 +47,7 @@ FROM
             SELECT user_id, min(event_time) AS first_order
             FROM events
             WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND user_id != ''
-              AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND event_time <= $__toTime
+              AND toDate(event_time) >= ${grain}(${grain}($__fromTime) - 1) AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
             GROUP BY user_id
         ) AS ord USING (user_id)
         GROUP BY period
@@ -61,7 +61,7 @@ FROM
             SELECT user_id, min(event_time) AS reg_time
             FROM events
             WHERE site = '${site}' AND is_bot = 0 AND event = 'Signed Up' AND user_id != ''
-              AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND event_time <= $__toTime
+              AND toDate(event_time) >= ${grain}(${grain}($__fromTime) - 1) AND event_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
             GROUP BY user_id
         )
         GROUP BY prev_period
@@ -70,8 +70,8 @@ FROM
 ANY LEFT JOIN
 (
     SELECT ${grain}(start_time) AS period, uniqExact(customer_id) AS active_registered
-    FROM sessions FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND customer_id != '' AND $__timeFilter(start_time)
+    FROM sessions_by_start FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND customer_id != '' AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
     GROUP BY period
 ) AS act USING (period)
 ORDER BY period

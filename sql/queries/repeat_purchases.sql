@@ -22,7 +22,7 @@ FROM
         SELECT order_id, any(if(user_id != '', user_id, anonymous_id)) AS person, any(revenue) AS order_amount,
                any(items) AS order_items, min(event_time) AS ordered
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND $__timeFilter(event_time)
+        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
         GROUP BY order_id
     )
     GROUP BY person

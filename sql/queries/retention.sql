@@ -19,13 +19,13 @@ FROM
     (
         SELECT DISTINCT if(user_id != '', user_id, anonymous_id) AS person, toStartOfMonth(event_time) AS month
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND event_time <= $__toTime
+        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
     ) AS o
     ALL INNER JOIN
     (
         SELECT if(user_id != '', user_id, anonymous_id) AS person, toStartOfMonth(min(event_time)) AS cohort
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND event_time <= $__toTime
+        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
         GROUP BY person
     ) AS c USING (person)
     WHERE cohort >= toStartOfMonth($__fromTime)
@@ -38,7 +38,7 @@ ANY LEFT JOIN
     (
         SELECT if(user_id != '', user_id, anonymous_id) AS person, toStartOfMonth(min(event_time)) AS cohort
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND event_time <= $__toTime
+        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
         GROUP BY person
     )
     GROUP BY cohort

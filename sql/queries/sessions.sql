@@ -41,8 +41,8 @@ FROM
         countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
         countIf(page_views >= 2) AS second_clicks,
         countIf(orders > 0) AS order_sessions
-    FROM sessions FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+    FROM sessions_by_start FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
     GROUP BY period, key
 ) AS cur
 ANY LEFT JOIN
@@ -53,9 +53,9 @@ ANY LEFT JOIN
         uniqExact(anonymous_id) AS prev_visitors,
         count() AS prev_sessions,
         countIf(orders > 0) AS prev_order_sessions
-    FROM sessions FINAL
+    FROM sessions_by_start FINAL
     WHERE site = '${site}' AND is_bot = 0
-      AND start_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND start_time <= $__toTime
+      AND toDate(start_time) >= ${grain}(${grain}($__fromTime) - 1) AND start_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND toDate(start_time) <= toDate($__toTime) AND start_time <= $__toTime
     GROUP BY prev_period, key
 ) AS prev USING (prev_period, key)
 ORDER BY period, sessions DESC, key

@@ -24,13 +24,13 @@ FROM
         uniqExactIf(anonymous_id, anonymous_id IN
         (
             SELECT anonymous_id FROM events
-            WHERE site = '${site}' AND event = 'Signed Up' AND $__timeFilter(event_time)
+            WHERE site = '${site}' AND event = 'Signed Up' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
         )) AS registrations,
         sum(orders) AS order_count,
         countIf(orders > 0) AS order_sessions,
         round(sum(revenue), 2) AS revenue_sum
-    FROM sessions FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+    FROM sessions_by_start FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
     GROUP BY period, key
 )
 ORDER BY period, sessions DESC, key

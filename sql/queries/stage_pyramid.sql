@@ -27,7 +27,7 @@ FROM
             (
                 SELECT anonymous_id, user_id, event, order_id, event_time
                 FROM events
-                WHERE site = '${site}' AND is_bot = 0 AND event_time <= $__toTime
+                WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
                   AND (event_time >= $__fromTime OR event IN ('Order Completed', 'Signed Up'))
             ) AS e
             ANY LEFT JOIN
