@@ -260,10 +260,11 @@ func (a *Alerter) fetch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, 
 		return nil, err
 	}
 	batch := []kafka.Message{m}
+	// What else arrives within 10ms joins the batch (one timer per batch).
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
 	for len(batch) < a.cfg.BatchSize {
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 		m, err := r.FetchMessage(fctx)
-		cancel()
 		if err != nil {
 			break
 		}
