@@ -81,13 +81,14 @@ func (a *Alerter) activeSites(ctx context.Context, now time.Time) ([]string, err
 }
 
 func (a *Alerter) checkDrop(ctx context.Context, set *rules.Set, site string, r *rules.Rule, now time.Time) error {
-	wins, err := ReadWindows(ctx, a.conn, site, now, r.Drop.Weeks)
+	wins, err := ReadWindows(ctx, a.conn, site, now, r.Drop.Weeks, r.Drop.Window)
 	if err != nil {
 		return err
 	}
 	cfg := drop.Config{MinVolume: r.Drop.MinVolume, Threshold: r.Drop.Threshold, MinDrop: r.Drop.MinDrop,
 		PriceRise: r.Drop.PriceRise, ShareChange: r.Drop.ShareChange}
 	for _, f := range drop.Detect(wins[0], wins[1:], cfg) {
+		f.Hours = int(r.Drop.Window.Hours())
 		subject := "step:" + f.Step
 		key := rules.CooldownKey(site, r.Name, subject)
 		bucket := now.Truncate(time.Hour).Format(time.RFC3339)
@@ -129,14 +130,14 @@ func (a *Alerter) checkDrop(ctx context.Context, set *rules.Set, site string, r 
 	return nil
 }
 
-// ReadWindows reads, for a site, the hour before now and the same hour of
+// ReadWindows reads, for a site, the span before now and the same span of
 // each of the previous weeks (index 0 is now's, k is k weeks before).
-func ReadWindows(ctx context.Context, conn driver.Conn, site string, now time.Time, weeks int) ([]drop.Window, error) {
+func ReadWindows(ctx context.Context, conn driver.Conn, site string, now time.Time, weeks int, span time.Duration) ([]drop.Window, error) {
 	wins := make([]drop.Window, weeks+1)
 	for k := range wins {
 		wins[k] = drop.Window{Products: map[string]drop.Product{}, Sources: map[string]float64{}}
 	}
-	funnelQ, productsQ, sourcesQ := windowsSQL(site, now, weeks)
+	funnelQ, productsQ, sourcesQ := windowsSQL(site, now, weeks, span)
 	steps := map[string]int{"Product Viewed": 0, "Product Added": 1, "Checkout Started": 2, "Order Completed": 3}
 	rows, err := conn.Query(ctx, funnelQ)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +105,32 @@ sites:
 	e.start(cfg, clock, nil)
 	clock.Advance(5 * time.Minute)
 	requestsStay(t, rc, 1, "the same drop again")
+}
+
+// The same drop judged over the day: the 24 hours before now against the
+// same 24 hours of previous weeks.
+func TestConversionDropOverADay(t *testing.T) {
+	testenv.Integration(t)
+	e := newEnv(t)
+	rc := newReceiver(t)
+	now := time.Date(2026, 3, 10, 15, 0, 0, 0, time.UTC)
+	for k := 1; k <= 4; k++ {
+		insertHour(t, e, now.AddDate(0, 0, -7*k).Add(-5*time.Hour), map[string][3]float64{"p1": {2000, 160, 100}, "p2": {3000, 240, 50}}, 200, 120)
+	}
+	insertHour(t, e, now.Add(-5*time.Hour), map[string][3]float64{"p1": {2000, 40, 130}, "p2": {3000, 240, 50}}, 140, 84)
+	file := e.rules(fmt.Sprintf(`destinations:
+  ops: {type: webhook, url: %s/hook, secret_env: TEST_ALERT_SECRET}
+sites:
+  shop-1:
+    rules:
+      - {name: daily, type: conversion_drop, window: 24h, min_volume: 200, route: {to: [ops]}}
+`, rc.srv.URL))
+	cfg := e.config(file, "a")
+	cfg.DropInterval = time.Minute
+	e.start(cfg, newFakeClock(now), nil)
+	waitFor(t, "the day's drop alert", 30*time.Second, func() bool { return len(rc.requests()) == 1 })
+	body := string(rc.requests()[0].Body)
+	if !strings.Contains(body, `"hours":24`) || !strings.Contains(body, `"productId":"p1"`) {
+		t.Errorf("alert: %s", body)
+	}
 }

@@ -41,15 +41,15 @@ func activeSitesSQL(now time.Time) string {
 WHERE event_time >= toDateTime(%d) AND event_time < toDateTime(%d)`, now.Add(-time.Hour).Unix(), now.Unix())
 }
 
-// windowsSQL reads a site's hour before now and the same hour of each of
-// the previous weeks (window 0 is now's, k is k weeks before): funnel
+// windowsSQL reads a site's span (an hour to a day) before now and the same
+// span of each of the previous weeks (window 0 is now's, k is k weeks before): funnel
 // counts, per-product views, adds and mean viewed price, sessions per
 // source.
-func windowsSQL(site string, now time.Time, weeks int) (funnel, products, sources string) {
+func windowsSQL(site string, now time.Time, weeks int, span time.Duration) (funnel, products, sources string) {
 	var cond, which []string
 	for k := 0; k <= weeks; k++ {
 		end := now.Add(-time.Duration(k) * 7 * 24 * time.Hour)
-		r := fmt.Sprintf("(%%[1]s >= toDateTime(%d) AND %%[1]s < toDateTime(%d))", end.Add(-time.Hour).Unix(), end.Unix())
+		r := fmt.Sprintf("(%%[1]s >= toDateTime(%d) AND %%[1]s < toDateTime(%d))", end.Add(-span).Unix(), end.Unix())
 		cond = append(cond, r)
 		which = append(which, r, fmt.Sprint(k))
 	}

@@ -13,7 +13,7 @@ import (
 func TestSQLRunsOnBothClickHouses(t *testing.T) {
 	testenv.Integration(t)
 	now := time.Date(2026, 3, 10, 15, 0, 0, 0, time.UTC)
-	funnel, products, sources := windowsSQL("shop-'1", now, 4)
+	funnel, products, sources := windowsSQL("shop-'1", now, 4, 24*time.Hour)
 	visitors, views, returning := hotLeadSQL("shop-1", now.Add(-24*time.Hour), now)
 	stmts := map[string]string{
 		"lookup":    lookupSQL([]string{"msg_a", `msg_'b\`}, []string{"c1"}, now.Add(-48*time.Hour)),

@@ -91,13 +91,15 @@ func (c *Config) defaults() {
 
 // Finding is one step's drop and its suspects.
 type Finding struct {
-	Step     string    `json:"step"`
-	Rate     float64   `json:"rate"`
-	Baseline float64   `json:"baseline"`
-	Spread   float64   `json:"spread"`
-	Z        float64   `json:"z"`
-	Volume   float64   `json:"volume"`
-	Weeks    int       `json:"weeks"`
+	Step     string  `json:"step"`
+	Rate     float64 `json:"rate"`
+	Baseline float64 `json:"baseline"`
+	Spread   float64 `json:"spread"`
+	Z        float64 `json:"z"`
+	Volume   float64 `json:"volume"`
+	Weeks    int     `json:"weeks"`
+	// Hours is the window's length (set by the caller; Detect leaves it).
+	Hours    int       `json:"hours,omitempty"`
 	Products []Suspect `json:"products,omitempty"`
 	Sources  []Shift   `json:"sources,omitempty"`
 }

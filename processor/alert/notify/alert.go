@@ -105,6 +105,14 @@ var followUpText = map[string]string{
 	rules.FollowUpPhoneCall:     "phone call",
 }
 
+// spanText names a window: "hour", "24 hours".
+func spanText(hours int) string {
+	if hours <= 1 {
+		return "hour"
+	}
+	return fmt.Sprintf("%d hours", hours)
+}
+
 var stepText = map[string]string{"view_to_cart": "view -> cart", "cart_to_checkout": "cart -> checkout", "checkout_to_order": "checkout -> order"}
 var stepBase = map[string]string{"view_to_cart": "product views", "cart_to_checkout": "adds to cart", "checkout_to_order": "checkouts"}
 
@@ -231,8 +239,8 @@ func (a *Alert) Lines() []string {
 		}
 	}
 	if d := a.Drop; d != nil {
-		add("Window", fmt.Sprintf("the hour to %s, %.0f %s", a.At.UTC().Format("2006-01-02 15:04 UTC"), d.Volume, stepBase[d.Step]))
-		add("Usual", fmt.Sprintf("%.2f%% (median of the same hour in %d weeks), z %.1f", 100*d.Baseline, d.Weeks, d.Z))
+		add("Window", fmt.Sprintf("the %s to %s, %.0f %s", spanText(d.Hours), a.At.UTC().Format("2006-01-02 15:04 UTC"), d.Volume, stepBase[d.Step]))
+		add("Usual", fmt.Sprintf("%.2f%% (median of the same %s in %d weeks), z %.1f", 100*d.Baseline, spanText(d.Hours), d.Weeks, d.Z))
 		for _, p := range d.Products {
 			l = append(l, fmt.Sprintf("- product %s: price %s -> %s, cart rate %.1f%% -> %.1f%%", p.ProductID,
 				money(p.BaselinePrice), money(p.Price), 100*p.BaselineCartRate, 100*p.CartRate))

@@ -99,6 +99,8 @@ type Rule struct {
 type DropSpec struct {
 	Weeks                                                 int
 	MinVolume, Threshold, MinDrop, PriceRise, ShareChange float64
+	// Window is the span judged: the last hour (default) or up to a day.
+	Window time.Duration
 }
 
 // Digest is a compiled digest schedule.
@@ -316,6 +318,13 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 		if r.Drop.Weeks == 0 {
 			r.Drop.Weeks = 4
 		}
+		r.Drop.Window = time.Duration(rs.Window)
+		if r.Drop.Window == 0 {
+			r.Drop.Window = time.Hour
+		}
+		if r.Drop.Window < time.Hour || r.Drop.Window > 24*time.Hour || r.Drop.Window%time.Hour != 0 {
+			bad("window must be whole hours from 1h to 24h, got %v", time.Duration(rs.Window))
+		}
 		if r.Drop.Weeks < 2 || r.Drop.Weeks > 12 {
 			bad("weeks must be 2 to 12 (the baseline weeks), got %d", rs.Weeks)
 		}
@@ -323,7 +332,7 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 			bad("min_volume, threshold, price_rise must not be negative; min_drop and share_change are shares in [0, 1)")
 		}
 		if rs.MinValue != nil || len(rs.Stages) > 0 || rs.FollowUp != nil || rs.Digest != nil || rs.HoldOut != 0 {
-			bad("conversion_drop takes weeks, min_volume, threshold, min_drop, price_rise, share_change, cooldown and route only")
+			bad("conversion_drop takes weeks, window, min_volume, threshold, min_drop, price_rise, share_change, cooldown and route only")
 		}
 		if rs.Cooldown == 0 {
 			r.Cooldown = 6 * time.Hour
@@ -348,8 +357,11 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 	default:
 		bad("type %q is not cart_abandoned, customer_stage, conversion_drop or hot_lead", rs.Type)
 	}
-	if rs.Type != TypeHotLead && (rs.MinViews != 0 || rs.Window != 0) {
-		bad("min_views and window belong to hot_lead rules")
+	if rs.Type != TypeHotLead && rs.MinViews != 0 {
+		bad("min_views belongs to hot_lead rules")
+	}
+	if rs.Type != TypeHotLead && rs.Type != TypeConversionDrop && rs.Window != 0 {
+		bad("window belongs to hot_lead and conversion_drop rules")
 	}
 	if rs.Type != TypeConversionDrop && (rs.Weeks != 0 || rs.MinVolume != 0 || rs.Threshold != 0 || rs.MinDrop != 0 || rs.PriceRise != 0 || rs.ShareChange != 0) {
 		bad("weeks, min_volume, threshold, min_drop, price_rise, share_change belong to conversion_drop rules")
