@@ -54,7 +54,8 @@ const LocalSuffix = "_local"
 // key does not name the visitor: a row's key (message id, session id)
 // fixes its visitor, so copies of a row still meet on one shard. A table
 // named after one of them with a suffix (events_v2, made to replace
-// events) is sharded the same way.
+// events; sessions_by_start, filled from sessions) is sharded the same way
+// when it has their site and anonymous_id columns.
 var VisitorSharded = []string{"events", "sessions"}
 
 const visitorShardKey = "cityHash64(site, anonymous_id)"
@@ -320,14 +321,17 @@ func (t *transformer) rename(p *parser) ([]string, error) {
 func (t *transformer) shardKey(name string, cols []string, rest []token) (string, error) {
 	orderBy := sortingKey(rest)
 	keyCols := identifiers(orderBy)
-	visitor := slices.ContainsFunc(VisitorSharded, func(v string) bool { return name == v || strings.HasPrefix(name, v+"_") }) ||
-		slices.Contains(keyCols, "anonymous_id")
+	named := slices.Contains(VisitorSharded, name)
+	visitor := named || slices.Contains(keyCols, "anonymous_id") ||
+		slices.ContainsFunc(VisitorSharded, func(v string) bool { return strings.HasPrefix(name, v+"_") })
 	if visitor && slices.Contains(cols, "anonymous_id") && slices.Contains(cols, "site") {
 		return visitorShardKey, nil
 	}
-	if visitor && len(cols) > 0 {
+	if named && len(cols) > 0 {
 		return "", fmt.Errorf("table %s is sharded by visitor but lacks site or anonymous_id", name)
 	}
+	// A table named like one of them without the visitor's columns (an
+	// aggregate, say) is sharded by its key.
 	expr := strings.TrimSpace(text(orderBy))
 	if expr == "" {
 		return "", fmt.Errorf("table %s has no ORDER BY to shard by", name)

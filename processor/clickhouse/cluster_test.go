@@ -60,6 +60,7 @@ func TestClusterTransform(t *testing.T) {
 		"CREATE TABLE IF NOT EXISTS events_v2 (site String, message_id String, anonymous_id String, t DateTime) ENGINE = ReplacingMergeTree(t) ORDER BY (site, toDate(t), message_id)",
 		"RENAME TABLE events TO events_0001, events_v2 TO events",
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS after TO daily AS SELECT site, toDate(t) AS day, count() AS n FROM events GROUP BY site, day",
+		"CREATE TABLE IF NOT EXISTS sessions_daily (site String, day Date, n UInt64) ENGINE = SummingMergeTree ORDER BY (site, day)",
 	}}}
 	cms, err := ForCluster(ms, Cluster{Name: "c1", Database: "shop", ReplicaPath: "/ch/{layer}/{shard}/{database}/{table}", ReplicaName: "{host}"})
 	if err != nil {
@@ -93,6 +94,7 @@ func TestClusterTransform(t *testing.T) {
 		"CREATE TABLE IF NOT EXISTS shop.events ON CLUSTER c1 AS shop.events_local\nENGINE = Distributed(c1, shop, events_local, cityHash64(site, anonymous_id))",
 		"FROM shop.events_local GROUP BY site, day",
 		"ENGINE = Distributed(c1, shop, events_v2_local, cityHash64(site, anonymous_id))",
+		"ENGINE = Distributed(c1, shop, sessions_daily_local, cityHash64(site, day))",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing:\n%s\n\nin:\n%s", want, got)
