@@ -41,7 +41,7 @@ func seedSQL(now time.Time) []string {
 	r := rand.New(rand.NewPCG(7, 11))
 	end := now.UTC().Truncate(time.Minute)
 	start := end.Add(-400 * 24 * time.Hour)
-	var sessions, events, alerts, recoveries []string
+	var sessions, events, alerts, recoveries, abandonments []string
 	n := 0
 	for day := start; day.Before(end); day = day.Add(24 * time.Hour) {
 		for _, site := range seedSites {
@@ -49,8 +49,8 @@ func seedSQL(now time.Time) []string {
 			if site == "b2b" {
 				perDay = 30 + r.IntN(15)
 			}
-			if end.Sub(day) > 95*24*time.Hour { // older history: enough for months, quarters and a year
-				perDay /= 4
+			if age := end.Sub(day); age > 95*24*time.Hour { // older history, growing towards today: enough for months, quarters and a year
+				perDay = perDay * (100 - int(age/(24*time.Hour))/6) / 100
 			}
 			for i := 0; i < perDay; i++ {
 				t := day.Add(time.Duration(r.IntN(24*3600)) * time.Second)
@@ -142,23 +142,43 @@ func seedSQL(now time.Time) []string {
 				if customer != "" && r.IntN(12) == 0 {
 					ev(9, "track", "Signed Up", t.Add(30*time.Second), path, "", "", "", 0)
 				}
-				// High-value abandoned carts raise an alert (or are held out).
-				if step >= 2 && step < 4 && cartValue > 150 && customer != "" {
-					held := 0
-					status := "sent"
-					if r.IntN(5) == 0 {
-						held, status = 1, "held_out"
-					}
+				// Every cart without an order is abandoned an hour later;
+				// high-value ones of known customers raise an alert (or are
+				// held out), and some are recovered.
+				if step >= 2 && step < 4 {
 					ab := "ab-" + sid
-					follow := "personal email"
-					if cartValue > 400 {
-						follow = "phone call"
+					recovered, alerted, held := 0, cartValue > 150 && customer != "", 0
+					if alerted && r.IntN(5) == 0 {
+						held = 1
 					}
-					alerts = append(alerts, fmt.Sprintf("('%s','al-%s','sig-%s','cart_abandoned','%s','high-value-cart','%s','%s','webhook',1,'%s',1,200,'',120,%d,'%s','%s')",
-						ts(t.Add(time.Hour)), sid, sid, site, customer, ab, status, held, follow, ts(t.Add(time.Hour))))
-					if (held == 0 && r.IntN(100) < 28) || (held == 1 && r.IntN(100) < 15) {
-						recoveries = append(recoveries, fmt.Sprintf("('%s','sig-%s','%s','%s','%s','%s','%s','o2%s',%f,'CNY')",
-							ts(t.Add(5*time.Hour)), sid, site, customer, ab, ts(t.Add(time.Hour)), ts(t.Add(5*time.Hour)), sid, cartValue))
+					switch {
+					case alerted && held == 0 && r.IntN(100) < 28, alerted && held == 1 && r.IntN(100) < 15, !alerted && r.IntN(100) < 8:
+						recovered = 1
+					}
+					tier := []string{"", "bronze", "silver", "gold"}[r.IntN(4)]
+					stage := "potential"
+					if customer != "" {
+						stage = []string{"registered", "first_time", "second_time", "loyal"}[r.IntN(4)]
+					}
+					items := 1 + r.IntN(4)
+					abandonments = append(abandonments, fmt.Sprintf("('%s','%s','cart-%s','%s','%s',['Sensor %d','Connector kit'],%d,%f,'CNY','%s','%s','%s','%s','%s','%s','%s',%d,'%s',%f,'%s',1)",
+						site, ab, sid, anon, customer, r.IntN(90), items, cartValue, ts(t.Add(10*time.Minute)), ts(t.Add(70*time.Minute)), []string{"cart", "checkout"}[step-2],
+						ch.channel, ch.source, stage, tier, recovered, ts(t.Add(5*time.Hour)), cartValue*float64(recovered), map[bool]string{true: "al-" + sid, false: ""}[alerted]))
+					if alerted {
+						status := "sent"
+						if held == 1 {
+							status = "held_out"
+						}
+						follow := "personal email"
+						if cartValue > 400 {
+							follow = "phone call"
+						}
+						alerts = append(alerts, fmt.Sprintf("('%s','al-%s','sig-%s','cart_abandoned','%s','high-value-cart','%s','%s','webhook',1,'%s',1,200,'',120,%d,'%s','%s')",
+							ts(t.Add(71*time.Minute)), sid, sid, site, customer, ab, status, held, follow, ts(t.Add(70*time.Minute))))
+						if recovered == 1 {
+							recoveries = append(recoveries, fmt.Sprintf("('%s','sig-%s','%s','%s','%s','%s','%s','o2%s',%f,'CNY')",
+								ts(t.Add(5*time.Hour)), sid, site, customer, ab, ts(t.Add(70*time.Minute)), ts(t.Add(5*time.Hour)), sid, cartValue))
+						}
 					}
 				}
 			}
@@ -175,6 +195,7 @@ func seedSQL(now time.Time) []string {
 	chunk("INSERT INTO sessions (site, session_id, anonymous_id, customer_id, start_time, end_time, duration_ms, events, page_views, landing_page, exit_page, source, medium, campaign, channel, device_class, browser, os, is_returning, is_engaged, funnel_step, cart_value, orders, revenue) VALUES ", sessions)
 	chunk("INSERT INTO events (site, message_id, type, event, anonymous_id, user_id, event_time, received_at, page_path, utm_source, utm_medium, utm_campaign, promotion_id, creative, order_id, revenue) VALUES ", events)
 	chunk("INSERT INTO alert_deliveries (recorded_at, alert_id, signal_id, signal_type, site, rule, subject, abandonment_id, destination, attempt, status, final, http_status, answer, latency_ms, held_out, follow_up, signal_at) VALUES ", alerts)
+	chunk("INSERT INTO cart_abandonments (site, abandonment_id, cart_id, anonymous_id, customer_id, items_name, item_count, value, currency, last_activity_at, abandoned_at, step, channel, source, stage, tier, recovered, recovered_at, recovered_value, alert_id, version) VALUES ", abandonments)
 	chunk("INSERT INTO alert_recoveries (recorded_at, signal_id, site, subject, abandonment_id, abandoned_at, recovered_at, order_id, value, currency) VALUES ", recoveries)
 	return out
 }
