@@ -32,6 +32,8 @@ sites:
   shop-1:
     rules:
       - {name: carts, type: cart_abandoned, min_value: 300, route: {to: [team]}}
+      - {name: drops, type: conversion_drop, route: {to: [team]}}
+      - {name: leads, type: hot_lead, route: {to: [team]}}
 `), 0o600)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("sites:\n  x:\n    rules:\n      - {name: c, type: carts_gone, route: {to: [nowhere]}}\n"), 0o600)
@@ -52,6 +54,14 @@ sites:
 	}
 	if got.Load() != 1 || !strings.Contains(body.Load().(string), "[test] Abandoned cart") {
 		t.Errorf("receiver got %d requests: %v", got.Load(), body.Load())
+	}
+	for rule, want := range map[string]string{"drops": "[test] Conversion view -\\u003e cart fell", "leads": "[test] Hot lead: sample-customer"} {
+		if err := runAlerts(context.Background(), []string{"test", "-alerts.file", good, "--rule", rule, "-alerts.allow-loopback"}); err != nil {
+			t.Errorf("test %s: %v", rule, err)
+		}
+		if !strings.Contains(body.Load().(string), want) {
+			t.Errorf("sample of %s: %v", rule, body.Load())
+		}
 	}
 	if err := runAlerts(context.Background(), []string{"test", "-alerts.file", good, "--rule", "nope", "-alerts.allow-loopback"}); err == nil {
 		t.Error("unknown rule accepted")

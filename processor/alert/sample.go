@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/alert/drop"
 	"github.com/shoptrail/shoptrail/processor/alert/notify"
 	"github.com/shoptrail/shoptrail/processor/alert/rules"
 	"github.com/shoptrail/shoptrail/processor/alert/safehttp"
@@ -55,6 +56,17 @@ func SendSample(ctx context.Context, set *rules.Set, ruleName string, client *sa
 			dc.FollowUp = ""
 		}
 		a := notify.FromSignal(&dc, sig)
+		switch rule.Type {
+		case rules.TypeConversionDrop:
+			a = &notify.Alert{ID: dc.AlertID, Type: notify.TypeConversion, Rule: rule.Name, Site: rule.Site, At: now,
+				Subject: "step:view_to_cart", Drop: &drop.Finding{Step: "view_to_cart", Rate: 0.056, Baseline: 0.08, Spread: 0.0045,
+					Z: 5.3, Volume: 5000, Weeks: 4, Hours: int(rule.Drop.Window.Hours()),
+					Products: []drop.Suspect{{ProductID: "sample-product", BaselinePrice: 100, Price: 130, BaselineCartRate: 0.08, CartRate: 0.02, Views: 2000}}}}
+		case rules.TypeHotLead:
+			a = &notify.Alert{ID: dc.AlertID, Type: notify.TypeHotLead, Rule: rule.Name, Site: rule.Site, At: now,
+				Subject: "sample-customer", Lead: &notify.Lead{AnonymousID: "sample-visitor", CustomerID: "sample-customer",
+					Returning: true, Inquiries: 1, Products: []notify.LeadProduct{{ProductID: "sample-product", Views: rule.MinViews}}}}
+		}
 		a.Test = true
 		res := TestResult{Destination: d.String(), AlertID: a.ID}
 		req, err := notify.Request(d, a, now)
