@@ -223,10 +223,40 @@ func TestMetrics(t *testing.T) {
 		`shoptrail_processor_insert_duration_seconds_count{table="events"}`,
 		"shoptrail_processor_batch_events_count",
 		"shoptrail_processor_checkpoint_duration_seconds_count",
+		`shoptrail_processor_state_bytes{partition=`,
+		"shoptrail_processor_provisional_sessions_total",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// TestVisitorCapEvicts: with -session.max-visitors 8, 100 fresh visitors
+// (some 25 a partition) evict the least recently seen, counted in
+// visitors_evicted_total; every event is still assigned and every visitor's
+// session written once, final.
+func TestVisitorCapEvicts(t *testing.T) {
+	e := newEnv(t)
+	var evs []*shoptrail.Event
+	for i := range 100 {
+		evs = append(evs, page(fmt.Sprintf("cap%d", i), fmt.Sprintf("m-cap%d", i), at(float64(i)/10), "/"))
+	}
+	e.produce(append(evs, tailEvents(site, at(48*60))...))
+	cfg := e.config("g-" + testenv.RandomSuffix())
+	cfg.Session.MaxVisitors = 8
+	_, _, reg := e.start(cfg, e.ch)
+	e.waitDone(cfg.GroupID, 60*time.Second)
+	if n := sumCounter(t, reg, "shoptrail_processor_visitors_evicted_total"); n < 100-4*8 {
+		t.Errorf("%.0f visitors evicted, want at least %d", n, 100-4*8)
+	}
+	got := e.query(e.ch.Database, "SELECT count(), countIf(is_final = 1), sum(events) FROM sessions FINAL WHERE anonymous_id LIKE 'cap%'")
+	if got != "100\t100\t100\n" {
+		t.Errorf("sessions: %q, want 100 final sessions of one event", got)
+	}
+	got = e.query(e.ch.Database, "SELECT count() FROM event_sessions FINAL WHERE message_id LIKE 'm-cap%' AND status = 'assigned'")
+	if got != "100\n" {
+		t.Errorf("assigned events: %q", got)
 	}
 }
 
