@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1186,4 +1187,54 @@ func readEnvFile(t *testing.T, p string) map[string]string {
 		env[k] = v
 	}
 	return env
+}
+
+// TestReplicasFitPartitions: the processor and alerter Deployments are
+// sized to their topics' partitions as the compose topics job creates
+// them (more consumers than partitions would idle; an uneven share leaves
+// one replica with more partitions than the others).
+func TestReplicasFitPartitions(t *testing.T) {
+	compose := readFile(t, filepath.Join(deployDir, "compose", "docker-compose.yml"))
+	partitions := map[string]int{}
+	for _, m := range regexp.MustCompile(`--topic (\S+) --partitions (\d+)`).FindAllStringSubmatch(compose, -1) {
+		partitions[m[1]], _ = strconv.Atoi(m[2])
+	}
+	if len(partitions) == 0 {
+		t.Fatal("the compose topics job creates no topic")
+	}
+	r := renderOverlay(t)
+	checked := 0
+	for _, o := range r.objects {
+		d, ok := o.(*appsv1.Deployment)
+		if !ok || d.Spec.Replicas == nil {
+			continue
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		if len(c.Args) == 0 {
+			continue
+		}
+		fs := flagsOf(t, c.Args[0])
+		topic := fs.Lookup("kafka.topic")
+		group := fs.Lookup("kafka.group")
+		if topic == nil || group == nil {
+			continue // not a consumer group member
+		}
+		for _, e := range c.Env {
+			if e.Name == envflag.Name("kafka.topic") && e.Value != "" {
+				topic.Value.Set(e.Value)
+			}
+		}
+		n, ok := partitions[topic.Value.String()]
+		if !ok {
+			t.Errorf("Deployment %s consumes %s, which the compose topics job does not create", d.Name, topic.Value)
+			continue
+		}
+		checked++
+		if int(*d.Spec.Replicas) > n || n%int(*d.Spec.Replicas) != 0 {
+			t.Errorf("Deployment %s: %d replicas for the %d partitions of %s", d.Name, *d.Spec.Replicas, n, topic.Value)
+		}
+	}
+	if checked == 0 {
+		t.Error("no Deployment of a consumer group was checked")
+	}
 }
