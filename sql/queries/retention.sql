@@ -5,42 +5,39 @@
 -- cohort itself. Bots are left out.
 SELECT
     cohort,
-    months_after,
+    tupleElement(r, 1) AS months_after,
     cohort_size,
-    retained,
+    tupleElement(r, 2) AS retained,
     round(retained / cohort_size, 4) AS retention
 FROM
 (
     SELECT
         cohort,
-        (toYear(month) * 12 + toMonth(month)) - (toYear(cohort) * 12 + toMonth(cohort)) AS months_after,
-        uniqExact(person) AS retained
+        groupArray((months_after, persons)) AS rs,
+        arraySum(arrayMap(x -> if(tupleElement(x, 1) = 0, tupleElement(x, 2), 0), rs)) AS cohort_size
     FROM
     (
-        SELECT DISTINCT if(user_id != '', user_id, anonymous_id) AS person, toStartOfMonth(event_time) AS month
-        FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
-    ) AS o
-    ALL INNER JOIN
-    (
-        SELECT if(user_id != '', user_id, anonymous_id) AS person, toStartOfMonth(min(event_time)) AS cohort
-        FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
-        GROUP BY person
-    ) AS c USING (person)
-    WHERE cohort >= toStartOfMonth($__fromTime)
-    GROUP BY cohort, months_after
-) AS r
-ANY LEFT JOIN
-(
-    SELECT cohort, count() AS cohort_size
-    FROM
-    (
-        SELECT if(user_id != '', user_id, anonymous_id) AS person, toStartOfMonth(min(event_time)) AS cohort
-        FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != '' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
-        GROUP BY person
+        SELECT cohort, months_after, count() AS persons
+        FROM
+        (
+            SELECT
+                person,
+                arrayReduce('min', months) AS cohort,
+                arrayJoin(months) AS month,
+                (toYear(month) * 12 + toMonth(month)) - (toYear(cohort) * 12 + toMonth(cohort)) AS months_after
+            FROM
+            (
+                SELECT if(user_id != '', user_id, anonymous_id) AS person, groupUniqArray(toStartOfMonth(event_time)) AS months
+                FROM events
+                WHERE site = '${site}' AND is_bot = 0 AND event = 'Order Completed' AND order_id != ''
+                  AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
+                GROUP BY person
+            )
+            WHERE cohort >= toStartOfMonth($__fromTime)
+        )
+        GROUP BY cohort, months_after
     )
     GROUP BY cohort
-) AS s USING (cohort)
+)
+ARRAY JOIN rs AS r
 ORDER BY cohort, months_after

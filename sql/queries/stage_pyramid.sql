@@ -27,8 +27,13 @@ FROM
             (
                 SELECT anonymous_id, user_id, event, order_id, event_time
                 FROM events
-                WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
-                  AND (event_time >= $__fromTime OR event IN ('Order Completed', 'Signed Up'))
+                WHERE site = '${site}' AND is_bot = 0
+                  AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
+                UNION ALL
+                SELECT anonymous_id, user_id, event, order_id, event_time
+                FROM events
+                WHERE site = '${site}' AND is_bot = 0 AND event IN ('Order Completed', 'Signed Up')
+                  AND toDate(event_time) <= toDate($__fromTime) AND event_time < $__fromTime
             ) AS e
             ANY LEFT JOIN
             (
