@@ -226,3 +226,41 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// Current returns the dashboards of fsys with every ClickHouse panel's SQL
+// set to its named query as sql/queries holds it now (RefreshQueries): what
+// push, `shoptrail dev` and the tests use, so a query edited since the files
+// were last formatted is still served word for word. stale counts the
+// panels whose file lags (`shoptrail dashboards fmt` writes them).
+func Current(fsys fs.FS) (ds []Dashboard, stale int, err error) {
+	ds, err = Load(fsys)
+	if err != nil {
+		return nil, 0, err
+	}
+	qs, err := analytics.Load()
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, d := range ds {
+		stale += RefreshQueries(d, qs)
+	}
+	return ds, stale, nil
+}
+
+// WriteDir writes the dashboards, normalised, into dir (created if
+// missing), each under its file name.
+func WriteDir(dir string, ds []Dashboard) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		b, err := Normalize(d.Model)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, d.File), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

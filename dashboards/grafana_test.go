@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,15 +22,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func copyDashboards(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	names, err := fs.Glob(dashboards.Embedded, "*.json")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no embedded dashboards: %v", err)
-	}
-	for _, n := range names {
-		b, _ := fs.ReadFile(dashboards.Embedded, n)
-		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := dashboards.WriteDir(dir, embedded(t)); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

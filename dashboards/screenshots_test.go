@@ -41,7 +41,7 @@ func TestScreenshots(t *testing.T) {
 		height := bottom*38 + 60
 		png, _ := filepath.Abs(filepath.Join(out, d.UID()[len("shoptrail-"):]+".png"))
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		err := devstack.Screenshot(ctx, grafana+"/d/"+d.UID()+"?orgId=1&kiosk&theme=light", png, 1600, int(height), 30000)
+		err := devstack.Screenshot(ctx, grafana+"/d/"+d.UID()+"?orgId=1&kiosk&theme=light", png, 1600, int(height), 60000)
 		cancel()
 		if err != nil {
 			t.Fatalf("%s: %v", d.UID(), err)

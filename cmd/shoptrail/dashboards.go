@@ -94,6 +94,20 @@ func runDashboards(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
+	if sub == "push" {
+		// Serve every panel its named query as sql/queries holds it now.
+		qs, err := analytics.Load()
+		if err != nil {
+			return err
+		}
+		stale := 0
+		for _, d := range ds {
+			stale += dashboards.RefreshQueries(d, qs)
+		}
+		if stale > 0 {
+			log.Warn("panel SQL taken from sql/queries: the files lag the named queries (run shoptrail dashboards fmt)", "panels", stale)
+		}
+	}
 	c, err := dashboards.NewClient(url, dashboards.Auth{Token: token, User: user, Password: password})
 	if err != nil {
 		return err

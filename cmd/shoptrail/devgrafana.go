@@ -47,7 +47,11 @@ func startDevGrafana(ctx context.Context, cfg *devConfig, log *slog.Logger) (g *
 	if err := os.CopyFS(prov, sub); err != nil {
 		return nil, true, fmt.Errorf("grafana provisioning: %w", err)
 	}
-	if err := os.CopyFS(dash, dashboards.Embedded); err != nil {
+	ds, _, err := dashboards.Current(dashboards.Embedded)
+	if err != nil {
+		return nil, true, err
+	}
+	if err := dashboards.WriteDir(dash, ds); err != nil {
 		return nil, true, fmt.Errorf("grafana dashboards: %w", err)
 	}
 	host, port, err := net.SplitHostPort(cfg.ch.Addr)
