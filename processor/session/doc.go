@@ -51,6 +51,7 @@
 //	    for each fetched message: s.Add(m.Offset, &event)
 //	    if the partition has been at its end a while: s.Advance(time.Now())
 //	    s.Drain(&out)                        // sessions, assignments, links, loss
+//	    at a checkpoint: out.Sessions = s.Open(out.Sessions) // provisional rows
 //	    store out (ClickHouse), then
 //	    recs := s.Checkpoint(recs[:0])       // changed visitors, tombstones, meta last
 //	    write recs to the changelog topic, to the same partition number
@@ -60,7 +61,8 @@
 // on a backlog it would make the backlog late.
 //
 // Outputs map to rows one to one: a Session per sessions row (key: session
-// id); an Assignment per event (key: message id; Assigned rows carry the
+// id; Open's provisional rows, Final false, come before the session's final
+// row, so the last row written wins); an Assignment per event (key: message id; Assigned rows carry the
 // session id and the event's beacon loss, Duplicate rows repeat the
 // session id, Late and Invalid rows have none); an IdentityLink per
 // identity_links row (key: site, anonymous id, user id; keep the earliest
