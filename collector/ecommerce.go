@@ -266,7 +266,9 @@ func jsonShape(b []byte) (deepest, values int, mayPII bool) {
 				for j < len(b) && b[j] != '"' && b[j] != '\\' {
 					j++
 				}
-				if !mayPII && mayNeedRedacting(b[i:j]) {
+				// Shorter than 6 bytes, a piece holds no email (a@b.cd),
+				// phone (7 digits) or token (32 bytes; a JWT is longer).
+				if !mayPII && j-i >= 6 && mayNeedRedacting(b[i:j]) {
 					mayPII = true
 				}
 				i = j

@@ -365,6 +365,20 @@ func redactText(s string, rules redactRules) string {
 	if !mayNeedRedacting(s) {
 		return s
 	}
+	// Until nothing changes (a redaction can end a run that hid another
+	// shape, e.g. "(0000000 000…A000" keeps its phone behind a token), so
+	// that redacting twice is redacting once.
+	for range 4 {
+		t := redactOnce(s, rules)
+		if t == s {
+			break
+		}
+		s = t
+	}
+	return s
+}
+
+func redactOnce(s string, rules redactRules) string {
 	var b []byte
 	last := 0 // s[:last] is in b (or unchanged)
 	emit := func(start, end int, with string) {
