@@ -1,7 +1,8 @@
 -- Page flow: where visitors go from ${page} (for example / for the home page): the next page viewed, or (exit) when none followed within 30 minutes.
 -- Counts page views of ${page} (distinct events) by the visitor's next page
 -- view, over the range. Bots are left out; a redelivered page event counts
--- once.
+-- once. (Page events have no event name: event = '' lets the sort key skip
+-- the track events.)
 SELECT
     next_page,
     count() AS views,
@@ -16,7 +17,7 @@ FROM
     (
         SELECT anonymous_id, arraySort(groupUniqArray((toUInt64(event_time) * 1000 + event_ms, page_path, message_id))) AS pv
         FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND type = 'page' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
+        WHERE site = '${site}' AND is_bot = 0 AND event = '' AND type = 'page' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
         GROUP BY anonymous_id
     )
     ARRAY JOIN arrayEnumerate(pv) AS i
