@@ -35,8 +35,6 @@ type Batch struct {
 	DeadLetters []DeadLetter
 	// Abandonments are cart_abandonments rows (flagged or recovered).
 	Abandonments []AbandonmentRow
-	// Signals go to the signals topic once the batch's rows are stored.
-	Signals []shoptrail.Signal
 
 	// Written records which tables a Sink has written already, so that a
 	// retry after a transient error skips them. Sinks set and read it.
@@ -55,7 +53,7 @@ func newBatch(topic string, partition, size int) *Batch {
 // Rows is the number of rows of the batch, over all tables.
 func (b *Batch) Rows() int {
 	return len(b.Events) + len(b.Sessions) + len(b.Assignments) + len(b.Links) + len(b.Loss) + len(b.DeadLetters) +
-		len(b.Abandonments) + len(b.Signals)
+		len(b.Abandonments)
 }
 
 // maxKeptCap is the largest capacity a batch keeps between uses: a burst
@@ -76,7 +74,6 @@ func (b *Batch) reset() {
 	b.Loss = resetSlice(b.Loss)
 	b.DeadLetters = resetSlice(b.DeadLetters)
 	b.Abandonments = resetSlice(b.Abandonments)
-	b.Signals = resetSlice(b.Signals)
 	b.Written = 0
 }
 

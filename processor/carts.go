@@ -67,6 +67,8 @@ type cartStage struct {
 	dirty   map[string]bool      // pending keys changed since the checkpoint
 	out     cart.Output
 	m       *cartMetrics
+	// signals wait for the next checkpoint (writeSignals).
+	signals []shoptrail.Signal
 	// closed are the sessions closed in the drain under way, by visitor
 	// (site NUL anonymous id), and timeout the session timeout.
 	closed  map[string][]closedSession
@@ -187,11 +189,11 @@ func (c *cartStage) advance(wm time.Time, b *Batch) {
 	c.t.Drain(&c.out)
 	o := &c.out
 	for i := range o.Abandonments {
-		b.addAbandonment(&o.Abandonments[i])
+		c.addAbandonment(b, &o.Abandonments[i])
 		c.m.abandoned.Inc()
 	}
 	for i := range o.Recoveries {
-		b.addAbandonment(&o.Recoveries[i])
+		c.addAbandonment(b, &o.Recoveries[i])
 		c.m.recovered.Inc()
 	}
 	for kind, n := range o.Problems {
@@ -205,13 +207,31 @@ func (c *cartStage) advance(wm time.Time, b *Batch) {
 	o.Reset()
 }
 
-func (b *Batch) addAbandonment(a *cart.Abandonment) {
+func (c *cartStage) addAbandonment(b *Batch, a *cart.Abandonment) {
 	r := AbandonmentRow{Abandonment: *a}
 	if a.CustomerID == "" {
 		r.Stage = shoptrail.StageStranger
 	}
 	b.Abandonments = append(b.Abandonments, r)
-	b.Signals = append(b.Signals, customer.AbandonedSignal(a))
+	c.signals = append(c.signals, customer.AbandonedSignal(a))
+}
+
+// writeSignals writes the signals concluded so far to the signals topic,
+// retrying as writes of batches are. It runs before every checkpoint (and
+// on the way out), so a signal is in Kafka before the offsets past its
+// events are committed; a replay writes it again with the same id.
+func (c *cartStage) writeSignals(ctx context.Context, leaving <-chan struct{}, w *worker) error {
+	if len(c.signals) == 0 {
+		return nil
+	}
+	err := w.retry(ctx, leaving, "write signals", func() error { return w.p.signals.write(ctx, c.signals) })
+	if err != nil {
+		return err
+	}
+	c.m.signals.Add(float64(len(c.signals)))
+	clear(c.signals)
+	c.signals = c.signals[:0]
+	return nil
 }
 
 // checkpoint appends the stage's changelog records: captured events

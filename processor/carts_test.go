@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"sort"
 	"strconv"
@@ -14,7 +15,10 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/cart"
+	"github.com/shoptrail/shoptrail/processor/clickhouse"
 )
 
 // signals reads the whole signals topic of cfg's group and returns the
@@ -187,4 +191,34 @@ func TestCarts(t *testing.T) {
 	if !found {
 		t.Error("the cart event without a product id was not counted")
 	}
+}
+
+// TestThreeProcessors: three processors sharing the partitions from the
+// start, and two, give the same tables and signals as one processor alone.
+func TestThreeProcessors(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	e := newEnv(t)
+	stream := workload(rng, 400)
+	e.produce(stream)
+	run := func(members int) (processor.Config, clickhouse.Config) {
+		db, _ := e.database()
+		cfg := e.config(fmt.Sprintf("p%d-%s", members, testenv.RandomSuffix()))
+		for range members {
+			startChild(t, childSpec{Processor: cfg, ClickHouse: db})
+		}
+		waitFor(t, 60*time.Second, fmt.Sprintf("%d members with partitions", members), func() bool {
+			n := e.groupMembers(cfg.GroupID)
+			return n == members || n == partitions && members > partitions
+		})
+		e.waitDone(cfg.GroupID, 120*time.Second)
+		return cfg, db
+	}
+	one, oneDB := run(1)
+	for _, n := range []int{3, 2} {
+		cfg, db := run(n)
+		e.compareTables(db.Database, oneDB.Database)
+		e.compareSignals(cfg.SignalsTopic, one.SignalsTopic)
+	}
+	checkCartsNotVacuous(t, e, oneDB.Database, one.SignalsTopic)
 }

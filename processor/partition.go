@@ -416,6 +416,10 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 				return err
 			}
 		}
+		// The cart stage's signals, before the checkpoint past them.
+		if err := w.cart.writeSignals(ctx, leaving, w); err != nil {
+			return err
+		}
 		w.gauges()
 		if !checkpoint {
 			return nil
@@ -516,13 +520,6 @@ func (w *worker) writeBatch(ctx context.Context, leaving <-chan struct{}, b *Bat
 	start := time.Now()
 	events := len(b.Events)
 	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.writer.write(ctx, b) })
-	if err == nil && len(b.Signals) > 0 {
-		// After the rows, before any checkpoint past them.
-		err = w.retry(ctx, leaving, "write signals", func() error { return w.p.signals.write(ctx, b.Signals) })
-		if err == nil {
-			w.p.cm.signals.Add(float64(len(b.Signals)))
-		}
-	}
 	if err != nil {
 		return err
 	}
