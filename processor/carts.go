@@ -65,6 +65,7 @@ type cartStage struct {
 	t       *cart.Tracker
 	pending map[string]*captured // by site NUL message id
 	dirty   map[string]bool      // pending keys changed since the checkpoint
+	saved   map[string]bool      // pending keys with a record in the changelog
 	out     cart.Output
 	m       *cartMetrics
 	// signals wait for the next checkpoint (writeSignals).
@@ -84,7 +85,7 @@ func newCartStage(cfg cart.Config, timeout time.Duration, m *cartMetrics) (*cart
 	if timeout == 0 {
 		timeout = session.DefaultTimeout
 	}
-	return &cartStage{t: t, pending: map[string]*captured{}, dirty: map[string]bool{}, m: m,
+	return &cartStage{t: t, pending: map[string]*captured{}, dirty: map[string]bool{}, saved: map[string]bool{}, m: m,
 		closed: map[string][]closedSession{}, timeout: timeout}, nil
 }
 
@@ -246,6 +247,11 @@ func (c *cartStage) checkpoint(dst []session.StateRecord) []session.StateRecord 
 		r := session.StateRecord{Key: cartPendingKey + key}
 		if x := c.pending[key]; x != nil {
 			r.Value, _ = json.Marshal(x) // plain data: cannot fail
+			c.saved[key] = true
+		} else if c.saved[key] {
+			delete(c.saved, key) // a tombstone
+		} else {
+			continue // captured and assigned since the last checkpoint
 		}
 		dst = append(dst, r)
 	}
@@ -273,7 +279,9 @@ func (c *cartStage) restore(recs []session.StateRecord) ([]session.StateRecord, 
 			if err := json.Unmarshal(r.Value, &x); err != nil {
 				return nil, fmt.Errorf("cart stage: captured event %q: %w", r.Key, err)
 			}
-			c.pending[strings.TrimPrefix(r.Key, cartPendingKey)] = &x
+			key := strings.TrimPrefix(r.Key, cartPendingKey)
+			c.pending[key] = &x
+			c.saved[key] = true
 		case strings.HasPrefix(r.Key, cartStateKey):
 			mine = append(mine, cart.Record{Key: strings.TrimPrefix(r.Key, cartStateKey), Value: r.Value})
 		default:

@@ -344,7 +344,9 @@ func (w *worker) drain() {
 	w.sess.Drain(&o)
 	w.held.Sessions, w.held.Links = o.Sessions, o.Links
 	w.cart.sessions(o.Sessions[sessions:])
-	defer w.cart.advance(w.sess.Watermark(), w.batch)
+	// Abandonments are held for the checkpoint like sessions: few rows,
+	// one insert per checkpoint rather than per batch.
+	defer w.cart.advance(w.sess.Watermark(), &w.held)
 	// Keep the assignments but an undecodable message's (it is in
 	// dead_letters already), counting them by status.
 	kept := o.Assignments[:assigned]
@@ -457,6 +459,7 @@ func (w *worker) release() {
 	b.Links = append(b.Links, h.Links...)
 	b.Loss = append(b.Loss, h.Loss...)
 	b.DeadLetters = append(b.DeadLetters, h.DeadLetters...)
+	b.Abandonments = append(b.Abandonments, h.Abandonments...)
 	h.reset()
 }
 
