@@ -225,7 +225,13 @@ func (c *cartStage) writeSignals(ctx context.Context, leaving <-chan struct{}, w
 	if len(c.signals) == 0 {
 		return nil
 	}
-	err := w.retry(ctx, leaving, "write signals", func() error { return w.p.signals.write(ctx, c.signals) })
+	err := w.retry(ctx, leaving, "write signals", func() error {
+		// Each attempt bounded, so that a write stuck on a broker that
+		// went away is tried afresh rather than waited for.
+		actx, cancel := context.WithTimeout(ctx, signalWriteTimeout)
+		defer cancel()
+		return w.p.signals.write(actx, c.signals)
+	})
 	if err != nil {
 		return err
 	}
@@ -340,6 +346,9 @@ func newCartMetrics(reg prometheus.Registerer) *cartMetrics {
 	}
 	return m
 }
+
+// signalWriteTimeout bounds one attempt to write a checkpoint's signals.
+const signalWriteTimeout = 20 * time.Second
 
 // signalWriter writes signals to the signals topic, keyed by
 // Signal.Key(), every write acknowledged by all in-sync replicas.
