@@ -1,8 +1,9 @@
--- Overview: today against the same day last week, up to the same time of day: visitors, sessions, orders, revenue, conversion, alerts sent, and the age of the newest event.
+-- Overview: today against the same day last week, up to the same time of day: visitors, sessions, orders, revenue, conversion, abandoned cart value, alerts sent, and the age of the newest event.
 -- "Today" is the day of the range's end ($__toTime), from midnight to that
 -- time; "last week" the same span seven days earlier, so a comparison in the
 -- morning is not against a whole day. conversion is the share of sessions
--- with an order. alerts_* count alerts the alerter delivered (final status
+-- with an order. abandoned_value_* is the value of the carts abandoned
+-- (cart_abandonments, FINAL; recovered ones included). alerts_* count alerts the alerter delivered (final status
 -- sent). newest_event_age_s is the seconds since the collector received the
 -- site's newest event: the pipeline's freshness (large when tracking stopped
 -- or the processor is behind). Bots are left out; sessions are read with
@@ -18,6 +19,14 @@ SELECT
     round(sumIf(revenue, start_time < toStartOfDay($__toTime)), 2) AS revenue_last_week,
     if(sessions_today = 0, NULL, round(countIf(orders > 0 AND start_time >= toStartOfDay($__toTime)) / sessions_today, 4)) AS conversion_today,
     if(sessions_last_week = 0, NULL, round(countIf(orders > 0 AND start_time < toStartOfDay($__toTime)) / sessions_last_week, 4)) AS conversion_last_week,
+    (
+        SELECT round(sum(value), 2) FROM cart_abandonments FINAL
+        WHERE site = '${site}' AND abandoned_at >= toStartOfDay($__toTime) AND abandoned_at <= $__toTime
+    ) AS abandoned_value_today,
+    (
+        SELECT round(sum(value), 2) FROM cart_abandonments FINAL
+        WHERE site = '${site}' AND abandoned_at >= toStartOfDay($__toTime) - 7 * 86400 AND abandoned_at <= $__toTime - 7 * 86400
+    ) AS abandoned_value_last_week,
     (
         SELECT count() FROM alert_deliveries
         WHERE site = '${site}' AND final = 1 AND status = 'sent'
