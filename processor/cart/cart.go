@@ -262,7 +262,7 @@ func (o *Output) Reset() {
 
 // visitor is the state of one visitor (site and anonymous id): its open
 // cart, and its abandonments waiting for recovery. It is kept small (an
-// open cart costs about 250 bytes beyond its items, see
+// open cart costs about 285 bytes beyond its items, see
 // BenchmarkOpenCartMemory): ids as raw bytes, the attribution shared, the
 // rarely set fields behind one pointer.
 type visitor struct {
