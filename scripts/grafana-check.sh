@@ -8,12 +8,29 @@
 # says so plainly; with CI=true its absence is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dist=${SHOPTRAIL_GRAFANA_DIST:-../shared/grafana}
-found=
-if [ -f "$dist" ] && [[ "$dist" == *.tar.zst ]]; then found=$dist
-elif [ -x "$dist/bin/grafana" ]; then found=$dist
-elif compgen -G "$dist/grafana-*.tar.zst" >/dev/null; then found=$(ls "$dist"/grafana-*.tar.zst | tail -n 1)
+# Without $SHOPTRAIL_GRAFANA_DIST: shared/grafana beside the repository or
+# beside any folder above it, then /work/shared/grafana.
+if [ -n "${SHOPTRAIL_GRAFANA_DIST:-}" ]; then
+	candidates=("$SHOPTRAIL_GRAFANA_DIST")
+else
+	candidates=()
+	d=$(dirname "$PWD")
+	while :; do
+		candidates+=("$d/shared/grafana")
+		[ "$d" = / ] && break
+		d=$(dirname "$d")
+	done
+	candidates+=(/work/shared/grafana)
 fi
+found=
+for dist in "${candidates[@]}"; do
+	if [ -f "$dist" ] && [[ "$dist" == *.tar.zst ]]; then found=$dist
+	elif [ -x "$dist/bin/grafana" ]; then found=$dist
+	elif compgen -G "$dist/grafana-*.tar.zst" >/dev/null; then found=$(ls "$dist"/grafana-*.tar.zst | tail -n 1)
+	fi
+	[ -n "$found" ] && break
+done
+dist=${SHOPTRAIL_GRAFANA_DIST:-../shared/grafana}
 if [ -n "$found" ]; then
 	echo ">> real-Grafana tests run with $found"
 	exit 0

@@ -25,11 +25,11 @@ import (
 const EnvGrafanaDist = "SHOPTRAIL_GRAFANA_DIST"
 
 // ErrNoGrafana is returned when no Grafana build can be found.
-var ErrNoGrafana = errors.New("no Grafana build found: neither $" + EnvGrafanaDist + " nor ../shared/grafana (beside the repository) holds a grafana-*.tar.zst or an unpacked Grafana")
+var ErrNoGrafana = errors.New("no Grafana build found: neither $" + EnvGrafanaDist + " nor shared/grafana beside the repository or a folder above it holds a grafana-*.tar.zst or an unpacked Grafana")
 
 // FindGrafanaDist returns where the Grafana build is: $SHOPTRAIL_GRAFANA_DIST,
-// else ../shared/grafana relative to the module root (the folder with
-// go.mod) above the working directory. The result is a .tar.zst file or an
+// else the first of grafanaCandidates (../shared/grafana beside the module
+// root, the folder with go.mod above the working directory, first). The result is a .tar.zst file or an
 // unpacked Grafana folder.
 func FindGrafanaDist() (string, error) {
 	if p := os.Getenv(EnvGrafanaDist); p != "" {
@@ -43,11 +43,30 @@ func FindGrafanaDist() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d, err := resolveGrafanaDist(filepath.Join(filepath.Dir(root), "shared", "grafana"))
-	if err != nil {
-		return "", fmt.Errorf("%w (%v)", ErrNoGrafana, err)
+	var errs []string
+	for _, c := range grafanaCandidates(root) {
+		d, err := resolveGrafanaDist(c)
+		if err == nil {
+			return d, nil
+		}
+		errs = append(errs, err.Error())
 	}
-	return d, nil
+	return "", fmt.Errorf("%w (%s)", ErrNoGrafana, strings.Join(errs, "; "))
+}
+
+// grafanaCandidates lists where a shared Grafana build may be: shared/grafana
+// beside the repository or beside any folder above it (a clone may sit
+// deeper than its shared folder), then the workplace's /work/shared/grafana.
+// scripts/grafana-check.sh looks in the same places.
+func grafanaCandidates(root string) []string {
+	var cs []string
+	for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
+		cs = append(cs, filepath.Join(dir, "shared", "grafana"))
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	return append(cs, "/work/shared/grafana")
 }
 
 func resolveGrafanaDist(p string) (string, error) {
