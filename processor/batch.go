@@ -35,6 +35,9 @@ type Batch struct {
 	DeadLetters []DeadLetter
 	// Abandonments are cart_abandonments rows (flagged or recovered).
 	Abandonments []AbandonmentRow
+	// Orders and OrderUpdates are rows of orders and order_updates.
+	Orders       []OrderRow
+	OrderUpdates []OrderUpdateRow
 
 	// Written records which tables a Sink has written already, so that a
 	// retry after a transient error skips them. Sinks set and read it.
@@ -53,7 +56,7 @@ func newBatch(topic string, partition, size int) *Batch {
 // Rows is the number of rows of the batch, over all tables.
 func (b *Batch) Rows() int {
 	return len(b.Events) + len(b.Sessions) + len(b.Assignments) + len(b.Links) + len(b.Loss) + len(b.DeadLetters) +
-		len(b.Abandonments)
+		len(b.Abandonments) + len(b.Orders) + len(b.OrderUpdates)
 }
 
 // maxKeptCap is the largest capacity a batch keeps between uses: a burst
@@ -74,6 +77,8 @@ func (b *Batch) reset() {
 	b.Loss = resetSlice(b.Loss)
 	b.DeadLetters = resetSlice(b.DeadLetters)
 	b.Abandonments = resetSlice(b.Abandonments)
+	b.Orders = resetSlice(b.Orders)
+	b.OrderUpdates = resetSlice(b.OrderUpdates)
 	b.Written = 0
 }
 

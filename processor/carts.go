@@ -48,6 +48,21 @@ var cartEvents = map[string]bool{
 	shoptrail.EventPaymentInfoEntered: true, shoptrail.EventOrderCompleted: true,
 }
 
+// orderChanges are the order events after Order Completed, kept as
+// order_updates rows.
+var orderChanges = map[string]string{
+	"Order Updated": "updated", shoptrail.EventOrderRefunded: "refunded", shoptrail.EventOrderCancelled: "cancelled",
+}
+
+// OrderUpdateRow is a row of order_updates.
+type OrderUpdateRow struct {
+	Site, OrderID, MessageID string
+	CustomerID, AnonymousID  string
+	At                       time.Time
+	Status                   string
+	Amount                   float64 // -1: none sent
+}
+
 // captured is a cart event waiting for its assignment; n counts the copies
 // of its message id waiting (each yields one assignment).
 type captured struct {
@@ -91,7 +106,10 @@ func newCartStage(cfg cart.Config, timeout time.Duration, m *cartMetrics) (*cart
 
 // capture keeps a decoded cart event until the sessionizer assigns it.
 func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props) {
-	if e.Type != shoptrail.TypeTrack || !cartEvents[e.Event] || e.AnonymousID == "" || e.MessageID == "" {
+	if e.Type != shoptrail.TypeTrack || e.AnonymousID == "" || e.MessageID == "" {
+		return
+	}
+	if !cartEvents[e.Event] && orderChanges[e.Event] == "" {
 		return
 	}
 	key := e.Site + "\x00" + e.MessageID
@@ -108,8 +126,9 @@ func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props) {
 }
 
 // assigned feeds the captured event of a, if any, to the tracker when a
-// assigns it to a session.
-func (c *cartStage) assigned(a *session.Assignment) {
+// assigns it to a session, and puts its orders and order updates rows
+// (also of late events) into held.
+func (c *cartStage) assigned(a *session.Assignment, held *Batch) {
 	if len(c.pending) == 0 {
 		return
 	}
@@ -119,15 +138,54 @@ func (c *cartStage) assigned(a *session.Assignment) {
 		return
 	}
 	key := a.Site + "\x00" + a.MessageID
-	if a.Status == session.Assigned {
+	if a.Status == session.Assigned && cartEvents[x.Name] {
 		c.feedClosed(x.Site, x.AnonymousID, x.Time, false)
 		c.t.Add(&cart.Event{Site: x.Site, AnonymousID: x.AnonymousID, CustomerID: x.UserID, MessageID: x.MessageID,
 			Name: x.Name, Time: x.Time, Props: &x.Props, SessionID: a.SessionID})
+	}
+	if a.Status == session.Assigned || a.Status == session.Late {
+		c.orderRows(x, a, held)
 	}
 	c.dirty[key] = true
 	if x.N--; x.N <= 0 {
 		delete(c.pending, key)
 	}
+}
+
+// orderRows adds the orders or order_updates row of an order event.
+func (c *cartStage) orderRows(x *captured, a *session.Assignment, held *Batch) {
+	if x.Props.OrderID == "" {
+		return // the collector requires one; a producer that sent none gets no row
+	}
+	if x.Name == shoptrail.EventOrderCompleted {
+		o, problem := customer.NewOrder(&customer.Event{Site: x.Site, CustomerID: x.UserID, AnonymousID: x.AnonymousID,
+			MessageID: x.MessageID, Name: x.Name, Time: x.Time, Props: &x.Props, SessionID: a.SessionID})
+		if problem != "" {
+			c.m.problems.WithLabelValues(problem).Inc()
+		}
+		held.Orders = append(held.Orders, OrderRow{Order: o, MessageID: x.MessageID})
+		c.m.orders.Inc()
+		return
+	}
+	status := orderChanges[x.Name]
+	if status == "" {
+		return
+	}
+	amount, ok := x.Props.Amount()
+	if !ok {
+		amount = -1
+	} else if amount < 0 || amount > 1e9 {
+		c.m.problems.WithLabelValues(customer.ProblemBadAmount).Inc()
+		amount = -1
+	}
+	held.OrderUpdates = append(held.OrderUpdates, OrderUpdateRow{Site: x.Site, OrderID: x.Props.OrderID, MessageID: x.MessageID,
+		CustomerID: x.UserID, AnonymousID: x.AnonymousID, At: x.Time, Status: status, Amount: amount})
+}
+
+// OrderRow is a row of orders.
+type OrderRow struct {
+	customer.Order
+	MessageID string
 }
 
 // sessions takes the sessions closed in this drain: each is fed to the
@@ -308,6 +366,7 @@ type cartMetrics struct {
 	replayed             prometheus.Counter
 	openCarts            *prometheus.GaugeVec
 	signals              prometheus.Counter
+	orders               prometheus.Counter
 }
 
 func newCartMetrics(reg prometheus.Registerer) *cartMetrics {
@@ -336,13 +395,17 @@ func newCartMetrics(reg prometheus.Registerer) *cartMetrics {
 			Name: "shoptrail_processor_open_carts",
 			Help: "Carts with items, per partition.",
 		}, []string{"partition"}),
+		orders: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoptrail_processor_orders_total",
+			Help: "Order Completed events written to orders (replays count again).",
+		}),
 		signals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoptrail_processor_signals_total",
 			Help: "Signals written to the signals topic (replays after a restore count again; consumers collapse them by id).",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.abandoned, m.recovered, m.problems, m.ended, m.replayed, m.openCarts, m.signals)
+		reg.MustRegister(m.abandoned, m.recovered, m.problems, m.ended, m.replayed, m.openCarts, m.signals, m.orders)
 	}
 	return m
 }

@@ -149,6 +149,8 @@ func TestCarts(t *testing.T) {
 		ev("returner", shoptrail.EventProductAdded, 0, `{"product_id":"x","price":99}`),
 		ev("returner", shoptrail.EventProductAdded, m, `{"price":1}`), // no product id: counted, ignored
 		ev("returner", shoptrail.EventOrderCompleted, 30*time.Hour, `{"order_id":"o2","revenue":120}`),
+		ev("returner", shoptrail.EventOrderRefunded, 31*time.Hour, `{"order_id":"o2","revenue":20}`),
+		ev("returner", shoptrail.EventOrderCancelled, 32*time.Hour, `{"order_id":"o2"}`),
 	}
 	stream = append(stream, tailEvents("shop", t0.Add(10*24*time.Hour))...)
 	e.produce(stream)
@@ -163,6 +165,16 @@ func TestCarts(t *testing.T) {
 	want += fmt.Sprintf("returner\t%s\t['x']\t[1]\t1\t99\t\tcart\t2026-11-03 08:00:00\t2026-11-03 09:00:00\tstranger\t1\to2\t120\t32\n", cart.AbandonmentID("shop", "returner", "m8"))
 	if got != want {
 		t.Fatalf("cart_abandonments:\n%s\nwant\n%s", got, want)
+	}
+	orders := e.query(e.ch.Database, "SELECT order_id, anonymous_id, message_id, revenue, items_product_id, length(session_id), problem != '' "+
+		"FROM orders FINAL ORDER BY order_id FORMAT TSV")
+	wantOrders := "o1\tbuyer\tm7\t2.5\t[]\t32\t1\no2\treturner\tm10\t120\t[]\t32\t1\n"
+	if orders != wantOrders {
+		t.Errorf("orders:\n%s\nwant\n%s", orders, wantOrders)
+	}
+	updates := e.query(e.ch.Database, "SELECT order_id, message_id, status, amount FROM order_updates FINAL ORDER BY message_id FORMAT TSV")
+	if want := "o2\tm11\trefunded\t20\no2\tm12\tcancelled\t-1\n"; updates != want {
+		t.Errorf("order_updates:\n%s\nwant\n%s", updates, want)
 	}
 	sigs := e.signals(cfg.SignalsTopic)
 	var types []string

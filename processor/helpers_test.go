@@ -319,6 +319,8 @@ var tableDumps = map[string]string{
 	"delivery_loss":     "SELECT * FROM delivery_loss FINAL ORDER BY site, browser, page_path, kafka_partition, bucket_offset",
 	"dead_letters":      "SELECT table_name, row_key, topic, kafka_partition, kafka_offset, time, error_code, error, payload FROM dead_letters FINAL ORDER BY table_name, row_key",
 	"cart_abandonments": "SELECT * FROM cart_abandonments FINAL ORDER BY site, abandonment_id",
+	"orders":            "SELECT * FROM orders FINAL ORDER BY site, order_id",
+	"order_updates":     "SELECT * FROM order_updates FINAL ORDER BY site, order_id, message_id",
 }
 
 // compareTables fails the test unless every table of db equals that of ref

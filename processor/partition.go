@@ -356,7 +356,7 @@ func (w *worker) drain() {
 		}
 		w.statusCount[a.Status]++
 		kept = append(kept, a)
-		w.cart.assigned(&a)
+		w.cart.assigned(&a, &w.held)
 	}
 	clear(o.Assignments[len(kept):])
 	w.batch.Assignments = kept
@@ -460,6 +460,8 @@ func (w *worker) release() {
 	b.Loss = append(b.Loss, h.Loss...)
 	b.DeadLetters = append(b.DeadLetters, h.DeadLetters...)
 	b.Abandonments = append(b.Abandonments, h.Abandonments...)
+	b.Orders = append(b.Orders, h.Orders...)
+	b.OrderUpdates = append(b.OrderUpdates, h.OrderUpdates...)
 	h.reset()
 }
 

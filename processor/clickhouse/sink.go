@@ -88,6 +88,8 @@ const (
 	wroteLoss
 	wroteDeadLetters
 	wroteAbandonments
+	wroteOrders
+	wroteOrderUpdates
 )
 
 // Write stores the batches, one insert per table for all of them: events
@@ -129,6 +131,8 @@ func (s *Sink) Write(ctx context.Context, batches []*processor.Batch) error {
 		step{wroteLinks, tableWriter(&linksTable)},
 		step{wroteLoss, tableWriter(&lossTable)},
 		step{wroteAbandonments, tableWriter(&abandonmentsTable)},
+		step{wroteOrders, tableWriter(&ordersTable)},
+		step{wroteOrderUpdates, tableWriter(&orderUpdatesTable)},
 	)
 	wg.Wait()
 	for _, b := range batches {
