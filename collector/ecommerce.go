@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"strings"
@@ -255,6 +256,11 @@ func depth(v *fastjson.Value) int {
 func jsonShape(b []byte) (deepest, values int, mayPII bool) {
 	d := 0
 	values = 1
+	// The next '"' and '\\' at or after i (len(b) when none), found with
+	// bytes.IndexByte and looked for again only once i has passed them:
+	// each byte is searched at most once for each, so the scan stays
+	// linear however many escapes a string holds.
+	quote, slash := -1, -1
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
@@ -262,13 +268,17 @@ func jsonShape(b []byte) (deepest, values int, mayPII bool) {
 			// of an email, a phone or a token, except \u, which may hide
 			// anything).
 			for i++; i < len(b); i++ {
-				j := i
-				for j < len(b) && b[j] != '"' && b[j] != '\\' {
-					j++
+				if quote < i {
+					quote = nextByte(b, i, '"')
 				}
-				// Shorter than 6 bytes, a piece holds no email (a@b.cd),
-				// phone (7 digits) or token (32 bytes; a JWT is longer).
-				if !mayPII && j-i >= 6 && mayNeedRedacting(b[i:j]) {
+				if slash < i {
+					slash = nextByte(b, i, '\\')
+				}
+				j := min(quote, slash)
+				// Shorter than 5 bytes, a piece holds no email (a@b.cd),
+				// phone (7 digits) or token (a JWT, eyJ and two dots, is
+				// at least 5: "eyJ.." is one).
+				if !mayPII && j-i >= 5 && mayNeedRedacting(b[i:j]) {
 					mayPII = true
 				}
 				i = j
@@ -293,6 +303,14 @@ func jsonShape(b []byte) (deepest, values int, mayPII bool) {
 		}
 	}
 	return deepest, values, mayPII
+}
+
+// nextByte is the index of the first c in b at or after i, or len(b).
+func nextByte(b []byte, i int, c byte) int {
+	if k := bytes.IndexByte(b[i:], c); k >= 0 {
+		return i + k
+	}
+	return len(b)
 }
 
 func requiredMsg(req requirement, event string) string {

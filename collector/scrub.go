@@ -455,6 +455,28 @@ func redactOnce(s string, rules redactRules) string {
 // after a + or ( or 10 among phone separators (phone), 32 token
 // characters in a row (token), "eyJ" (JWT).
 func mayNeedRedacting[T string | []byte](s T) bool {
+	if len(s) < 32 {
+		// No run of 32 token characters fits: only an '@', a 'J' (of
+		// "eyJ") or 7 digits (a phone) can make the answer true, so a
+		// string with none of them is passed after a simpler loop.
+		digits := 0
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c-'0' < 10 {
+				digits++
+			} else if c == '@' || c == 'J' {
+				return mayNeedRedactingScan(s)
+			}
+		}
+		if digits < 7 {
+			return false
+		}
+	}
+	return mayNeedRedactingScan(s)
+}
+
+// mayNeedRedactingScan is mayNeedRedacting's full scan.
+func mayNeedRedactingScan[T string | []byte](s T) bool {
 	digits, run, dots, others := 0, 0, 0, 0
 	open := false     // the digits follow a + or (
 	afterDot := false // the last byte was a dot
@@ -610,7 +632,7 @@ func isEmailDomain(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
 // redactSegment redacts a URL path segment: emails, tokens, and phones
 // written with + or ( (a bare long number in a path is an id).
 func redactSegment(p string) string {
-	if len(p) < 6 {
+	if len(p) < 5 { // the shortest shape is a JWT: "eyJ.."
 		return p
 	}
 	d := p

@@ -371,3 +371,35 @@ func FuzzRedactText(f *testing.F) {
 		}
 	})
 }
+
+// TestPIIFiltersShortStrings: the cheap filters before redacting let no
+// short string through that redactText changes (the shortest shapes: a
+// 5-byte JWT, a 6-byte email, 7 digits after a + or ( ), and jsonShape
+// finds them behind escapes too.
+func TestPIIFiltersShortStrings(t *testing.T) {
+	for _, s := range []string{"eyJ..", "eyJa.b.c", "a@b.cd", "+1234567", "(123)4567", "1234567890",
+		"x eyJ.. y", "tel +1234567;", "JJJJ@a.bc"} {
+		if redactText(s, textRules) == s {
+			t.Errorf("redactText(%q) changes nothing", s)
+		}
+		if !mayNeedRedacting(s) {
+			t.Errorf("mayNeedRedacting(%q) = false", s)
+		}
+		for _, body := range []string{`{"k":"` + s + `"}`, `{"k":"\"\\\n` + s + `\\"}`, `["\\\\",` + `"` + s + `"]`} {
+			if _, _, may := jsonShape([]byte(body)); !may {
+				t.Errorf("jsonShape(%s) lets it pass", body)
+			}
+		}
+	}
+	for _, s := range []string{"Product Viewed", "eyj..", "123456", "+123456", "lg-bench-1", "v-17 10:00:00"} {
+		if mayNeedRedacting(s) {
+			t.Errorf("mayNeedRedacting(%q) = true: the filter passes nothing", s)
+		}
+	}
+	// Escapes between the quotes: strings end where they end (values are
+	// counted outside strings only).
+	deepest, values, may := jsonShape([]byte(`{"a\"":"x\\","b":["\\\"",1],"c":"\u0041"}`))
+	if deepest != 2 || values != 8 || !may {
+		t.Errorf("jsonShape = %d, %d, %v; want 2, 8, true (\\u may hide anything)", deepest, values, may)
+	}
+}
