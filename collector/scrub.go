@@ -160,7 +160,7 @@ func (rq *request) sanitizeURLs(o *fastjson.Object, field string, info *urlInfo)
 			c = rq.cleaner.cleanSearch(s)
 		case k == "path":
 			c = redactPath(s)
-		case idKeys[k] || rq.textClean:
+		case rq.textClean || idKeys[k]:
 			return
 		default:
 			c = redactText(s, textRules)
