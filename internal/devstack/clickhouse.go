@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -48,10 +47,7 @@ type ClickHouse struct {
 	// HTTPAddr is the HTTP interface address (host:port).
 	HTTPAddr string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // exit error, valid after exited is closed
-	log    *slog.Logger
+	*child
 }
 
 // StartClickHouse writes a config into cfg.Dir, starts clickhouse-server
@@ -92,27 +88,15 @@ func StartClickHouse(ctx context.Context, cfg ClickHouseConfig) (*ClickHouse, er
 	}
 	cmd := exec.Command(bin, "--config-file="+filepath.Join(dir, "config.xml"))
 	cmd.Dir = dir
-	out, err := os.OpenFile(filepath.Join(dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	c, err := startChild(bin, cmd, filepath.Join(dir, "log", "stdout.log"), log)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open ClickHouse stdout log: %w", err)
-	}
-	defer out.Close() // the child keeps its own descriptor
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start %s: %w", bin, err)
+		return nil, err
 	}
 	ch := &ClickHouse{
 		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp)),
 		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
-		cmd:      cmd,
-		exited:   make(chan struct{}),
-		log:      log,
+		child:    c,
 	}
-	go func() {
-		ch.err = cmd.Wait()
-		close(ch.exited)
-	}()
 	if err := ch.waitReady(ctx, cfg.StartTimeout); err != nil {
 		ch.Stop()
 		return nil, fmt.Errorf("ClickHouse in %s did not start: %w (see %s)", dir, err, filepath.Join(dir, "log"))
@@ -122,50 +106,20 @@ func StartClickHouse(ctx context.Context, cfg ClickHouseConfig) (*ClickHouse, er
 }
 
 func (c *ClickHouse) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get("http://" + c.HTTPAddr + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-c.exited:
-			return fmt.Errorf("server exited: %v", c.err)
-		case <-ctx.Done():
-			return fmt.Errorf("no answer on %s: %w", c.HTTPAddr, ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return c.waitUntil(ctx, timeout, 50*time.Millisecond, "no answer on "+c.HTTPAddr, func() bool {
+		return answersOK(client, "http://"+c.HTTPAddr+"/ping")
+	})
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 10 seconds) and
 // waits for it to exit. It is safe to call more than once.
 func (c *ClickHouse) Stop() error {
-	select {
-	case <-c.exited:
-		return nil
-	default:
+	if c.stop() {
+		c.log.Info("clickhouse stopped", "addr", c.Addr)
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-c.exited
-	}
-	c.log.Info("clickhouse stopped", "addr", c.Addr)
 	return nil
 }
-
-// Exited is closed when the server process has exited.
-func (c *ClickHouse) Exited() <-chan struct{} { return c.exited }
 
 func clickHouseBinary() (string, error) {
 	if p, err := exec.LookPath("clickhouse-server"); err == nil {

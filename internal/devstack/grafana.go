@@ -247,10 +247,7 @@ type GrafanaConfig struct {
 type Grafana struct {
 	URL string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
-	log    *slog.Logger
+	*child
 }
 
 // StartGrafana writes a grafana.ini into cfg.Dir (loopback only, sqlite,
@@ -315,21 +312,11 @@ func StartGrafana(ctx context.Context, cfg GrafanaConfig) (*Grafana, error) {
 	cmd := exec.Command(filepath.Join(home, "bin", "grafana"), "server", "--homepath", home, "--config", ini)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), cfg.Env...)
-	out, err := os.OpenFile(filepath.Join(dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	c, err := startChild("grafana", cmd, filepath.Join(dir, "log", "stdout.log"), log)
 	if err != nil {
 		return nil, err
 	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start grafana: %w", err)
-	}
-	g := &Grafana{URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, exited: make(chan struct{}), log: log}
-	go func() {
-		g.err = cmd.Wait()
-		close(g.exited)
-	}()
+	g := &Grafana{URL: "http://127.0.0.1:" + strconv.Itoa(port), child: c}
 	if err := g.waitReady(ctx, cfg.StartTimeout); err != nil {
 		g.Stop()
 		return nil, fmt.Errorf("grafana in %s did not start: %w (see %s)", dir, err, filepath.Join(dir, "log"))
@@ -339,49 +326,19 @@ func StartGrafana(ctx context.Context, cfg GrafanaConfig) (*Grafana, error) {
 }
 
 func (g *Grafana) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get(g.URL + "/api/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-g.exited:
-			return fmt.Errorf("server exited: %v", g.err)
-		case <-ctx.Done():
-			return fmt.Errorf("no answer on %s/api/health: %w", g.URL, ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return g.waitUntil(ctx, timeout, 200*time.Millisecond, "no answer on "+g.URL+"/api/health", func() bool {
+		return answersOK(client, g.URL+"/api/health")
+	})
 }
 
 // Stop terminates Grafana (SIGTERM, SIGKILL after 10 seconds) and waits for
 // it. It is safe to call more than once.
 func (g *Grafana) Stop() {
-	select {
-	case <-g.exited:
-		return
-	default:
+	if g.stop() {
+		g.log.Info("grafana stopped", "url", g.URL)
 	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.exited:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
-		<-g.exited
-	}
-	g.log.Info("grafana stopped", "url", g.URL)
 }
-
-// Exited is closed when Grafana has exited.
-func (g *Grafana) Exited() <-chan struct{} { return g.exited }
 
 // Addr returns host:port of the server.
 func (g *Grafana) Addr() string { return strings.TrimPrefix(g.URL, "http://") }

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -45,10 +44,7 @@ type PrometheusConfig struct {
 type Prometheus struct {
 	URL string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
-	log    *slog.Logger
+	*child
 }
 
 // StartPrometheus writes a scrape config for cfg.Targets, starts Debian's
@@ -107,21 +103,11 @@ func StartPrometheus(ctx context.Context, cfg PrometheusConfig) (*Prometheus, er
 	cmd := exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--storage.tsdb.retention.time=7d", "--log.level=warn")
 	cmd.Dir = dir
-	out, err := os.OpenFile(filepath.Join(dir, "prometheus.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	c, err := startChild("prometheus", cmd, filepath.Join(dir, "prometheus.log"), log)
 	if err != nil {
 		return nil, err
 	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start prometheus: %w", err)
-	}
-	p := &Prometheus{URL: "http://" + addr, cmd: cmd, exited: make(chan struct{}), log: log}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
+	p := &Prometheus{URL: "http://" + addr, child: c}
 	if err := p.waitReady(ctx, time.Minute); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("prometheus in %s did not start: %w (see %s)", dir, err, filepath.Join(dir, "prometheus.log"))
@@ -131,43 +117,16 @@ func StartPrometheus(ctx context.Context, cfg PrometheusConfig) (*Prometheus, er
 }
 
 func (p *Prometheus) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get(p.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("server exited: %v", p.err)
-		case <-ctx.Done():
-			return fmt.Errorf("no answer on %s/-/ready: %w", p.URL, ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return p.waitUntil(ctx, timeout, 100*time.Millisecond, "no answer on "+p.URL+"/-/ready", func() bool {
+		return answersOK(client, p.URL+"/-/ready")
+	})
 }
 
 // Stop terminates Prometheus (SIGTERM, SIGKILL after 10 seconds) and waits
 // for it. It is safe to call more than once.
 func (p *Prometheus) Stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
+	if p.stop() {
+		p.log.Info("prometheus stopped", "url", p.URL)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-	}
-	p.log.Info("prometheus stopped", "url", p.URL)
 }

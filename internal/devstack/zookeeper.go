@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -45,10 +44,7 @@ type ZooKeeper struct {
 	// Addr is the client address (host:port).
 	Addr string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
-	log    *slog.Logger
+	*child
 }
 
 // StartZooKeeper writes a config into cfg.Dir, starts the server and waits
@@ -106,26 +102,11 @@ func StartZooKeeper(ctx context.Context, cfg ZooKeeperConfig) (*ZooKeeper, error
 	cmd := exec.Command(java, "-Xmx256m", "-cp", cp,
 		"org.apache.zookeeper.server.ZooKeeperServerMain", confPath)
 	cmd.Dir = dir
-	out, err := os.OpenFile(filepath.Join(dir, "zookeeper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	c, err := startChild("ZooKeeper", cmd, filepath.Join(dir, "zookeeper.log"), log)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open ZooKeeper log: %w", err)
+		return nil, err
 	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start ZooKeeper: %w", err)
-	}
-	zk := &ZooKeeper{
-		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		cmd:    cmd,
-		exited: make(chan struct{}),
-		log:    log,
-	}
-	go func() {
-		zk.err = cmd.Wait()
-		close(zk.exited)
-	}()
+	zk := &ZooKeeper{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), child: c}
 	if err := zk.waitReady(ctx, cfg.StartTimeout); err != nil {
 		zk.Stop()
 		return nil, fmt.Errorf("ZooKeeper in %s did not start: %w (see %s)", dir, err, filepath.Join(dir, "zookeeper.log"))
@@ -135,22 +116,7 @@ func StartZooKeeper(ctx context.Context, cfg ZooKeeperConfig) (*ZooKeeper, error
 }
 
 func (z *ZooKeeper) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if z.serving() {
-			return nil
-		}
-		select {
-		case <-z.exited:
-			return fmt.Errorf("server exited: %v", z.err)
-		case <-ctx.Done():
-			return fmt.Errorf("not serving on %s: %w", z.Addr, ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return z.waitUntil(ctx, timeout, 100*time.Millisecond, "not serving on "+z.Addr, z.serving)
 }
 
 // serving asks the server with the four-letter "srvr" whether it serves
@@ -172,18 +138,8 @@ func (z *ZooKeeper) serving() bool {
 
 // Stop terminates the server and waits for it to exit; safe to call twice.
 func (z *ZooKeeper) Stop() error {
-	select {
-	case <-z.exited:
-		return nil
-	default:
+	if z.stop() {
+		z.log.Info("zookeeper stopped", "addr", z.Addr)
 	}
-	_ = z.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-z.exited:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-z.cmd.Process.Pid, syscall.SIGKILL)
-		<-z.exited
-	}
-	z.log.Info("zookeeper stopped", "addr", z.Addr)
 	return nil
 }
