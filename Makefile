@@ -19,6 +19,8 @@ CLICKHOUSE_PORT      ?=
 CLICKHOUSE_HTTP_PORT ?=
 ALERTS_PORT          ?=
 GRAFANA_PORT         ?=
+ALERTER_PORT         ?=
+PROMETHEUS_PORT      ?=
 RUN_FLAGS := $(if $(COLLECTOR_PORT),-http.addr=127.0.0.1:$(COLLECTOR_PORT)) \
 	$(if $(DEMO_PORT),-demo.addr=127.0.0.1:$(DEMO_PORT)) \
 	$(if $(PROCESSOR_PORT),-processor.http-addr=127.0.0.1:$(PROCESSOR_PORT)) \
@@ -26,7 +28,9 @@ RUN_FLAGS := $(if $(COLLECTOR_PORT),-http.addr=127.0.0.1:$(COLLECTOR_PORT)) \
 	$(if $(CLICKHOUSE_PORT),-clickhouse.addr=127.0.0.1:$(CLICKHOUSE_PORT)) \
 	$(if $(CLICKHOUSE_HTTP_PORT),-clickhouse.http-port=$(CLICKHOUSE_HTTP_PORT)) \
 	$(if $(ALERTS_PORT),-alerts.receiver-addr=127.0.0.1:$(ALERTS_PORT)) \
-	$(if $(GRAFANA_PORT),-grafana.port=$(GRAFANA_PORT))
+	$(if $(GRAFANA_PORT),-grafana.port=$(GRAFANA_PORT)) \
+	$(if $(ALERTER_PORT),-alerter.http-addr=127.0.0.1:$(ALERTER_PORT)) \
+	$(if $(PROMETHEUS_PORT),-prometheus.port=$(PROMETHEUS_PORT))
 
 deps:
 	@echo ">> installing what running needs (Debian's ClickHouse server) where missing"
