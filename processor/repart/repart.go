@@ -10,12 +10,16 @@
 // event, with the event's offset in the source partition; an Abandonment
 // fact per hand-off), keyed by site and customer id; right after the
 // checkpoint is written it produces, to every partition of the repartition
-// topic, a Watermark fact with the watermark it checkpointed. A source
-// restored from that checkpoint therefore replays only facts with offsets
-// past the last event fact it produced before, or abandonments due after
-// the watermark it broadcast; the Merger drops the replayed ones: events
-// by offset (per source, offsets only rise), abandonments by id (kept
-// while due after the merged watermark, so the set stays bounded).
+// topic, a Watermark fact: the watermark it checkpointed less one second.
+// (The sessionizer assigns an event once the watermark passes the whole
+// second after it, so every event assigned after the checkpoint is later
+// than that, and so is every abandonment fired after it.) A source
+// restored from that checkpoint replays only facts after the watermark it
+// broadcast; the Merger drops the ones it has seen by id (events by site
+// and message id, abandonments by abandonment id), keeping an id while its
+// fact is after the merged watermark, so the set stays bounded. Offsets
+// cannot serve: a source assigns events in each visitor's event-time
+// order, not in offset order.
 package repart
 
 import (
@@ -34,7 +38,7 @@ import (
 type Fact struct {
 	// Source is the events partition the fact comes from.
 	Source int `json:"s"`
-	// Offset is an event fact's offset in Source.
+	// Offset is an event fact's offset in Source (ties of equal times).
 	Offset int64 `json:"o,omitempty"`
 	// Watermark, set on watermark facts: Source's checkpointed watermark.
 	Watermark time.Time `json:"w,omitzero"`
@@ -62,8 +66,8 @@ type Outcome int
 const (
 	Kept     Outcome = iota // buffered (or a watermark taken)
 	Replayed                // seen before: a source's replay
-	Late                    // behind the merged watermark
-	Invalid                 // no source in range, no content, or no time
+	Late                    // at or behind the merged watermark
+	Invalid                 // no source in range, no content, no time or id
 )
 
 // Merger orders the facts of one repartition partition.
@@ -73,12 +77,11 @@ type Merger struct {
 }
 
 type state struct {
-	// Wm is each source's latest watermark, Offset the highest event
-	// offset taken from it (-1: none).
-	Wm     []time.Time `json:"wm"`
-	Offset []int64     `json:"off"`
-	// Seen are the abandonment ids taken, with their due time (unix ms),
-	// while due after Merged.
+	// Wm is each source's latest watermark.
+	Wm []time.Time `json:"wm"`
+	// Seen are the ids of the facts taken ("e" NUL site NUL message id,
+	// "a" NUL abandonment id), with their time (unix ms), while after
+	// Merged.
 	Seen   map[string]int64 `json:"seen"`
 	Merged time.Time        `json:"merged"`
 	Buf    []Fact           `json:"buf,omitempty"`
@@ -86,11 +89,7 @@ type state struct {
 
 // New returns a Merger for a topic fed by sources source partitions.
 func New(sources int) *Merger {
-	m := &Merger{st: state{Wm: make([]time.Time, sources), Offset: make([]int64, sources), Seen: map[string]int64{}}}
-	for i := range m.st.Offset {
-		m.st.Offset[i] = -1
-	}
-	return m
+	return &Merger{st: state{Wm: make([]time.Time, sources), Seen: map[string]int64{}}}
 }
 
 // Watermark is the merged watermark: the least of the sources'.
@@ -104,26 +103,18 @@ func (m *Merger) Add(f Fact) Outcome {
 	if f.Source < 0 || f.Source >= len(m.st.Wm) {
 		return Invalid
 	}
+	var id string
 	switch {
 	case f.Event != nil:
-		if f.Event.Time.IsZero() || f.Offset < 0 {
+		if f.Event.Time.IsZero() || f.Event.MessageID == "" {
 			return Invalid
 		}
-		if f.Offset <= m.st.Offset[f.Source] {
-			return Replayed
-		}
-		m.st.Offset[f.Source] = f.Offset
+		id = "e\x00" + f.Event.Site + "\x00" + f.Event.MessageID
 	case f.Abandonment != nil:
 		if f.Abandonment.AbandonedAt.IsZero() || f.Abandonment.ID == "" {
 			return Invalid
 		}
-		if _, ok := m.st.Seen[f.Abandonment.ID]; ok {
-			return Replayed
-		}
-		if !f.Abandonment.AbandonedAt.After(m.st.Merged) {
-			return Late
-		}
-		m.st.Seen[f.Abandonment.ID] = f.Abandonment.AbandonedAt.UnixMilli()
+		id = "a\x00" + f.Abandonment.ID
 	case !f.Watermark.IsZero():
 		if f.Watermark.After(m.st.Wm[f.Source]) {
 			m.st.Wm[f.Source] = f.Watermark
@@ -132,9 +123,14 @@ func (m *Merger) Add(f Fact) Outcome {
 	default:
 		return Invalid
 	}
-	if f.Time().Before(m.st.Merged) {
+	if _, ok := m.st.Seen[id]; ok {
+		return Replayed
+	}
+	at := f.Time()
+	if !at.After(m.st.Merged) {
 		return Late
 	}
+	m.st.Seen[id] = at.UnixMilli()
 	m.buf = append(m.buf, f)
 	return Kept
 }
@@ -186,7 +182,10 @@ func compare(a, b Fact) int {
 		return c
 	}
 	if ka {
-		return cmp.Compare(a.Offset, b.Offset)
+		if c := cmp.Compare(a.Offset, b.Offset); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Event.MessageID, b.Event.MessageID)
 	}
 	return cmp.Compare(a.Abandonment.ID, b.Abandonment.ID)
 }
@@ -206,7 +205,7 @@ func (m *Merger) Restore(b []byte) error {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("repart: restore: %w", err)
 	}
-	if len(st.Wm) != len(m.st.Wm) || len(st.Offset) != len(m.st.Offset) {
+	if len(st.Wm) != len(m.st.Wm) {
 		return errors.New("repart: restore: checkpoint of a different number of sources")
 	}
 	if st.Seen == nil {

@@ -67,14 +67,14 @@ func newTracker(t *testing.T) *customer.Tracker {
 
 // TestCrossSourceExactlyOnce: one customer's orders and an abandonment come
 // from two source partitions, interleaved out of time order, with a source
-// replaying what it sent since its checkpoint and the merger itself
+// replaying what it sent since its checkpoint, offsets out of order and the merger itself
 // restored from a checkpoint halfway. The tracker sees what a single
 // ordered feed gives it: the same transitions, recoveries, causes.
 func TestCrossSourceExactlyOnce(t *testing.T) {
 	o1 := order(0, 10, "u1", day(0), 50)
 	ab := abandon(1, "u1", "ab1", day(20))
 	o2 := order(1, 7, "u1", day(20.5), 30) // recovers ab1 (other device)
-	o3 := order(0, 11, "u1", day(40), 80)
+	o3 := order(0, 9, "u1", day(40), 80)   // assigned after o1, at a lower offset
 	o4 := order(1, 8, "u1", day(60), 40)
 
 	ref := newTracker(t)
