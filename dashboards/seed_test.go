@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/alert/rules"
 )
 
 // A simulated shop for the dashboards: two sites, sessions over the last
@@ -155,10 +158,10 @@ func seedSQL(now time.Time) []string {
 					case alerted && held == 0 && r.IntN(100) < 28, alerted && held == 1 && r.IntN(100) < 15, !alerted && r.IntN(100) < 8:
 						recovered = 1
 					}
-					tier := []string{"", "bronze", "silver", "gold"}[r.IntN(4)]
-					stage := "potential"
+					tier := []string{"", "A", "B", "C", "D", "E"}[r.IntN(6)] // shoptrail's RFM tiers
+					stage := shoptrail.StagePotential
 					if customer != "" {
-						stage = []string{"registered", "first_time", "second_time", "loyal"}[r.IntN(4)]
+						stage = []string{shoptrail.StageRegistered, shoptrail.StageFirstBuyer, shoptrail.StageSecondBuyer, shoptrail.StageLoyal}[r.IntN(4)]
 					}
 					items := 1 + r.IntN(4)
 					abandonments = append(abandonments, fmt.Sprintf("('%s','%s','cart-%s','%s','%s',['Sensor %d','Connector kit'],%d,%f,'CNY','%s','%s','%s','%s','%s','%s','%s',%d,'%s',%f,'%s',1)",
@@ -169,9 +172,9 @@ func seedSQL(now time.Time) []string {
 						if held == 1 {
 							status = "held_out"
 						}
-						follow := "personal email"
+						follow := rules.FollowUpPersonalEmail
 						if cartValue > 400 {
-							follow = "phone call"
+							follow = rules.FollowUpPhoneCall
 						}
 						alerts = append(alerts, fmt.Sprintf("('%s','al-%s','sig-%s','cart_abandoned','%s','high-value-cart','%s','%s','webhook',1,'%s',1,200,'',120,%d,'%s','%s')",
 							ts(t.Add(71*time.Minute)), sid, sid, site, customer, ab, status, held, follow, ts(t.Add(70*time.Minute))))

@@ -2,9 +2,9 @@
 -- One row per abandonment (cart_abandonments, read with FINAL, so the
 -- latest version of a cart counts: a recovered cart leaves the list).
 -- suggested_follow_up is the alert's (the rules' follow-up for the
--- customer's value: automatic email, personal email, phone call) when an
--- alert was decided, else by value: phone call from 1000, personal email
--- from 200, automatic email below. alert_status is the alert's final status
+-- customer's value: auto_email, personal_email, phone_call, as the alerter
+-- records it) when an alert was decided, else by value: phone_call from
+-- 1000, personal_email from 200, auto_email below. alert_status is the alert's final status
 -- (sent, held_out: the hold-out group gets no alert, rejected, gave_up), or
 -- none. customer is the customer id, or the anonymous id of a visitor who
 -- never logged in.
@@ -18,7 +18,7 @@ SELECT
     item_count AS items,
     arrayStringConcat(arraySlice(items_name, 1, 3), ', ') AS products,
     channel,
-    if(follow_up != '', follow_up, multiIf(value >= 1000, 'phone call', value >= 200, 'personal email', 'automatic email')) AS suggested_follow_up,
+    if(follow_up != '', follow_up, multiIf(value >= 1000, 'phone_call', value >= 200, 'personal_email', 'auto_email')) AS suggested_follow_up,
     if(alert_status = '', 'none', alert_status) AS alert_status
 FROM
 (
