@@ -55,10 +55,24 @@ func TestFileProvisioning(t *testing.T) {
 		UID       string `json:"uid"`
 		FolderUID string `json:"folderUid"`
 	}
-	grafanaJSON(t, "GET", g.URL+"/api/search?type=dash-db", nil, &hits)
+	// Grafana answers /api/health before its provisioner has read every
+	// file: poll until each dashboard is in a folder (or the deadline).
 	found := map[string]string{}
-	for _, h := range hits {
-		found[h.UID] = h.FolderUID
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		hits = hits[:0]
+		grafanaJSON(t, "GET", g.URL+"/api/search?type=dash-db", nil, &hits)
+		clear(found)
+		for _, h := range hits {
+			found[h.UID] = h.FolderUID
+		}
+		all := true
+		for _, d := range ds {
+			all = all && found[d.UID()] != ""
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval, not a wait for a guessed time
 	}
 	for _, d := range ds {
 		if found[d.UID()] != dashboards.FolderUID {
