@@ -319,7 +319,7 @@ func StartGrafana(ctx context.Context, cfg GrafanaConfig) (*Grafana, error) {
 	g := &Grafana{URL: "http://127.0.0.1:" + strconv.Itoa(port), child: c}
 	if err := g.waitReady(ctx, cfg.StartTimeout); err != nil {
 		g.Stop()
-		return nil, fmt.Errorf("grafana in %s did not start: %w (see %s)", dir, err, filepath.Join(dir, "log"))
+		return nil, fmt.Errorf("grafana in %s did not start: %w (see %s); its log ends:\n%s", dir, err, filepath.Join(dir, "log"), logTail(filepath.Join(dir, "log", "stdout.log"), 15))
 	}
 	log.Info("grafana started", "url", g.URL, "dir", dir)
 	return g, nil
@@ -420,4 +420,19 @@ log_rotate = false
 [help]
 enabled = false
 `, dir, home, prov, port)
+}
+
+// logTail returns the last n lines of the log at path (the reason a server
+// did not start, which its directory, removed with the test, no longer
+// shows).
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
