@@ -365,19 +365,26 @@ func (a *Alerter) runLookup(ctx context.Context, q string) (map[string]bool, err
 	return done, rows.Err()
 }
 
+// sqlQuote escapes a string for a ClickHouse string literal. One Replacer
+// for all: building one is most of its cost (it was built per string, 4 % of
+// the alerter's CPU).
+var sqlQuote = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+
+// quoteList writes ss, without repeats, as quoted SQL string literals
+// separated by commas.
 func quoteList(ss []string) string {
 	var b strings.Builder
-	seen := map[string]bool{}
+	seen := make(map[string]struct{}, len(ss))
 	for _, s := range ss {
-		if seen[s] {
+		if _, ok := seen[s]; ok {
 			continue
 		}
-		seen[s] = true
+		seen[s] = struct{}{}
 		if b.Len() > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('\'')
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s))
+		sqlQuote.WriteString(&b, s)
 		b.WriteByte('\'')
 	}
 	return b.String()
