@@ -549,6 +549,9 @@ func digestItemJSON(sig *shoptrail.Signal) string {
 	}
 	if tr := sig.Transition; tr != nil {
 		it.From, it.To = tr.From, tr.To
+		if tr.Kind == "tier" {
+			it.Kind = tr.Kind
+		}
 	}
 	b, _ := json.Marshal(it)
 	return string(b)

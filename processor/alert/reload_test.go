@@ -65,7 +65,7 @@ func TestRulesReload(t *testing.T) {
 	waitFor(t, "the invalid file refused", 10*time.Second, func() bool {
 		return metricValue(t, reg, "shoptrail_alerter_rules_reloads_total", map[string]string{"result": "invalid"}) >= 1
 	})
-	if !strings.Contains(logs.String(), `type \"cart_abandonned\" is not cart_abandoned, customer_stage, conversion_drop or hot_lead`) {
+	if !strings.Contains(logs.String(), `type \"cart_abandonned\" is not cart_abandoned, customer_stage, customer_tier, conversion_drop or hot_lead`) {
 		t.Errorf("the log does not say why: %s", logs.String())
 	}
 	e.produce(cart("r1", "c1", 600, "C", at))

@@ -105,6 +105,17 @@ func SampleSignal(rule *rules.Rule, now time.Time) *shoptrail.Signal {
 		sig.Cart = &shoptrail.SignalCart{CartID: "sample-cart", Value: v, Currency: "CNY", ItemCount: 1, Step: "checkout",
 			Items:          []shoptrail.SignalCartItem{{ProductID: "sample-product", Name: "Sample product", Price: v, Quantity: 1}},
 			LastActivityAt: now.Add(-time.Hour), AbandonedAt: now, Channel: "Organic Search", Source: "baidu", AbandonmentID: "sample"}
+	case rules.TypeCustomerTier:
+		from, to := "B", "A"
+		if len(rule.FromTiers) > 0 {
+			from = rule.FromTiers[0]
+		}
+		if len(rule.Tiers) > 0 {
+			to = rule.Tiers[0]
+		}
+		sig.Type = shoptrail.SignalTierChanged
+		sig.Customer.Tier = to
+		sig.Transition = &shoptrail.SignalTransition{Kind: "tier", From: from, To: to, Cause: "test"}
 	default:
 		to := shoptrail.StageDormant
 		if len(rule.Stages) > 0 {

@@ -20,6 +20,7 @@ import (
 const (
 	TypeCartAbandoned = "alert.cart_abandoned"
 	TypeCustomerStage = "alert.customer_stage"
+	TypeCustomerTier  = "alert.customer_tier"
 	TypeDigest        = "alert.digest"
 	TypeConversion    = "alert.conversion_drop"
 	TypeHotLead       = "alert.hot_lead"
@@ -70,19 +71,21 @@ type LeadProduct struct {
 
 // DigestItem is one customer of a digest.
 type DigestItem struct {
-	Subject    string    `json:"subject"`
-	At         time.Time `json:"at"`
-	Name       string    `json:"name,omitempty"`
-	Company    string    `json:"company,omitempty"`
-	Email      string    `json:"email,omitempty"`
-	Phone      string    `json:"phone,omitempty"`
-	Tier       string    `json:"tier,omitempty"`
-	From       string    `json:"from"`
-	To         string    `json:"to"`
-	OrderCount int       `json:"orderCount"`
-	NetRevenue float64   `json:"netRevenue"`
-	Currency   string    `json:"currency,omitempty"`
-	Channel    string    `json:"channel,omitempty"`
+	Subject string    `json:"subject"`
+	At      time.Time `json:"at"`
+	// Kind is what changed: "stage" or "tier" (empty: stage).
+	Kind       string  `json:"kind,omitempty"`
+	Name       string  `json:"name,omitempty"`
+	Company    string  `json:"company,omitempty"`
+	Email      string  `json:"email,omitempty"`
+	Phone      string  `json:"phone,omitempty"`
+	Tier       string  `json:"tier,omitempty"`
+	From       string  `json:"from"`
+	To         string  `json:"to"`
+	OrderCount int     `json:"orderCount"`
+	NetRevenue float64 `json:"netRevenue"`
+	Currency   string  `json:"currency,omitempty"`
+	Channel    string  `json:"channel,omitempty"`
 }
 
 // FromSignal builds the alert of a decision about a signal.
@@ -92,6 +95,8 @@ func FromSignal(d *rules.Decision, sig *shoptrail.Signal) *Alert {
 	switch d.Rule.Type {
 	case rules.TypeCartAbandoned:
 		a.Type = TypeCartAbandoned
+	case rules.TypeCustomerTier:
+		a.Type = TypeCustomerTier
 	default:
 		a.Type = TypeCustomerStage
 	}
@@ -136,8 +141,25 @@ func (a *Alert) Title() string {
 			to = a.Transition.To
 		}
 		return fmt.Sprintf("%sCustomer %s turned %s", test, a.who(), strings.ReplaceAll(to, "_", "-"))
+	case TypeCustomerTier:
+		from, to := "", ""
+		if a.Transition != nil {
+			from, to = a.Transition.From, a.Transition.To
+		}
+		if from == "" {
+			return fmt.Sprintf("%sCustomer %s is now tier %s", test, a.who(), to)
+		}
+		return fmt.Sprintf("%sCustomer %s moved from tier %s to tier %s", test, a.who(), from, to)
 	case TypeDigest:
-		return fmt.Sprintf("%s%d customers changed stage (%s, %s)", test, len(a.Digest), a.Rule, a.Group)
+		what := "stage"
+		if len(a.Digest) > 0 && a.Digest[0].Kind == "tier" {
+			what = "tier" // a rule's digest holds one kind
+		}
+		customers := "customers"
+		if len(a.Digest) == 1 {
+			customers = "customer"
+		}
+		return fmt.Sprintf("%s%d %s changed %s (%s, %s)", test, len(a.Digest), customers, what, a.Rule, a.Group)
 	case TypeHotLead:
 		if l := a.Lead; l != nil {
 			who := l.CustomerID
@@ -213,7 +235,15 @@ func (a *Alert) Lines() []string {
 		add("Campaign", ct.Campaign)
 	}
 	if tr := a.Transition; tr != nil {
-		add("Change", tr.From+" -> "+tr.To)
+		if tr.Kind == "tier" {
+			from := tr.From
+			if from == "" {
+				from = "(none)"
+			}
+			add("Tier change", from+" -> "+tr.To)
+		} else {
+			add("Change", tr.From+" -> "+tr.To)
+		}
 	}
 	for _, it := range a.Digest {
 		who := it.Name

@@ -10,14 +10,19 @@ import (
 	"github.com/shoptrail/shoptrail/processor/alert/rules"
 )
 
-// The exact payload of each kind of alert (stage change, digest,
-// conversion drop, hot lead) as a webhook's data and as chat text.
+// The exact payload of each kind of alert (stage change, tier change,
+// digests of either, conversion drop, hot lead) as a webhook's data and as chat text.
 func TestAlertKindsPayloads(t *testing.T) {
 	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	kinds := map[string]*Alert{
 		"stage": {ID: "msg_stage", Type: TypeCustomerStage, Rule: "dormant", Site: "shop-1", At: at, Subject: "c-7",
 			Customer:   &shoptrail.SignalCustomer{ID: "c-7", Name: "Zhang San", Company: "Acme", Tier: "A", Stage: shoptrail.StageDormant, OrderCount: 9, NetRevenue: 20450, Currency: "CNY"},
 			Transition: &shoptrail.SignalTransition{Kind: "stage", From: shoptrail.StageLoyal, To: shoptrail.StageDormant, Cause: "timer"}},
+		"tier": {ID: "msg_tier", Type: TypeCustomerTier, Rule: "new-key-accounts", Site: "shop-1", At: at, Subject: "c-7",
+			Customer:   &shoptrail.SignalCustomer{ID: "c-7", Name: "Zhang San", Company: "Acme", Tier: "A", Stage: shoptrail.StageLoyal, OrderCount: 9, NetRevenue: 20450, Currency: "CNY", LastOrderAt: at.AddDate(0, 0, -12)},
+			Transition: &shoptrail.SignalTransition{Kind: "tier", From: "B", To: "A", Cause: "Order Completed m-81"}},
+		"tierdigest": {ID: "msg_tierdigest", Type: TypeDigest, Rule: "slipping", Site: "shop-1", At: at, Subject: "Organic Search", Group: "Organic Search",
+			Digest: []DigestItem{{Subject: "c-7", At: at, Kind: "tier", Name: "Zhang San", Company: "Acme", Tier: "C", From: "A", To: "C", OrderCount: 9, NetRevenue: 20450, Currency: "CNY", Channel: "Organic Search"}}},
 		"digest": {ID: "msg_digest", Type: TypeDigest, Rule: "dormant", Site: "shop-1", At: at, Subject: "team", Group: "team",
 			Digest: []DigestItem{{Subject: "c-7", At: at, Name: "Zhang San", Company: "Acme", Tier: "A", From: "loyal", To: "dormant", OrderCount: 9, NetRevenue: 20450, Currency: "CNY"},
 				{Subject: "c-9", At: at, Tier: "C", From: "second_buyer", To: "at_risk", OrderCount: 2, NetRevenue: 300, Currency: "CNY"}}},

@@ -18,6 +18,7 @@ import (
 const (
 	TypeCartAbandoned  = "cart_abandoned"
 	TypeCustomerStage  = "customer_stage"
+	TypeCustomerTier   = "customer_tier"
 	TypeConversionDrop = "conversion_drop"
 	TypeHotLead        = "hot_lead"
 )
@@ -82,6 +83,7 @@ type Rule struct {
 	MinValue  float64
 	HasMin    bool
 	Tiers     []string
+	FromTiers []string
 	Stages    []string
 	FollowUp  FollowUpSpec
 	Cooldown  time.Duration
@@ -278,7 +280,7 @@ func secret(inline, envName, file string, env Env) (string, error) {
 func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs map[string]DestinationSpec) (*Rule, []error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	r := &Rule{Name: rs.Name, Type: rs.Type, Site: site, Tiers: rs.Tiers, Stages: rs.Stages,
+	r := &Rule{Name: rs.Name, Type: rs.Type, Site: site, Tiers: rs.Tiers, FromTiers: rs.FromTiers, Stages: rs.Stages,
 		Cooldown: time.Duration(rs.Cooldown), HoldOut: rs.HoldOut, To: rs.Route.To, TierRoute: rs.Route.Tiers}
 	if !ruleName.MatchString(rs.Name) {
 		bad("name must be 1-63 of a-z 0-9 _ . - starting with a letter or digit")
@@ -295,7 +297,7 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 			bad("stages belong to customer_stage rules")
 		}
 		if rs.Digest != nil {
-			bad("digest is for customer_stage rules; abandoned carts are alerted one by one")
+			bad("digest is for customer_stage and customer_tier rules; abandoned carts are alerted one by one")
 		}
 	case TypeCustomerStage:
 		if len(rs.Stages) == 0 {
@@ -311,6 +313,13 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 		}
 		if rs.FollowUp != nil {
 			bad("follow_up belongs to cart_abandoned rules")
+		}
+	case TypeCustomerTier:
+		if len(rs.Tiers) == 0 && len(rs.FromTiers) == 0 {
+			bad("customer_tier needs tiers (moved into, e.g. [A]) or from_tiers (moved out of), or both")
+		}
+		if rs.MinValue != nil || len(rs.Stages) > 0 || rs.FollowUp != nil {
+			bad("customer_tier takes tiers, from_tiers, cooldown, hold_out, digest and route only")
 		}
 	case TypeConversionDrop:
 		r.Drop = DropSpec{Weeks: rs.Weeks, MinVolume: rs.MinVolume, Threshold: rs.Threshold, MinDrop: rs.MinDrop,
@@ -355,7 +364,10 @@ func compileRule(site string, rs RuleSpec, dests map[string]*Destination, specs 
 			r.Cooldown = 24 * time.Hour
 		}
 	default:
-		bad("type %q is not cart_abandoned, customer_stage, conversion_drop or hot_lead", rs.Type)
+		bad("type %q is not cart_abandoned, customer_stage, customer_tier, conversion_drop or hot_lead", rs.Type)
+	}
+	if rs.Type != TypeCustomerTier && len(rs.FromTiers) > 0 {
+		bad("from_tiers belongs to customer_tier rules")
 	}
 	if rs.Type != TypeHotLead && rs.MinViews != 0 {
 		bad("min_views belongs to hot_lead rules")

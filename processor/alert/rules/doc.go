@@ -24,6 +24,16 @@
 //	        cooldown: 24h
 //	        hold_out: 0.1
 //	        route: {to: [sales], tiers: {A: [key-accounts]}}
+//	      - name: turning-dormant
+//	        type: customer_stage  # customer.stage_changed into one of stages
+//	        stages: [at_risk, dormant, lost]
+//	        tiers: [A, B]         # only customers of these tiers
+//	        digest: {at: "09:00", group_by: destination}   # or channel; none: one by one
+//	        route: {to: [team]}
+//	      - name: new-key-accounts
+//	        type: customer_tier   # customer.tier_changed
+//	        tiers: [A]            # moved into; from_tiers: moved out of
+//	        route: {to: [key-accounts]}
 //
 // # Deciding
 //

@@ -67,8 +67,13 @@ func (r *Rule) destinations(tier string) []string {
 	return r.To
 }
 
+// tier is the customer's tier: the signal's customer view, or for a tier
+// change without one the tier moved into.
 func tier(sig *shoptrail.Signal) string {
 	if sig.Customer == nil {
+		if sig.Type == shoptrail.SignalTierChanged && sig.Transition != nil {
+			return sig.Transition.To
+		}
 		return ""
 	}
 	return sig.Customer.Tier
@@ -95,6 +100,13 @@ func (r *Rule) Matches(sig *shoptrail.Signal) bool {
 			return false
 		}
 		return len(r.Tiers) == 0 || slices.Contains(r.Tiers, tier(sig))
+	case TypeCustomerTier:
+		if sig.Type != shoptrail.SignalTierChanged || sig.Transition == nil {
+			return false
+		}
+		tr := sig.Transition
+		return (len(r.Tiers) == 0 || slices.Contains(r.Tiers, tr.To)) &&
+			(len(r.FromTiers) == 0 || slices.Contains(r.FromTiers, tr.From))
 	}
 	return false
 }

@@ -47,13 +47,19 @@ type QuietHoursSpec struct {
 // RuleSpec is one rule as written.
 type RuleSpec struct {
 	Name string `yaml:"name"`
-	// Type is cart_abandoned, customer_stage, conversion_drop or hot_lead.
+	// Type is cart_abandoned, customer_stage, customer_tier,
+	// conversion_drop or hot_lead.
 	Type string `yaml:"type"`
 	// MinValue (cart_abandoned): cart value at or above it matches.
 	MinValue *float64 `yaml:"min_value"`
 	// Tiers: the customer's value tier in the set matches. For
-	// cart_abandoned, MinValue OR Tiers; for customer_stage a filter.
+	// cart_abandoned, MinValue OR Tiers; for customer_stage a filter; for
+	// customer_tier the tiers a customer moves into that alert.
 	Tiers []string `yaml:"tiers"`
+	// FromTiers (customer_tier): the tiers a customer moves out of that
+	// alert (with Tiers, both must hold), e.g. [A] for a key account
+	// slipping.
+	FromTiers []string `yaml:"from_tiers"`
 	// Stages (customer_stage): the stages a customer moves into that
 	// alert, e.g. at_risk, dormant, lost.
 	Stages []string `yaml:"stages"`

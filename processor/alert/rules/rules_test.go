@@ -99,6 +99,53 @@ func TestEvaluateStages(t *testing.T) {
 	}
 }
 
+// Tier changes: tiers names the tier moved into, from_tiers the one moved
+// out of; stage rules do not see tier changes, nor tier rules stage changes.
+func TestEvaluateTiers(t *testing.T) {
+	s := load(t)
+	f := func(from, to string, withCustomer bool, want ...string) {
+		t.Helper()
+		sig := &shoptrail.Signal{V: 1, ID: "t" + from + to, Type: shoptrail.SignalTierChanged, Site: "shop-1", CustomerID: "c1",
+			Transition: &shoptrail.SignalTransition{Kind: "tier", From: from, To: to}}
+		if withCustomer {
+			sig.Customer = &shoptrail.SignalCustomer{ID: "c1", Tier: to, Stage: shoptrail.StageLoyal}
+		}
+		var got []string
+		for _, d := range s.Evaluate(sig) {
+			got = append(got, d.Rule.Name+">"+d.Destination.Name)
+			if d.FollowUp != "" || d.Subject != "c1" {
+				t.Errorf("%s -> %s: decision %+v", from, to, d)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s -> %s: decisions %v, want %v", from, to, got, want)
+		}
+	}
+	// Up into A: the new key account goes to the key-accounts robot.
+	f("B", "A", true, "new-key-accounts>key-accounts")
+	// A first tier (none before) of A alerts too; without a customer view
+	// the tier moved into routes.
+	f("", "A", false, "new-key-accounts>key-accounts")
+	// Down from A or B to C..E: the slipping rule (a digest).
+	f("A", "C", true, "key-accounts-slipping>sales")
+	f("B", "E", true, "key-accounts-slipping>sales")
+	// Neither: C -> D, or a first tier of C.
+	f("C", "D", true)
+	f("", "C", true)
+	// A tier change is not a stage change, nor the reverse.
+	st := &shoptrail.Signal{V: 1, ID: "st", Type: shoptrail.SignalStageChanged, Site: "shop-1", CustomerID: "c1",
+		Customer:   &shoptrail.SignalCustomer{ID: "c1", Tier: "A", Stage: shoptrail.StageDormant},
+		Transition: &shoptrail.SignalTransition{Kind: "stage", From: shoptrail.StageLoyal, To: shoptrail.StageDormant}}
+	for _, d := range s.Evaluate(st) {
+		if d.Rule.Type != TypeCustomerStage {
+			t.Errorf("stage change matched %s", d.Rule.Name)
+		}
+	}
+	if r := s.Sites["shop-1"].Rules[3]; r.Digest == nil || r.Digest.GroupBy != GroupByChannel {
+		t.Errorf("slipping rule's digest: %+v", r.Digest)
+	}
+}
+
 func TestHoldOutShareAndDeterminism(t *testing.T) {
 	n, held := 20000, 0
 	for i := range n {
@@ -158,6 +205,11 @@ func TestInvalidFiles(t *testing.T) {
 	f(good+"sites:\n  x:\n    rules:\n      - {name: a, type: cart_abandoned, route: {to: [nope]}}\n", `unknown destination "nope"`)
 	// Unknown stage.
 	f(good+"sites:\n  x:\n    rules:\n      - {name: a, type: customer_stage, stages: [sleepy], route: {to: [s]}}\n", `unknown stage "sleepy"`)
+	// A tier rule with neither tiers nor from_tiers would alert on every
+	// first tier of every new buyer.
+	f(good+"sites:\n  x:\n    rules:\n      - {name: a, type: customer_tier, route: {to: [s]}}\n", "customer_tier needs tiers")
+	// from_tiers on another type.
+	f(good+"sites:\n  x:\n    rules:\n      - {name: a, type: customer_stage, stages: [lost], from_tiers: [A], route: {to: [s]}}\n", "from_tiers belongs to customer_tier")
 	// Bad hold-out.
 	f(good+"sites:\n  x:\n    rules:\n      - {name: a, type: cart_abandoned, hold_out: 1.5, route: {to: [s]}}\n", "hold_out")
 	// Unknown time zone.
