@@ -51,6 +51,8 @@
 //	              "site" gives one row per period
 //	${steps}      for funnel_steps: the chosen event names in order (multi)
 //	${window_s}   for funnel_steps: the conversion window in seconds (single)
+//	${segment}    for the customer-stage queries: customer_type, tier,
+//	              first_channel or site (single)
 package analytics
 
 import (

@@ -251,7 +251,7 @@ func TestEveryQueryRuns(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		seed(t, b)
 		for _, q := range qs {
-			p := params(day(1), day(30), "site", "s1", "grain", "toMonday", "breakdown", "device_class", "window_s", "86400", "page", "/", "bounds", "0,50,100")
+			p := params(day(1), day(30), "site", "s1", "grain", "toMonday", "breakdown", "device_class", "window_s", "86400", "page", "/", "bounds", "0,50,100", "segment", "tier")
 			p.Vars["steps"] = analytics.Multi("Product Viewed", "Order Completed")
 			for _, v := range q.Vars {
 				if _, ok := p.Vars[v]; !ok {

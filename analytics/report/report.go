@@ -46,6 +46,15 @@ var Breakdowns = map[string]string{
 	"landing_page": "landing_page",
 }
 
+// Segments maps the report's customer segment names to the ${segment}
+// values of the customer-stage queries.
+var Segments = map[string]string{
+	"none":          "site",
+	"customer_type": "customer_type",
+	"tier":          "tier",
+	"first_channel": "first_channel",
+}
+
 // Areas maps each area of the report to its queries, in order.
 var Areas = map[string][]string{
 	"stranger":     {"sessions", "landing_pages"},
@@ -55,7 +64,7 @@ var Areas = map[string][]string{
 	"sources":      {"sources"},
 	"banners":      {"banners"},
 	"pages":        {"page_flow", "exit_pages"},
-	"customers":    {"stage_pyramid", "repeat_purchases", "retention", "first_order_cohorts"},
+	"customers":    {"stage_pyramid", "customer_stages", "stage_flows", "dormant_by_tier", "potential_dormant_trend", "customer_segments", "repeat_purchases", "retention", "first_order_cohorts"},
 	"orders":       {"order_amounts"},
 	"carts":        {"carts"},
 }
@@ -69,9 +78,12 @@ type Options struct {
 	From, To  time.Time // days: From's start to To's end
 	Grain     string    // a key of Grains
 	Breakdown string    // a key of Breakdowns
-	Steps     []string  // funnel_steps: the chosen events
-	Window    time.Duration
-	Page      string // page_flow: the page to start from
+	// Segment is a key of Segments (the customer-stage queries' rows);
+	// empty means none.
+	Segment string
+	Steps   []string // funnel_steps: the chosen events
+	Window  time.Duration
+	Page    string // page_flow: the page to start from
 	// Bounds are order_amounts' bucket lower bounds, ascending.
 	Bounds []float64
 }
@@ -86,6 +98,14 @@ func (o Options) Params() (analytics.Params, error) {
 	bd, ok := Breakdowns[o.Breakdown]
 	if !ok {
 		return analytics.Params{}, fmt.Errorf("unknown breakdown %q (none, channel, source, medium, campaign, device, landing_page)", o.Breakdown)
+	}
+	seg := "none"
+	if o.Segment != "" {
+		seg = o.Segment
+	}
+	segment, ok := Segments[seg]
+	if !ok {
+		return analytics.Params{}, fmt.Errorf("unknown segment %q (none, customer_type, tier, first_channel)", o.Segment)
 	}
 	if o.Site == "" {
 		return analytics.Params{}, fmt.Errorf("no site given")
@@ -115,6 +135,7 @@ func (o Options) Params() (analytics.Params, error) {
 		"site":      analytics.Single(o.Site),
 		"grain":     analytics.Single(grain),
 		"breakdown": analytics.Single(bd),
+		"segment":   analytics.Single(segment),
 		"steps":     analytics.Multi(o.Steps...),
 		"window_s":  analytics.Single(strconv.FormatInt(int64(o.Window/time.Second), 10)),
 		"page":      analytics.Single(o.Page),

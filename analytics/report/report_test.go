@@ -126,6 +126,7 @@ func TestOptionsRefused(t *testing.T) {
 	for name, mod := range map[string]func(*report.Options){
 		"grain":     func(o *report.Options) { o.Grain = "hour" },
 		"breakdown": func(o *report.Options) { o.Breakdown = "os; DROP" },
+		"segment":   func(o *report.Options) { o.Segment = "stage" },
 		"site":      func(o *report.Options) { o.Site = "" },
 		"range":     func(o *report.Options) { o.From = o.To.AddDate(0, 0, 1) },
 		"steps":     func(o *report.Options) { o.Steps = make([]string, 9) },

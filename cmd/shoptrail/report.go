@@ -31,6 +31,7 @@ func runReport(ctx context.Context, args []string) error {
 	fs.StringVar(&to, "to", today, "last day of the range, YYYY-MM-DD (UTC), included")
 	fs.StringVar(&o.Grain, "grain", "day", "period of the rows: day, week, month, quarter or year")
 	fs.StringVar(&o.Breakdown, "breakdown", "none", "rows per: none, channel, source, medium, campaign, device or landing_page")
+	fs.StringVar(&o.Segment, "segment", "none", "customer-stage queries' rows per: none, customer_type, tier or first_channel")
 	fs.StringVar(&format, "format", "table", "output: table, json or csv")
 	fs.StringVar(&areas, "areas", strings.Join(report.AreaOrder, ","), "areas to report, comma-separated: "+strings.Join(report.AreaOrder, ", "))
 	fs.StringVar(&queries, "queries", "", "named queries to run instead of areas, comma-separated (see sql/queries)")
