@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 	"strings"
@@ -246,71 +245,6 @@ func depth(v *fastjson.Value) int {
 		return d + 1
 	}
 	return 1
-}
-
-// jsonShape reads a JSON text once, without parsing: the deepest nesting
-// of objects and arrays, an upper bound of the number of values in it
-// (every value but the first follows a '[', ',' or ':'), and whether any
-// string in it may hold an email, a phone or a token (mayNeedRedacting; a \u
-// escape may hide one), so that a body without any skips redacting.
-func jsonShape(b []byte) (deepest, values int, mayPII bool) {
-	d := 0
-	values = 1
-	// The next '"' and '\\' at or after i (len(b) when none), found with
-	// bytes.IndexByte and looked for again only once i has passed them:
-	// each byte is searched at most once for each, so the scan stays
-	// linear however many escapes a string holds.
-	quote, slash := -1, -1
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			// The string, in pieces between escapes (none of which is part
-			// of an email, a phone or a token, except \u, which may hide
-			// anything).
-			for i++; i < len(b); i++ {
-				if quote < i {
-					quote = nextByte(b, i, '"')
-				}
-				if slash < i {
-					slash = nextByte(b, i, '\\')
-				}
-				j := min(quote, slash)
-				// Shorter than 5 bytes, a piece holds no email (a@b.cd),
-				// phone (7 digits) or token (a JWT, eyJ and two dots, is
-				// at least 5: "eyJ.." is one).
-				if !mayPII && j-i >= 5 && mayNeedRedacting(b[i:j]) {
-					mayPII = true
-				}
-				i = j
-				if j == len(b) || b[j] == '"' {
-					break
-				}
-				if j+1 < len(b) && b[j+1] == 'u' {
-					mayPII = true
-				}
-				i++ // the escaped byte
-			}
-		case '{', '[':
-			d++
-			deepest = max(deepest, d)
-			if b[i] == '[' {
-				values++
-			}
-		case '}', ']':
-			d--
-		case ',', ':':
-			values++
-		}
-	}
-	return deepest, values, mayPII
-}
-
-// nextByte is the index of the first c in b at or after i, or len(b).
-func nextByte(b []byte, i int, c byte) int {
-	if k := bytes.IndexByte(b[i:], c); k >= 0 {
-		return i + k
-	}
-	return len(b)
 }
 
 func requiredMsg(req requirement, event string) string {

@@ -42,7 +42,7 @@ type request struct {
 	// Per message.
 	dup                 *fieldError // the first repeated key
 	renames             []keyRename
-	textClean           bool // no string in the body may hold PII (jsonShape): sanitize skips redacting texts
+	textClean           bool // no string in the body may hold PII (scanJSON): sanitize skips redacting texts
 	edits               []propEdit
 	pageInfo, propsInfo urlInfo // what cleaning the page URL (context, properties) learned
 	truncated           bool
@@ -461,7 +461,6 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	rq.ip = s.anonymize(addr)
 
 	// Read and parse.
-	var err error
 	rq.ps = parseStates.get()
 	ps := rq.ps
 	if rq.pixel {
@@ -472,16 +471,20 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	if st != nil {
 		return 0, reserved, true, st
 	}
-	rq.badUTF8 = !utf8.Valid(ps.body)
-	deepest, values, mayPII := jsonShape(ps.body)
-	rq.textClean = !mayPII
-	rq.deep = deepest > maxDepth+3
+	// One read of the body checks that it is JSON (fastjson's parser
+	// accepts more: NaN, +1, 01), so that only JSON reaches Kafka, and
+	// learns what the rest needs to know of it.
+	shape, isJSON := scanJSON(ps.body)
+	if !isJSON {
+		return 0, reserved, true, failR(http.StatusBadRequest, refusedNotJSON, jsonProblem(ps.body, rq.typ != "" || rq.pixel, notJSONError(ps.body)))
+	}
+	values := shape.values
+	rq.badUTF8 = shape.badUTF8
+	rq.textClean = !shape.mayPII
+	rq.deep = shape.deepest > maxDepth+3
 	// A parse costs per value, not per byte ([0,0,0,...] is a value every
 	// two bytes): reserve what this body's parse will hold, beyond the
 	// first guess, before parsing it.
-	if deepest > fastjson.MaxDepth {
-		values = fastjson.MaxDepth // the parser stops there: not JSON for us
-	}
 	ps.values = values
 	if most := s.cfg.MaxInflightBytes / 2; parseCost(len(ps.body), values) > most {
 		return 0, reserved, true, fail(http.StatusRequestEntityTooLarge, "body holds too many JSON values ("+strconv.Itoa(values)+"; at most "+strconv.FormatInt((most-int64(len(ps.body)))/valueCost, 10)+" in a body this size)")
@@ -489,13 +492,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	if !s.reserveUpTo(&reserved, parseCost(len(ps.body), values)+encodeCost(len(ps.body), 1)) {
 		return 0, reserved, true, &status{code: http.StatusServiceUnavailable, msg: "collector is overloaded, retry later", retryAfter: time.Second}
 	}
-	// fastjson's parser accepts more than JSON (NaN, +1, 01): validate
-	// strictly first, so that only JSON reaches Kafka.
-	err = fastjson.ValidateBytes(ps.body)
-	var root *fastjson.Value
-	if err == nil {
-		root, err = ps.parser.ParseBytes(ps.body)
-	}
+	root, err := ps.parser.ParseBytes(ps.body)
 	if err != nil {
 		return 0, reserved, true, failR(http.StatusBadRequest, refusedNotJSON, jsonProblem(ps.body, rq.typ != "" || rq.pixel, err))
 	}

@@ -89,9 +89,10 @@ func BenchmarkIngestSingle(b *testing.B) { benchIngest(b, 1) }
 // BenchmarkIngestBatch20: 20 events per request.
 func BenchmarkIngestBatch20(b *testing.B) { benchIngest(b, 20) }
 
-// BenchmarkJSONShape: the pre-parse pass (nesting, value count, PII
-// pre-filter) over a 20-event batch of the load generator's events.
-func BenchmarkJSONShape(b *testing.B) {
+// BenchmarkScanJSON: the pre-parse pass (strict JSON check, nesting, value
+// count, PII pre-filter, UTF-8) over a 20-event batch of the load
+// generator's events.
+func BenchmarkScanJSON(b *testing.B) {
 	body := []byte(`{"batch":[`)
 	for i := 0; i < 20; i++ {
 		if i > 0 {
@@ -102,8 +103,8 @@ func BenchmarkJSONShape(b *testing.B) {
 	body = append(body, `]}`...)
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, _, may := jsonShape(body); may {
-			b.Fatal("the load generator's events hold no PII")
+		if sh, ok := scanJSON(body); !ok || sh.mayPII {
+			b.Fatal("the load generator's events are JSON and hold no PII")
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 // Reasons a whole request is refused, the "reason" label of
@@ -24,6 +26,16 @@ const (
 	refusedUnavailable = "unavailable"  // 503: overloaded, Kafka, shutting down
 	refusedNotFound    = "not_found"    // 404: no such endpoint, or GET on an ingest path
 )
+
+// notJSONError is fastjson's validator's words for a body scanJSON
+// refused (run only on this error path); what it accepts is nested deeper
+// than fastjson parses (not parsed here: its values were not reserved).
+func notJSONError(body []byte) error {
+	if err := fastjson.ValidateBytes(body); err != nil {
+		return err
+	}
+	return errors.New("too big depth for the nested JSON; it exceeds " + strconv.Itoa(fastjson.MaxDepth))
+}
 
 // jsonProblem says, in words a shop developer understands, why body is not
 // JSON and where: "body is not valid JSON: at line 3, column 14 (byte 41):

@@ -350,7 +350,7 @@ func TestNoPIIInAnyOutput(t *testing.T) {
 }
 
 // FuzzRedactText: redacting is idempotent and never panics, and the cheap
-// filters before it (mayNeedRedacting, jsonShape) never let through a
+// filters before it (mayNeedRedacting, scanJSON) never let through a
 // string it would change.
 func FuzzRedactText(f *testing.F) {
 	for _, s := range []string{"bob@example.com", "+86 138 0013 8000", "a@b@c.de", "eyJa.b.c", "(((((1234567", "x" + strings.Repeat("+1 ", 50)} {
@@ -362,8 +362,8 @@ func FuzzRedactText(f *testing.F) {
 			t.Fatalf("the filter lets %q pass, which redactText changes to %q", s, once)
 		}
 		if b, _ := json.Marshal(map[string]string{"k": s}); once != s {
-			if _, _, may := jsonShape(b); !may {
-				t.Fatalf("jsonShape lets %s pass, whose string redactText changes", b)
+			if sh, _ := scanJSON(b); !sh.mayPII {
+				t.Fatalf("scanJSON lets %s pass, whose string redactText changes", b)
 			}
 		}
 		if twice := redactText(once, textRules); twice != once {
@@ -374,7 +374,7 @@ func FuzzRedactText(f *testing.F) {
 
 // TestPIIFiltersShortStrings: the cheap filters before redacting let no
 // short string through that redactText changes (the shortest shapes: a
-// 5-byte JWT, a 6-byte email, 7 digits after a + or ( ), and jsonShape
+// 5-byte JWT, a 6-byte email, 7 digits after a + or ( ), and scanJSON
 // finds them behind escapes too.
 func TestPIIFiltersShortStrings(t *testing.T) {
 	for _, s := range []string{"eyJ..", "eyJa.b.c", "a@b.cd", "+1234567", "(123)4567", "1234567890",
@@ -386,8 +386,8 @@ func TestPIIFiltersShortStrings(t *testing.T) {
 			t.Errorf("mayNeedRedacting(%q) = false", s)
 		}
 		for _, body := range []string{`{"k":"` + s + `"}`, `{"k":"\"\\\n` + s + `\\"}`, `["\\\\",` + `"` + s + `"]`} {
-			if _, _, may := jsonShape([]byte(body)); !may {
-				t.Errorf("jsonShape(%s) lets it pass", body)
+			if sh, ok := scanJSON([]byte(body)); !ok || !sh.mayPII {
+				t.Errorf("scanJSON(%s) lets it pass", body)
 			}
 		}
 	}
@@ -398,8 +398,8 @@ func TestPIIFiltersShortStrings(t *testing.T) {
 	}
 	// Escapes between the quotes: strings end where they end (values are
 	// counted outside strings only).
-	deepest, values, may := jsonShape([]byte(`{"a\"":"x\\","b":["\\\"",1],"c":"\u0041"}`))
-	if deepest != 2 || values != 8 || !may {
-		t.Errorf("jsonShape = %d, %d, %v; want 2, 8, true (\\u may hide anything)", deepest, values, may)
+	sh, ok := scanJSON([]byte(`{"a\"":"x\\","b":["\\\"",1],"c":"\u0041"}`))
+	if !ok || sh.deepest != 2 || sh.values != 8 || !sh.mayPII {
+		t.Errorf("scanJSON = %+v, %v; want 2, 8, true (\\u may hide anything)", sh, ok)
 	}
 }
