@@ -386,6 +386,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, typ string, pixe
 	if st != nil && len(rq.rejected) == 0 {
 		reason := st.refusedReason()
 		s.m.refusal(reason)
+		s.m.refusedRequest(reason, n)
 		s.rejects.refusedRequest(reason)
 	}
 	if reserved > 0 {
@@ -559,7 +560,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	}
 	switch {
 	case len(batch) == 0:
-		return 0, reserved, true, fail(http.StatusBadRequest, "batch is empty")
+		return 0, reserved, true, failR(http.StatusBadRequest, refusedEmpty, "batch is empty")
 	case len(batch) > s.cfg.MaxBatchEvents:
 		return len(batch), reserved, true, fail(http.StatusRequestEntityTooLarge, "batch has "+strconv.Itoa(len(batch))+" events, the limit is "+strconv.Itoa(s.cfg.MaxBatchEvents))
 	}

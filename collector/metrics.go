@@ -12,6 +12,7 @@ const (
 	resultAccepted = "accepted" // acknowledged by Kafka in the events (or bot) topic
 	resultRejected = "rejected" // invalid; in the dead-letter topic (reason label)
 	resultShed     = "shed"     // not taken: overload, rate limit or Kafka failure (reason label)
+	resultRefused  = "refused"  // in a whole request refused (401, 403, 413, not JSON, ...): its refusal reason
 )
 
 // Reasons, the "reason" label: typed so that dashboards can rely on them.
@@ -35,6 +36,7 @@ type metrics struct {
 	events           *prometheus.CounterVec
 	refused          *prometheus.CounterVec
 	refusedBy        map[string]prometheus.Counter
+	refusedEvents    map[string]prometheus.Counter // events_total{result="refused"} by reason
 	sdkMetrics       prometheus.Counter
 	accepted         prometheus.Counter
 	bots             prometheus.Counter
@@ -51,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoptrail_collector_events_total",
-			Help: "Events by result (accepted, rejected, shed) and reason.",
+			Help: "Events by result (accepted, rejected, shed, refused) and reason.",
 		}, []string{"result", "reason"}),
 		refused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoptrail_collector_requests_refused_total",
@@ -94,8 +96,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.accepted = m.events.WithLabelValues(resultAccepted, reasonNone)
 	m.refusedBy = map[string]prometheus.Counter{}
+	m.refusedEvents = map[string]prometheus.Counter{}
 	for _, r := range refusedReasons {
 		m.refusedBy[r] = m.refused.WithLabelValues(r)
+		m.refusedEvents[r] = m.events.WithLabelValues(resultRefused, r)
 	}
 	m.observers = map[string]map[int]prometheus.Observer{}
 	for _, route := range []string{"batch", "track", "page", "screen", "identify", "group", "alias", "pixel"} {
@@ -115,6 +119,24 @@ func (m *metrics) refusal(reason string) {
 		return
 	}
 	m.refused.WithLabelValues(reason).Inc()
+}
+
+// refusedRequest counts the events of a whole ingest request refused for
+// reason: n, the events it held, or 1 when they could not be counted (a
+// body not read, not JSON, or not a batch); none for an empty body or
+// batch. A refusal that sheds load (429, 503) is not counted here: those
+// events are counted as shed where the request is refused.
+func (m *metrics) refusedRequest(reason string, n int) {
+	switch reason {
+	case refusedRateLimit, refusedUnavailable, refusedEmpty:
+		return
+	}
+	n = max(n, 1)
+	if c, ok := m.refusedEvents[reason]; ok {
+		c.Add(float64(n))
+		return
+	}
+	m.events.WithLabelValues(resultRefused, reason).Add(float64(n))
 }
 
 func (m *metrics) observer(route string, code int) prometheus.Observer {

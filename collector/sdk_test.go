@@ -218,3 +218,62 @@ func TestRejectSummary(t *testing.T) {
 		t.Errorf("a summary of nothing: %q", buf.String())
 	}
 }
+
+// TestRefusedRequestsCountEvents: the events of a whole request refused
+// (401, 403, 413, not JSON) are in shoptrail_collector_events_total with
+// result "refused" and the refusal's reason — as many as it held, one when
+// they cannot be counted, none for an empty batch — so that accepted,
+// rejected, shed and refused add up to every event sent.
+func TestRefusedRequestsCountEvents(t *testing.T) {
+	sites, err := ParseSites("listed=k1@https://shop.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newTestServer(t, Config{Sites: sites, MaxBatchEvents: 5})
+	h := s.Handler()
+	batch := func(key string, n int) []byte {
+		var b strings.Builder
+		b.WriteString(`{"writeKey":"` + key + `","batch":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(`{"type":"track","event":"E","anonymousId":"a"}`)
+		}
+		b.WriteString("]}")
+		return []byte(b.String())
+	}
+	for _, c := range []struct {
+		body   []byte
+		header []string
+		code   int
+	}{
+		{batch("", 3), nil, 401},     // no key: 3 events
+		{batch("nope", 2), nil, 401}, // unknown key: 2
+		{batch("k1", 4), []string{"Origin", "https://evil.example"}, 403},
+		{batch("k1", 6), nil, 413},                          // over MaxBatchEvents
+		{[]byte(`{"batch":[{"type":"track",}]}`), nil, 400}, // not JSON: counted as 1
+		{batch("k1", 0), nil, 400},                          // empty: nothing
+		{batch("k1", 2), nil, 200},
+	} {
+		if a := do(h, "POST", "/v1/batch", c.body, c.header...); a.code != c.code {
+			t.Fatalf("%s: %d %s, want %d", c.body, a.code, a.body, c.code)
+		}
+	}
+	for _, w := range []struct {
+		result, reason string
+		n              float64
+	}{
+		{resultRefused, refusedNoKey, 3},
+		{resultRefused, refusedBadKey, 2},
+		{resultRefused, refusedOrigin, 4},
+		{resultRefused, refusedTooLarge, 6},
+		{resultRefused, refusedNotJSON, 1},
+		{resultRefused, refusedEmpty, 0},
+		{resultAccepted, reasonNone, 2},
+	} {
+		if got := counterValue(s.m.events.WithLabelValues(w.result, w.reason)); got != w.n {
+			t.Errorf("events_total{result=%q,reason=%q} = %v, want %v", w.result, w.reason, got, w.n)
+		}
+	}
+}
