@@ -93,18 +93,23 @@ func BenchmarkIngestBatch20(b *testing.B) { benchIngest(b, 20) }
 // count, PII pre-filter, UTF-8) over a 20-event batch of the load
 // generator's events.
 func BenchmarkScanJSON(b *testing.B) {
-	body := []byte(`{"batch":[`)
-	for i := 0; i < 20; i++ {
-		if i > 0 {
-			body = append(body, ',')
-		}
-		body = append(body, benchEvent(i)...)
-	}
-	body = append(body, `]}`...)
+	body := benchBatchBody(20)
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		if sh, ok := scanJSON(body); !ok || sh.mayPII {
 			b.Fatal("the load generator's events are JSON and hold no PII")
 		}
 	}
+}
+
+// benchBatchBody is a batch of n of the load generator's events.
+func benchBatchBody(n int) []byte {
+	body := []byte(`{"batch":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, benchEvent(i)...)
+	}
+	return append(body, `]}`...)
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
@@ -146,6 +147,11 @@ func scanJSON(b []byte) (sh bodyShape, ok bool) {
 func (sh *bodyShape) str(b []byte, i int) int {
 	piece := i // the piece since the last escape
 	for {
+		// Eight bytes at a time while none may be special, then one at a
+		// time up to the special one.
+		for i+8 <= len(b) && !mayBeSpecial(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && plainByte[b[i]] {
 			i++
 		}
@@ -194,6 +200,16 @@ func (sh *bodyShape) piece(p []byte) {
 	if !sh.mayPII && len(p) >= 5 && mayNeedRedacting(p) {
 		sh.mayPII = true
 	}
+}
+
+// mayBeSpecial tells whether any of the 8 bytes in x may be a '"', a '\\',
+// a control character or non-ASCII (never false when one is; true for some
+// plain bytes after one that is).
+func mayBeSpecial(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lo * '"')
+	s := x ^ (lo * '\\')
+	return ((x-lo*0x20)&^x|(q-lo)&^q|(s-lo)&^s|x)&hi != 0
 }
 
 // plainByte: the bytes a JSON string holds as they are, but for non-ASCII

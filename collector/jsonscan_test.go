@@ -104,3 +104,20 @@ func nextByteRef(b []byte, i int, c byte) int {
 	}
 	return len(b)
 }
+
+// BenchmarkPreParseBefore: the three passes scanJSON replaced
+// (utf8.Valid, jsonShape, fastjson.ValidateBytes) over the body of
+// BenchmarkScanJSON, for comparison.
+func BenchmarkPreParseBefore(b *testing.B) {
+	body := benchBatchBody(20)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		_ = utf8.Valid(body)
+		if _, _, may := jsonShapeRef(body); may {
+			b.Fatal("the load generator's events hold no PII")
+		}
+		if err := fastjson.ValidateBytes(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
