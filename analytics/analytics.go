@@ -53,6 +53,15 @@
 //	${window_s}   for funnel_steps: the conversion window in seconds (single)
 //	${segment}    for the customer-stage queries: customer_type, tier,
 //	              first_channel or site (single)
+//	${channel}, ${device}, ${customer_type}, ${tier}
+//	              filters (multi; see Filters): the session's channel and
+//	              device class, the customer's type and value tier
+//
+// A filter's value All is the single value '__all' (AllValue): the
+// dashboards set it as the variables' custom "all value", which Grafana
+// writes as it is, and the queries read it as "no filter":
+// ('__all' IN (${channel}) OR channel IN (${channel})). The All function
+// gives the Value that expands to the same text.
 package analytics
 
 import (
@@ -163,6 +172,19 @@ func Single(v string) Value { return Value{Values: []string{v}} }
 
 // Multi is the value of a multi-value variable.
 func Multi(vs ...string) Value { return Value{Values: vs, Multi: true} }
+
+// AllValue is the value the filter variables (Filters) hold when All is
+// chosen; the dashboards' variables have "'" + AllValue + "'" as their
+// custom all value.
+const AllValue = "__all"
+
+// Filters are the multi-value filter variables some queries honour; a
+// query that uses one uses them all, except the carts queries (no device).
+var Filters = []string{"channel", "device", "customer_type", "tier"}
+
+// All is a filter variable's value for All: it expands to '__all', as
+// Grafana writes the custom all value.
+func All() Value { return Multi(AllValue) }
 
 // Params is what Grafana hands a panel's query: the time range, the
 // interval, and the dashboard's variables.

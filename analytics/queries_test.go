@@ -140,6 +140,9 @@ func day(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) 
 
 func params(from, to time.Time, vars ...string) analytics.Params {
 	p := analytics.Params{From: from, To: to, Vars: map[string]analytics.Value{}}
+	for _, f := range analytics.Filters {
+		p.Vars[f] = analytics.All()
+	}
 	for i := 0; i+1 < len(vars); i += 2 {
 		p.Vars[vars[i]] = analytics.Single(vars[i+1])
 	}

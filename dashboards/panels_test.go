@@ -66,6 +66,10 @@ func varsOf(t *testing.T, d dashboards.Dashboard) map[string]analytics.Value {
 	for n, v := range d.Variables() {
 		cur, _ := v["current"].(map[string]any)
 		multi, _ := v["multi"].(bool)
+		if isAll(cur["value"]) {
+			out[n] = allOf(t, d, n, v)
+			continue
+		}
 		switch x := cur["value"].(type) {
 		case string:
 			if multi {
@@ -84,6 +88,43 @@ func varsOf(t *testing.T, d dashboards.Dashboard) map[string]analytics.Value {
 		}
 	}
 	return out
+}
+
+// isAll reports whether a variable's value is Grafana's All ($__all).
+func isAll(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return x == "$__all"
+	case []any:
+		return len(x) == 1 && x[0] == "$__all"
+	}
+	return false
+}
+
+// allOf returns what Grafana writes for variable n set to All: its custom
+// all value as it is (the dashboards' filters have '__all', which
+// analytics.All expands to), else every option's value.
+func allOf(t *testing.T, d dashboards.Dashboard, n string, v map[string]any) analytics.Value {
+	t.Helper()
+	allValue, _ := v["allValue"].(string)
+	if allValue == "'"+analytics.AllValue+"'" {
+		return analytics.All()
+	}
+	if allValue != "" {
+		t.Fatalf("%s: variable %s has the all value %q: the tests know only '%s'", d.File, n, allValue, analytics.AllValue)
+	}
+	q, _ := v["query"].(string)
+	if v["type"] != "custom" || q == "" {
+		t.Fatalf("%s: variable %s is All without an all value: its options are known only to Grafana", d.File, n)
+	}
+	var vs []string
+	for _, o := range strings.Split(q, ",") {
+		if i := strings.Index(o, " : "); i >= 0 {
+			o = o[i+3:]
+		}
+		vs = append(vs, strings.TrimSpace(o))
+	}
+	return analytics.Multi(vs...)
 }
 
 var relTime = regexp.MustCompile(`^now-(\d+)([mhdwMy])$`)

@@ -86,6 +86,10 @@ type Options struct {
 	Page    string // page_flow: the page to start from
 	// Bounds are order_amounts' bucket lower bounds, ascending.
 	Bounds []float64
+	// Filters holds the values of the filter variables (analytics.Filters:
+	// channel, device, customer_type, tier) by name; a filter missing or
+	// empty is All.
+	Filters map[string][]string
 }
 
 // Params returns the query parameters of o, or an error naming what is
@@ -129,9 +133,14 @@ func (o Options) Params() (analytics.Params, error) {
 		}
 		bounds[i] = strconv.FormatFloat(b, 'f', -1, 64)
 	}
+	for name := range o.Filters {
+		if !slices.Contains(analytics.Filters, name) {
+			return analytics.Params{}, fmt.Errorf("unknown filter %q (%s)", name, strings.Join(analytics.Filters, ", "))
+		}
+	}
 	from := time.Date(o.From.Year(), o.From.Month(), o.From.Day(), 0, 0, 0, 0, time.UTC)
 	to := time.Date(o.To.Year(), o.To.Month(), o.To.Day(), 23, 59, 59, 0, time.UTC)
-	return analytics.Params{From: from, To: to, Interval: 24 * time.Hour, Vars: map[string]analytics.Value{
+	p := analytics.Params{From: from, To: to, Interval: 24 * time.Hour, Vars: map[string]analytics.Value{
 		"site":      analytics.Single(o.Site),
 		"grain":     analytics.Single(grain),
 		"breakdown": analytics.Single(bd),
@@ -140,7 +149,15 @@ func (o Options) Params() (analytics.Params, error) {
 		"window_s":  analytics.Single(strconv.FormatInt(int64(o.Window/time.Second), 10)),
 		"page":      analytics.Single(o.Page),
 		"bounds":    analytics.Single(strings.Join(bounds, ",")),
-	}}, nil
+	}}
+	for _, name := range analytics.Filters {
+		if vs := o.Filters[name]; len(vs) > 0 {
+			p.Vars[name] = analytics.Multi(vs...)
+		} else {
+			p.Vars[name] = analytics.All()
+		}
+	}
+	return p, nil
 }
 
 // Result is one query's result.

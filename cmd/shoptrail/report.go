@@ -38,6 +38,22 @@ func runReport(ctx context.Context, args []string) error {
 	fs.StringVar(&steps, "steps", "Product Viewed,Product Added,Checkout Started,Order Completed", "funnel_steps: the chosen events in order, comma-separated (1 to 8)")
 	fs.DurationVar(&o.Window, "window", 24*time.Hour, "funnel_steps: the conversion window")
 	fs.StringVar(&o.Page, "page", "/", "page_flow: the page whose next pages are counted")
+	o.Filters = map[string][]string{}
+	for _, f := range []struct{ flag, name, doc string }{
+		{"channel", "channel", "only sessions and carts of these channels, comma-separated (default all)"},
+		{"device", "device", "only sessions of these device classes (desktop, mobile, tablet, server, other), comma-separated (default all)"},
+		{"customer-type", "customer_type", "only sessions and carts of customers of these types (enterprise, individual), comma-separated (default all)"},
+		{"tier", "tier", "only sessions and carts of customers of these value tiers (A to E), comma-separated (default all)"},
+	} {
+		fs.Func(f.flag, f.doc, func(v string) error {
+			for _, x := range strings.Split(v, ",") {
+				if x = strings.TrimSpace(x); x != "" {
+					o.Filters[f.name] = append(o.Filters[f.name], x)
+				}
+			}
+			return nil
+		})
+	}
 	bounds := fs.String("bounds", "0,50,100,500,1000,5000", "order_amounts: lower bounds of the amount buckets, ascending, comma-separated")
 	bench := fs.Int("bench", 0, "instead of the results, run each query this many times and report its server time (median, min, max) and the rows and bytes one run read (system.query_log)")
 	if _, err := parse(fs, &lc, args); err != nil {

@@ -1,4 +1,4 @@
--- Abandoned carts to act on: the 100 most valuable carts abandoned in the range and not recovered, with the customer, items, channel, the suggested follow-up and the alert's status.
+-- Abandoned carts to act on: the 100 most valuable carts abandoned in the range and not recovered, with the customer and company, items, channel, the suggested follow-up and the alert's status.
 -- One row per abandonment (cart_abandonments, read with FINAL, so the
 -- latest version of a cart counts: a recovered cart leaves the list).
 -- suggested_follow_up is the alert's (the rules' follow-up for the
@@ -7,10 +7,15 @@
 -- 1000, personal_email from 200, auto_email below. alert_status is the alert's final status
 -- (sent, held_out: the hold-out group gets no alert, rejected, gave_up), or
 -- none. customer is the customer id, or the anonymous id of a visitor who
--- never logged in.
+-- never logged in; company is the customer's (customers, FINAL), empty for
+-- a visitor or a customer who gave none. Filters (dashboard variables,
+-- multi-value; '__all' is the value of All): ${channel} the cart's channel,
+-- ${tier} the customer's value tier when the cart was abandoned,
+-- ${customer_type} the customer's type (a visitor's cart matches only All).
 SELECT
     abandoned_at,
     if(customer_id != '', customer_id, concat('visitor ', anonymous_id)) AS customer,
+    company,
     stage,
     tier,
     value,
@@ -22,9 +27,21 @@ SELECT
     if(alert_status = '', 'none', alert_status) AS alert_status
 FROM
 (
-    SELECT abandonment_id, abandoned_at, customer_id, anonymous_id, stage, tier, value, currency, item_count, items_name, channel
-    FROM cart_abandonments FINAL
-    WHERE site = '${site}' AND recovered = 0 AND $__timeFilter(abandoned_at)
+    SELECT abandonment_id, abandoned_at, customer_id, anonymous_id, company, stage, tier, value, currency, item_count, items_name, channel
+    FROM
+    (
+        SELECT abandonment_id, abandoned_at, customer_id, anonymous_id, stage, tier, value, currency, item_count, items_name, channel
+        FROM cart_abandonments FINAL
+        WHERE site = '${site}' AND recovered = 0 AND $__timeFilter(abandoned_at)
+          AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${tier}) OR tier IN (${tier}))
+    ) AS ab
+    ANY LEFT JOIN
+    (
+        SELECT customer_id, company, customer_type
+        FROM customers FINAL
+        WHERE site = '${site}' AND customer_id != ''
+    ) AS c USING customer_id
+    WHERE '__all' IN (${customer_type}) OR customer_type IN (${customer_type})
 ) AS a
 ANY LEFT JOIN
 (

@@ -6,6 +6,11 @@
 -- distinct carts started in the period (Product Added events: cart_id, or
 -- the visitor when none), so abandonment_rate sums to the share of all
 -- carts abandoned over the follow-ups of a period.
+-- Filters (dashboard variables, multi-value; '__all' is the value of All):
+-- ${channel} the cart's channel, ${tier} the customer's value tier when the
+-- cart was abandoned, ${customer_type} the customer's type (customers,
+-- FINAL; a visitor's cart matches only All). carts (Product Added events)
+-- knows none of them, so abandonment_rate is NULL while any is not All.
 SELECT
     period,
     if(follow_up = '', 'none', follow_up) AS follow_up,
@@ -15,7 +20,7 @@ SELECT
     round(recovered_n / abandoned, 4) AS recovery_rate,
     recovered_revenue,
     carts,
-    if(carts = 0, NULL, round(abandoned / carts, 4)) AS abandonment_rate
+    if(carts = 0 OR NOT ('__all' IN (${channel}) AND '__all' IN (${tier}) AND '__all' IN (${customer_type})), NULL, round(abandoned / carts, 4)) AS abandonment_rate
 FROM
 (
     SELECT
@@ -30,6 +35,8 @@ FROM
         SELECT ${grain}(abandoned_at) AS period, abandonment_id, value, recovered, recovered_value
         FROM cart_abandonments FINAL
         WHERE site = '${site}' AND $__timeFilter(abandoned_at)
+          AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${tier}) OR tier IN (${tier}))
+          AND ('__all' IN (${customer_type}) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}' AND customer_type IN (${customer_type})))
     ) AS a
     ANY LEFT JOIN
     (

@@ -4,6 +4,11 @@
 -- conversion-drop rule watches the same signal hour by hour. Days with no
 -- session are left out. Bots are left out; sessions are read with FINAL, so
 -- a row written twice counts once.
+-- Filters (dashboard variables, multi-value; '__all' is the value of All
+-- and matches every session): ${channel} the session's channel, ${device}
+-- its device class, ${customer_type} and ${tier} the customer type and
+-- value tier of the session's customer (customers, FINAL; a session without
+-- a customer id matches only when both are All).
 SELECT
     day,
     conversion,
@@ -18,6 +23,9 @@ FROM
         round(countIf(orders > 0) / sessions, 4) AS conversion
     FROM sessions FINAL
     WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+      AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+      AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
     GROUP BY day
 ) AS d
 CROSS JOIN
@@ -28,6 +36,9 @@ CROSS JOIN
         SELECT countIf(orders > 0) / count() AS c
         FROM sessions FINAL
         WHERE site = '${site}' AND is_bot = 0 AND $__timeFilter(start_time)
+          AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+          AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+              AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
         GROUP BY toDate(start_time)
     )
 ) AS s

@@ -9,6 +9,11 @@
 -- back by one period for them), *_growth the change against it (NULL when
 -- the previous period had none). Bots are left out; sessions are read with
 -- FINAL, so a row written twice counts once.
+-- Filters (dashboard variables, multi-value; '__all' is the value of All
+-- and matches every session): ${channel} the session's channel, ${device}
+-- its device class, ${customer_type} and ${tier} the customer type and
+-- value tier of the session's customer (customers, FINAL; a session without
+-- a customer id matches only when both are All).
 SELECT
     period,
     key,
@@ -43,6 +48,9 @@ FROM
         countIf(orders > 0) AS order_sessions
     FROM sessions_by_start FINAL
     WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
+      AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+      AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
     GROUP BY period, key
 ) AS cur
 ANY LEFT JOIN
@@ -56,6 +64,9 @@ ANY LEFT JOIN
     FROM sessions_by_start FINAL
     WHERE site = '${site}' AND is_bot = 0
       AND toDate(start_time) >= ${grain}(${grain}($__fromTime) - 1) AND start_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND toDate(start_time) <= toDate($__toTime) AND start_time <= $__toTime
+      AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+      AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
     GROUP BY prev_period, key
 ) AS prev USING (prev_period, key)
 ORDER BY period, sessions DESC, key

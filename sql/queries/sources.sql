@@ -4,6 +4,11 @@
 -- under both); orders and revenue are those of the source's sessions. Bots
 -- are left out; sessions are read with FINAL, so a row written twice counts
 -- once.
+-- Filters (dashboard variables, multi-value; '__all' is the value of All
+-- and matches every session): ${channel} the session's channel, ${device}
+-- its device class, ${customer_type} and ${tier} the customer type and
+-- value tier of the session's customer (customers, FINAL; a session without
+-- a customer id matches only when both are All).
 SELECT
     period,
     key,
@@ -31,6 +36,9 @@ FROM
         round(sum(revenue), 2) AS revenue_sum
     FROM sessions_by_start FINAL
     WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
+      AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+      AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
     GROUP BY period, key
 )
 ORDER BY period, sessions DESC, key
