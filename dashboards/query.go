@@ -21,6 +21,9 @@ type Field struct {
 type Frame struct {
 	Fields []Field
 	Rows   int
+	// Values holds the frame's columns (Values[i] is Fields[i]'s), as
+	// decoded from JSON: numbers are float64, times epoch milliseconds.
+	Values [][]any
 }
 
 // Query runs one panel query (a target of a panel, with its variables
@@ -88,7 +91,7 @@ func (c *Client) Query(ctx context.Context, target map[string]any, from, to time
 	}
 	var frames []Frame
 	for _, f := range r.Frames {
-		fr := Frame{Fields: f.Schema.Fields}
+		fr := Frame{Fields: f.Schema.Fields, Values: f.Data.Values}
 		for _, v := range f.Data.Values {
 			fr.Rows = max(fr.Rows, len(v))
 		}

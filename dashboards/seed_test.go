@@ -187,6 +187,7 @@ func seedSQL(now time.Time) []string {
 			}
 		}
 	}
+	customers, transitions := seedCustomers(start, end)
 	var out []string
 	chunk := func(prefix string, rows []string) {
 		for len(rows) > 0 {
@@ -200,7 +201,108 @@ func seedSQL(now time.Time) []string {
 	chunk("INSERT INTO alert_deliveries (recorded_at, alert_id, signal_id, signal_type, site, rule, subject, abandonment_id, destination, attempt, status, final, http_status, answer, latency_ms, held_out, follow_up, signal_at) VALUES ", alerts)
 	chunk("INSERT INTO cart_abandonments (site, abandonment_id, cart_id, anonymous_id, customer_id, items_name, item_count, value, currency, last_activity_at, abandoned_at, step, channel, source, stage, tier, recovered, recovered_at, recovered_value, alert_id, version) VALUES ", abandonments)
 	chunk("INSERT INTO alert_recoveries (recorded_at, signal_id, site, subject, abandonment_id, abandoned_at, recovered_at, order_id, value, currency) VALUES ", recoveries)
+	chunk("INSERT INTO customers (site, customer_id, first_seen, registered_at, first_channel, customer_type, company, first_order_at, last_order_at, order_count, net_revenue, currency, stage, tier, version) VALUES ", customers)
+	chunk("INSERT INTO customer_transitions (site, transition_id, customer_id, kind, from_value, to_value, at, cause) VALUES ", transitions)
 	return out
+}
+
+var seedCompanies = []string{"Huaxin Electronics", "Shenzhen Kaida Automation", "Ningbo Sensortech", "Suzhou Lianke", "Dongguan Precision Parts", "Hangzhou Yunlu Controls"}
+
+// seedCustomers returns the rows of customers (one current row per
+// customer id the sessions use, both sites) and of customer_transitions
+// (their stage and tier changes up to now), as the customer stage writes
+// them: every buyer climbs first_buyer .. loyal with its orders, and one
+// whose last order is old enough turns at_risk (60 days), dormant (90) and
+// lost (180); a potential customer who never buys turns potential_dormant
+// after 30 days. A random source of its own, so the sessions stay as they
+// were.
+func seedCustomers(start, end time.Time) (customers, transitions []string) {
+	r := rand.New(rand.NewPCG(13, 17))
+	day := 24 * time.Hour
+	for _, site := range seedSites {
+		for i := 0; i < 6000; i++ {
+			id := fmt.Sprintf("c%d", i)
+			first := start.Add(time.Duration(r.IntN(390*24*3600)) * time.Second)
+			reg := first.Add(time.Duration(r.IntN(3*24*3600)) * time.Second)
+			ctype := []string{"enterprise", "enterprise", "individual", "individual", "individual", ""}[r.IntN(6)]
+			company := ""
+			if ctype == "enterprise" {
+				company = seedCompanies[r.IntN(len(seedCompanies))]
+			}
+			channel := seedChannels[r.IntN(len(seedChannels))].channel
+			stage, at := "registered", reg
+			var changes []string
+			change := func(kind, from, to string, t time.Time, cause string) {
+				changes = append(changes, fmt.Sprintf("('%s','t-%s-%s-%s-%d','%s','%s','%s','%s','%s','%s')",
+					site, id, kind, to, t.Unix(), id, kind, from, to, ts(t), cause))
+			}
+			change("stage", "stranger", "registered", reg, "event:Signed Up")
+			orders, revenue := 0, 0.0
+			var firstOrder, lastOrder time.Time
+			tier := ""
+			switch k := r.IntN(10); {
+			case k < 2: // stays registered
+			case k < 4: // potential, and potential_dormant after 30 days without an order
+				p := reg.Add(time.Duration(r.IntN(20*24*3600)) * time.Second)
+				if p.Before(end) {
+					change("stage", stage, "potential", p, "event:Product Added")
+					stage, at = "potential", p
+					if d := p.Add(30 * day); d.Before(end) {
+						change("stage", stage, "potential_dormant", d, "timer:potential_dormant")
+						stage, at = "potential_dormant", d
+					}
+				}
+			default: // buyers
+				n := 1 + r.IntN(7)
+				t := reg.Add(time.Duration(r.IntN(10*24*3600)) * time.Second)
+				ladder := []string{"first_buyer", "second_buyer", "third_buyer", "loyal"}
+				for o := 0; o < n && t.Before(end); o++ {
+					orders++
+					revenue += float64(50 + r.IntN(900))
+					if o == 0 {
+						firstOrder = t
+					}
+					lastOrder = t
+					if o < len(ladder) {
+						change("stage", stage, ladder[o], t, "event:Order Completed")
+						stage, at = ladder[o], t
+					}
+					t = t.Add(time.Duration(5+r.IntN(80)) * day)
+				}
+				if orders == 0 {
+					break
+				}
+				tier = "E"
+				for _, b := range []struct {
+					min  float64
+					tier string
+				}{{3000, "A"}, {1500, "B"}, {700, "C"}, {300, "D"}} {
+					if revenue >= b.min {
+						tier = b.tier
+						break
+					}
+				}
+				change("tier", "", tier, firstOrder, "event:Order Completed")
+				for _, s := range []struct {
+					after time.Duration
+					stage string
+				}{{60 * day, "at_risk"}, {90 * day, "dormant"}, {180 * day, "lost"}} {
+					if d := lastOrder.Add(s.after); d.Before(end) {
+						change("stage", stage, s.stage, d, "timer:"+s.stage)
+						stage, at = s.stage, d
+					}
+				}
+			}
+			never := time.Unix(0, 0)
+			if orders == 0 {
+				firstOrder, lastOrder = never, never
+			}
+			customers = append(customers, fmt.Sprintf("('%s','%s','%s','%s','%s','%s','%s','%s','%s',%d,%f,'CNY','%s','%s',%d)",
+				site, id, ts(first), ts(reg), channel, ctype, company, ts(firstOrder), ts(lastOrder), orders, revenue, stage, tier, at.UnixMilli()))
+			transitions = append(transitions, changes...)
+		}
+	}
+	return customers, transitions
 }
 
 func ts(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
