@@ -214,6 +214,10 @@ func abandonmentID(site, anonID, msgID string) []byte {
 type Handoff struct {
 	CustomerID  string
 	Abandonment *Abandonment
+	// At is the event time of the hand-off: the abandonment's time when
+	// its visitor was known then, else the time of the event that made it
+	// known.
+	At time.Time
 }
 
 // Problem kinds counted in Output.Problems.
@@ -420,7 +424,7 @@ func (t *Tracker) Add(e *Event) {
 		if t.cfg.HandOff {
 			for _, a := range x.waiting {
 				a.CustomerID = e.CustomerID
-				t.out.Handoffs = append(t.out.Handoffs, Handoff{CustomerID: e.CustomerID, Abandonment: a})
+				t.out.Handoffs = append(t.out.Handoffs, Handoff{CustomerID: e.CustomerID, Abandonment: a, At: e.Time.UTC()})
 			}
 			clear(x.waiting)
 			x.waiting = nil
@@ -740,7 +744,7 @@ func (t *Tracker) abandon(v *visitor, at int64) {
 	w := &a
 	w.Items = append([]Item(nil), a.Items...)
 	if c := v.customerID(); c != "" && t.cfg.HandOff {
-		t.out.Handoffs = append(t.out.Handoffs, Handoff{CustomerID: c, Abandonment: w})
+		t.out.Handoffs = append(t.out.Handoffs, Handoff{CustomerID: c, Abandonment: w, At: a.AbandonedAt})
 		return
 	}
 	x := v.extra()

@@ -66,6 +66,9 @@ type Order struct {
 	// Status is completed (updates: order_updates).
 	Status     string
 	FirstOrder bool // the customer's first order
+	// Number is which of the customer's orders it is (1: the first),
+	// counting cancelled ones.
+	Number     int
 	SessionID  string
 	Channel    string
 	Source     string
@@ -184,6 +187,14 @@ type Tracker struct {
 	changed   []*customer
 	// stateDirty are the customers changed since the last Checkpoint.
 	stateDirty []*customer
+	// ahead are customers restored from records of a checkpoint that was
+	// cut short (written after the meta record Restore read): their state
+	// has the facts up to the time given already, and Add and
+	// AddAbandonment skip those. Empty but after such a Restore; entries
+	// go once the watermark passes them.
+	ahead map[*customer]int64
+	// Skipped counts facts skipped for ahead customers.
+	Skipped int
 }
 
 // New returns a Tracker, or an error for an invalid configuration.
@@ -246,6 +257,9 @@ func (t *Tracker) Add(e *Event) {
 	}
 	ms := e.Time.UnixMilli()
 	c := t.lookup(e.Site, e.CustomerID, true)
+	if t.isAhead(c, ms) {
+		return
+	}
 	// Timers due before this event fire first, as they would have had the
 	// watermark passed them before it arrived.
 	t.fire(c, ms)
@@ -341,6 +355,7 @@ func (t *Tracker) orderCompleted(c *customer, e *Event, p *commerce.Props, ms in
 	c.orders = append(c.orders, orderRec{id: h, at: ms, net: amount, items: float32(o.ItemCount)})
 	c.lastOrder = max(c.lastOrder, ms)
 	c.orderCount = min(c.orderCount+1, math.MaxUint16-1)
+	o.Number = int(c.orderCount)
 	c.netRevenue += amount
 	if c.currency() == "" && p.Currency != "" {
 		var ch, src string
@@ -434,11 +449,16 @@ func items(p *commerce.Props) ([]cart.Item, float64) {
 // it. New is set when the cart stage flagged it just now (not earlier,
 // while the visitor was anonymous): then the row is rewritten with the
 // customer's stage and tier, and a cart.abandoned signal goes out.
-func (t *Tracker) AddAbandonment(a *cart.Abandonment, isNew bool, window time.Duration) {
+//
+// At is the time of the hand-off (cart.Handoff.At).
+func (t *Tracker) AddAbandonment(a *cart.Abandonment, isNew bool, window time.Duration, at time.Time) {
 	if a.Site == "" || a.CustomerID == "" {
 		return
 	}
 	c := t.lookup(a.Site, a.CustomerID, true)
+	if t.isAhead(c, max(at.UnixMilli(), a.AbandonedAt.UnixMilli())) {
+		return
+	}
 	t.fire(c, a.AbandonedAt.UnixMilli())
 	if c.firstSeen == 0 {
 		c.firstSeen = a.LastActivityAt.UnixMilli()
@@ -455,6 +475,18 @@ func (t *Tracker) AddAbandonment(a *cart.Abandonment, isNew bool, window time.Du
 		x.waiting = append(x.waiting, waiting{a: a, expires: exp, stage: c.stageName(), tier: c.tierName()})
 		t.schedule(c)
 	}
+}
+
+// isAhead tells whether c's restored state has the fact at ms already.
+func (t *Tracker) isAhead(c *customer, ms int64) bool {
+	if len(t.ahead) == 0 {
+		return false
+	}
+	if upto, ok := t.ahead[c]; ok && ms <= upto {
+		t.Skipped++
+		return true
+	}
+	return false
 }
 
 // recover marks the customer's waiting abandonments recovered by an order.
@@ -483,6 +515,11 @@ func (t *Tracker) Advance(wm time.Time) {
 	}
 	t.wm = wm
 	ms := wm.UnixMilli()
+	for c, upto := range t.ahead {
+		if upto <= ms {
+			delete(t.ahead, c)
+		}
+	}
 	for len(t.timers) > 0 && t.timers[0].deadline <= ms {
 		c := t.timers[0]
 		t.fire(c, ms) // reschedules c past ms, or drops its timer

@@ -43,25 +43,36 @@ func run(t *testing.T, cfg Config, steps []step) (Output, *Tracker) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ps commerce.Parser
 	var out Output
-	i := 0
-	for _, s := range steps {
-		switch {
-		case s.wm:
-			tr.Advance(t0.Add(s.at))
-		case s.abandon != nil:
-			tr.AddAbandonment(s.abandon, true, cart.DefaultRecoveryWindow)
-		default:
-			var p commerce.Props
-			ps.Parse([]byte(s.props), &p)
-			i++
-			tr.Add(&Event{Site: "shop", CustomerID: s.cust, AnonymousID: s.anon, MessageID: fmt.Sprintf("m%d", i), Type: "track",
-				Name: s.name, Time: t0.Add(s.at), Props: &p, Channel: "Direct", Source: "(direct)"})
-		}
+	for i := range steps {
+		apply(tr, steps, i)
 		tr.Drain(&out)
 	}
 	return out, tr
+}
+
+// apply applies steps[i] to tr; the message id of an event is "m" and
+// its number among the steps' events, from 1.
+func apply(tr *Tracker, steps []step, i int) {
+	s := steps[i]
+	switch {
+	case s.wm:
+		tr.Advance(t0.Add(s.at))
+	case s.abandon != nil:
+		tr.AddAbandonment(s.abandon, true, cart.DefaultRecoveryWindow, s.abandon.AbandonedAt)
+	default:
+		var p commerce.Props
+		var ps commerce.Parser
+		ps.Parse([]byte(s.props), &p)
+		n := 0
+		for _, x := range steps[:i+1] {
+			if !x.wm && x.abandon == nil {
+				n++
+			}
+		}
+		tr.Add(&Event{Site: "shop", CustomerID: s.cust, AnonymousID: s.anon, MessageID: fmt.Sprintf("m%d", n), Type: "track",
+			Name: s.name, Time: t0.Add(s.at), Props: &p, Channel: "Direct", Source: "(direct)"})
+	}
 }
 
 // flows renders the transitions of one kind as "from>to@days cause".

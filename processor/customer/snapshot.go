@@ -56,6 +56,9 @@ type customerState struct {
 	Inquiries  uint32         `json:"inquiries,omitempty"`
 	FirstOrder int64          `json:"firstOrder,omitempty"`
 	Waiting    []waitingState `json:"waiting,omitempty"`
+	// Upto is the tracker's watermark (unix ms) at the checkpoint that
+	// wrote the record: the state has every fact up to it.
+	Upto int64 `json:"upto,omitempty"`
 }
 
 type metaState struct {
@@ -68,7 +71,7 @@ func (t *Tracker) Checkpoint(dst []Record) []Record {
 	for _, c := range t.stateDirty {
 		c.flags &^= flagState
 		st := customerState{NetRevenue: c.netRevenue, FirstSeen: c.firstSeen, LastOrder: c.lastOrder, LastVisit: c.lastVisit,
-			Clock: c.clock, OrderCount: c.orderCount, St: c.st, Flags: c.flags &^ (flagDirty | flagState)}
+			Clock: c.clock, OrderCount: c.orderCount, St: c.st, Flags: c.flags &^ (flagDirty | flagState), Upto: t.wm.UnixMilli()}
 		for _, o := range c.orders {
 			st.Orders = append(st.Orders, orderState{ID: o.id, At: o.at, Net: o.net, Refunded: o.refunded, Items: o.items})
 		}
@@ -100,6 +103,7 @@ func (t *Tracker) Restore(recs []Record) error {
 	if t.Len() > 0 {
 		return fmt.Errorf("restore into a tracker in use")
 	}
+	upto := map[*customer]int64{}
 	for _, r := range recs {
 		if r.Key == MetaKey {
 			var m metaState
@@ -122,6 +126,7 @@ func (t *Tracker) Restore(recs []Record) error {
 			return fmt.Errorf("customer record %q: stage and tier %d out of range", r.Key, st.St)
 		}
 		c := t.lookup(key[:i], key[i+1:], true)
+		upto[c] = st.Upto
 		c.netRevenue, c.firstSeen, c.lastOrder, c.lastVisit, c.clock = st.NetRevenue, st.FirstSeen, st.LastOrder, st.LastVisit, st.Clock
 		c.orderCount, c.st, c.flags = st.OrderCount, st.St, st.Flags&flagCarted
 		c.orders = nil
@@ -143,6 +148,17 @@ func (t *Tracker) Restore(recs []Record) error {
 				}
 				x.waiting = append(x.waiting, waiting{a: w.A, expires: w.Expires, stage: w.Stage, tier: w.Tier})
 			}
+		}
+	}
+	// Records written after the meta record read (a checkpoint cut short)
+	// are ahead of it: see Tracker.ahead.
+	wm := t.wm.UnixMilli()
+	for c, u := range upto {
+		if u > wm {
+			if t.ahead == nil {
+				t.ahead = map[*customer]int64{}
+			}
+			t.ahead[c] = u
 		}
 	}
 	for _, c := range t.customers {

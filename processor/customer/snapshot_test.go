@@ -8,7 +8,6 @@ import (
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/processor/cart"
-	"github.com/shoptrail/shoptrail/processor/commerce"
 )
 
 // TestRestoreContinues: restoring from the checkpoints at any point and
@@ -39,9 +38,7 @@ func TestRestoreContinues(t *testing.T) {
 		log := map[string][]byte{}
 		var got Output
 		tr, _ := New(Config{})
-		var ps commerce.Parser
-		n := 0
-		for i, s := range steps {
+		for i := range steps {
 			if i == cut {
 				for _, r := range tr.Checkpoint(nil) {
 					log[r.Key] = r.Value
@@ -59,18 +56,7 @@ func TestRestoreContinues(t *testing.T) {
 					log[r.Key] = r.Value
 				}
 			}
-			switch {
-			case s.wm:
-				tr.Advance(t0.Add(s.at))
-			case s.abandon != nil:
-				tr.AddAbandonment(s.abandon, true, cart.DefaultRecoveryWindow)
-			default:
-				var p commerce.Props
-				ps.Parse([]byte(s.props), &p)
-				n++
-				tr.Add(&Event{Site: "shop", CustomerID: s.cust, AnonymousID: s.anon, MessageID: fmt.Sprintf("m%d", n), Type: "track",
-					Name: s.name, Time: t0.Add(s.at), Props: &p, Channel: "Direct", Source: "(direct)"})
-			}
+			apply(tr, steps, i)
 			tr.Drain(&got)
 		}
 		if !reflect.DeepEqual(got.Transitions, want.Transitions) || !reflect.DeepEqual(got.Orders, want.Orders) ||
@@ -88,6 +74,95 @@ func TestRestoreContinues(t *testing.T) {
 		}
 		if g, w := last(got.Customers), last(want.Customers); !reflect.DeepEqual(g, w) {
 			t.Fatalf("cut at %d: customer rows differ\n%+v\n%+v", cut, g, w)
+		}
+	}
+}
+
+// TestRestoreCutShort: a checkpoint cut short leaves records of some
+// customers newer than the meta record; restored from that and fed again
+// from the older checkpoint, as the customer stage does, those customers
+// skip what they have, and the tables end as if nothing happened.
+func TestRestoreCutShort(t *testing.T) {
+	var steps []step
+	names := []string{shoptrail.EventProductAdded, shoptrail.EventOrderCompleted, shoptrail.EventProductAddedToWishlist,
+		shoptrail.EventOrderCompleted, shoptrail.EventInquiry}
+	for i := range 200 {
+		at := time.Duration(i) * 97 * time.Minute
+		steps = append(steps, ev(at, fmt.Sprintf("c%d", i%9), names[(i/9+i)%len(names)],
+			fmt.Sprintf(`{"order_id":"o%d","revenue":%d,"products":[{"product_id":"p"}]}`, i, 10+i%300)))
+		if i%5 == 4 {
+			steps = append(steps, wm(at))
+		}
+	}
+	steps = append(steps, wm(200*97*time.Minute+400*day))
+	want, _ := run(t, Config{}, steps)
+	// Checkpoints right after watermark steps: every fact so far is at or
+	// before the watermark, as the merger guarantees.
+	a, b := -1, -1
+	for i, s := range steps {
+		if s.wm && i > 60 && a < 0 {
+			a = i + 1
+		} else if s.wm && i > 150 && b < 0 {
+			b = i + 1
+		}
+	}
+	tr, _ := New(Config{})
+	var got Output
+	log := map[string][]byte{}
+	for i := range steps[:b] {
+		if i == a {
+			for _, r := range tr.Checkpoint(nil) {
+				log[r.Key] = r.Value
+			}
+		}
+		apply(tr, steps, i)
+		tr.Drain(&got)
+	}
+	// The checkpoint at b dies after half of its customer records.
+	recs := tr.Checkpoint(nil)
+	for _, r := range recs[:(len(recs)-1)/2] {
+		log[r.Key] = r.Value
+	}
+	var restored []Record
+	for k, v := range log {
+		restored = append(restored, Record{Key: k, Value: v})
+	}
+	tr, _ = New(Config{})
+	if err := tr.Restore(restored); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.ahead) == 0 {
+		t.Fatal("no customer restored ahead of the meta record: the scenario tests nothing")
+	}
+	for i := a; i < len(steps); i++ {
+		apply(tr, steps, i)
+		tr.Drain(&got)
+	}
+	if tr.Skipped == 0 || len(tr.ahead) != 0 {
+		t.Errorf("skipped %d facts, %d customers still ahead; want some and none", tr.Skipped, len(tr.ahead))
+	}
+	ids := func(ts []Transition) map[string]Transition {
+		m := map[string]Transition{}
+		for _, x := range ts {
+			m[x.ID] = x
+		}
+		return m
+	}
+	if g, w := ids(got.Transitions), ids(want.Transitions); !reflect.DeepEqual(g, w) {
+		t.Errorf("transitions: %d distinct, want %d", len(g), len(w))
+	}
+	last := func(rows []Row) map[string]Row {
+		m := map[string]Row{}
+		for _, r := range rows {
+			m[r.CustomerID] = r
+		}
+		return m
+	}
+	if g, w := last(got.Customers), last(want.Customers); !reflect.DeepEqual(g, w) {
+		for k := range w {
+			if !reflect.DeepEqual(g[k], w[k]) {
+				t.Errorf("customer %s:\n got %+v\nwant %+v", k, g[k], w[k])
+			}
 		}
 	}
 }

@@ -4,22 +4,28 @@
 // under a watermark every source has passed, each exactly once. It is pure:
 // no I/O, no clock.
 //
-// The contract with the sources (not wired yet; see README, "Cross-device
-// customers"): a source partition worker produces, before each of its
-// checkpoints, the facts of its known customers (an Event fact per assigned
-// event, with the event's offset in the source partition; an Abandonment
-// fact per hand-off), keyed by site and customer id; right after the
+// The contract with the sources (see the README, "Cross-device customers"):
+// a source partition worker produces, before each of its checkpoints, the
+// facts of its known customers (an Event fact per assigned event, with the
+// event's offset in the source partition; an Abandonment fact per hand-off,
+// at the hand-off's time), keyed by site and customer id; right after the
 // checkpoint is written it produces, to every partition of the repartition
 // topic, a Watermark fact: the watermark it checkpointed less one second.
 // (The sessionizer assigns an event once the watermark passes the whole
 // second after it, so every event assigned after the checkpoint is later
-// than that, and so is every abandonment fired after it.) A source
-// restored from that checkpoint replays only facts after the watermark it
+// than that, and so is every hand-off made after it.) A source restored
+// from that checkpoint replays only facts after the watermark it
 // broadcast; the Merger drops the ones it has seen by id (events by site
 // and message id, abandonments by abandonment id), keeping an id while its
-// fact is after the merged watermark, so the set stays bounded. Offsets
-// cannot serve: a source assigns events in each visitor's event-time
-// order, not in offset order.
+// fact is after the merged watermark, so the set stays bounded. Source
+// offsets cannot serve: a source assigns events in each visitor's
+// event-time order, not in offset order.
+//
+// The Merger's own checkpoint is small: the sources' watermarks, the
+// merged watermark and the offset of the repartition partition to resume
+// reading at, that of the oldest fact still waiting. A restored Merger
+// reads again from there: facts at or behind the merged watermark were
+// released before the checkpoint and are dropped, the others wait again.
 package repart
 
 import (
@@ -44,9 +50,12 @@ type Fact struct {
 	Watermark time.Time `json:"w,omitzero"`
 	// Event, for event facts.
 	Event *customer.Event `json:"e,omitempty"`
-	// Abandonment and New, for hand-offs (customer.Tracker.AddAbandonment).
+	// Abandonment and New, for hand-offs (customer.Tracker.AddAbandonment);
+	// At is the hand-off's time (cart.Handoff.At), the abandonment's when
+	// zero.
 	Abandonment *cart.Abandonment `json:"a,omitempty"`
 	New         bool              `json:"n,omitempty"`
+	At          time.Time         `json:"t,omitzero"`
 }
 
 // Time is the event time a fact is ordered by.
@@ -55,6 +64,9 @@ func (f *Fact) Time() time.Time {
 	case f.Event != nil:
 		return f.Event.Time
 	case f.Abandonment != nil:
+		if !f.At.IsZero() {
+			return f.At
+		}
 		return f.Abandonment.AbandonedAt
 	}
 	return f.Watermark
@@ -65,7 +77,7 @@ type Outcome int
 
 const (
 	Kept     Outcome = iota // buffered (or a watermark taken)
-	Replayed                // seen before: a source's replay
+	Replayed                // seen before: a source's replay, or read again after a Restore
 	Late                    // at or behind the merged watermark
 	Invalid                 // no source in range, no content, no time or id
 )
@@ -73,23 +85,35 @@ const (
 // Merger orders the facts of one repartition partition.
 type Merger struct {
 	st  state
-	buf []Fact
+	buf []waitingFact
+	// seen are the ids of the facts taken ("e" NUL site NUL message id,
+	// "a" NUL abandonment id), with their time (unix ms), while after
+	// the merged watermark: the ids of buf's facts.
+	seen map[string]int64
+	// next is the offset after the last fact added.
+	next int64
+	// reread: offsets below it are read again after a Restore.
+	reread int64
+}
+
+type waitingFact struct {
+	f      Fact
+	offset int64 // in the repartition partition
 }
 
 type state struct {
 	// Wm is each source's latest watermark.
-	Wm []time.Time `json:"wm"`
-	// Seen are the ids of the facts taken ("e" NUL site NUL message id,
-	// "a" NUL abandonment id), with their time (unix ms), while after
-	// Merged.
-	Seen   map[string]int64 `json:"seen"`
-	Merged time.Time        `json:"merged"`
-	Buf    []Fact           `json:"buf,omitempty"`
+	Wm     []time.Time `json:"wm"`
+	Merged time.Time   `json:"merged"`
+	// Resume is the offset of the repartition partition to read from;
+	// Next the offset after the last fact taken before the checkpoint.
+	Resume int64 `json:"resume"`
+	Next   int64 `json:"next"`
 }
 
 // New returns a Merger for a topic fed by sources source partitions.
 func New(sources int) *Merger {
-	return &Merger{st: state{Wm: make([]time.Time, sources), Seen: map[string]int64{}}}
+	return &Merger{st: state{Wm: make([]time.Time, sources)}, seen: map[string]int64{}}
 }
 
 // Watermark is the merged watermark: the least of the sources'.
@@ -98,8 +122,10 @@ func (m *Merger) Watermark() time.Time { return m.st.Merged }
 // Len is the number of facts waiting for the watermark.
 func (m *Merger) Len() int { return len(m.buf) }
 
-// Add takes a fact read from the partition, in the partition's order.
-func (m *Merger) Add(f Fact) Outcome {
+// Add takes a fact read from the partition at offset, in the partition's
+// order.
+func (m *Merger) Add(f Fact, offset int64) Outcome {
+	m.next = max(m.next, offset+1)
 	if f.Source < 0 || f.Source >= len(m.st.Wm) {
 		return Invalid
 	}
@@ -123,15 +149,18 @@ func (m *Merger) Add(f Fact) Outcome {
 	default:
 		return Invalid
 	}
-	if _, ok := m.st.Seen[id]; ok {
+	if _, ok := m.seen[id]; ok {
 		return Replayed
 	}
 	at := f.Time()
 	if !at.After(m.st.Merged) {
+		if offset < m.reread {
+			return Replayed
+		}
 		return Late
 	}
-	m.st.Seen[id] = at.UnixMilli()
-	m.buf = append(m.buf, f)
+	m.seen[id] = at.UnixMilli()
+	m.buf = append(m.buf, waitingFact{f, offset})
 	return Kept
 }
 
@@ -150,18 +179,18 @@ func (m *Merger) Release(dst []Fact) ([]Fact, time.Time) {
 		return dst, m.st.Merged
 	}
 	m.st.Merged = wm
-	slices.SortStableFunc(m.buf, compare)
+	slices.SortStableFunc(m.buf, func(a, b waitingFact) int { return compare(a.f, b.f) })
 	n := 0
-	for n < len(m.buf) && !m.buf[n].Time().After(wm) {
+	for n < len(m.buf) && !m.buf[n].f.Time().After(wm) {
+		dst = append(dst, m.buf[n].f)
 		n++
 	}
-	dst = append(dst, m.buf[:n]...)
 	clear(m.buf[:n])
 	m.buf = append(m.buf[:0], m.buf[n:]...)
 	ms := wm.UnixMilli()
-	for id, due := range m.st.Seen {
+	for id, due := range m.seen {
 		if due <= ms {
-			delete(m.st.Seen, id)
+			delete(m.seen, id)
 		}
 	}
 	return dst, wm
@@ -190,16 +219,18 @@ func compare(a, b Fact) int {
 	return cmp.Compare(a.Abandonment.ID, b.Abandonment.ID)
 }
 
-// Checkpoint returns the merger's state (watermarks, offsets, seen ids and
-// the waiting facts) as one record for the customer stage's changelog.
+// Checkpoint returns the merger's state (watermarks and the offset to
+// resume reading at) as one record for the customer stage's changelog.
 func (m *Merger) Checkpoint() ([]byte, error) {
-	m.st.Buf = m.buf
-	b, err := json.Marshal(&m.st)
-	m.st.Buf = nil
-	return b, err
+	m.st.Resume, m.st.Next = m.next, m.next
+	for _, w := range m.buf {
+		m.st.Resume = min(m.st.Resume, w.offset)
+	}
+	return json.Marshal(&m.st)
 }
 
-// Restore replaces the merger's state with a Checkpoint's.
+// Restore replaces the merger's state with a Checkpoint's. Read the
+// partition again from Resume.
 func (m *Merger) Restore(b []byte) error {
 	var st state
 	if err := json.Unmarshal(b, &st); err != nil {
@@ -208,10 +239,14 @@ func (m *Merger) Restore(b []byte) error {
 	if len(st.Wm) != len(m.st.Wm) {
 		return errors.New("repart: restore: checkpoint of a different number of sources")
 	}
-	if st.Seen == nil {
-		st.Seen = map[string]int64{}
-	}
-	m.buf, st.Buf = st.Buf, nil
+	clear(m.buf)
+	m.buf = m.buf[:0]
+	clear(m.seen)
 	m.st = st
+	m.next, m.reread = st.Resume, st.Next
 	return nil
 }
+
+// Resume is the offset of the repartition partition to read from: after a
+// Restore, the checkpoint's; else the offset after the last fact added.
+func (m *Merger) Resume() int64 { return m.next }

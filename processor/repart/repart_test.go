@@ -40,7 +40,7 @@ func feed(t *testing.T, tr *customer.Tracker, fs []Fact, out *customer.Output) {
 		case f.Event != nil:
 			tr.Add(f.Event)
 		case f.Abandonment != nil:
-			tr.AddAbandonment(f.Abandonment, f.New, cart.DefaultRecoveryWindow)
+			tr.AddAbandonment(f.Abandonment, f.New, cart.DefaultRecoveryWindow, f.Time())
 		}
 		tr.Drain(out)
 	}
@@ -105,14 +105,15 @@ func TestCrossSourceExactlyOnce(t *testing.T) {
 	var got customer.Output
 	var released []Fact
 	outcomes := map[Outcome]int{}
-	for i, f := range stream {
-		outcomes[m.Add(f)]++
+	crashed := false
+	for i := 0; i < len(stream); i++ {
+		outcomes[m.Add(stream[i], int64(i))]++
 		var wm time.Time
 		released, wm = m.Release(released[:0])
 		feed(t, tr, released, &got)
 		tr.Advance(wm)
 		tr.Drain(&got)
-		if i == 9 { // o4 waiting in the buffer
+		if i == 9 && !crashed { // o4 waiting in the buffer
 			// Crash of the customer stage after its checkpoint: a new
 			// merger and tracker restored from it.
 			b, err := m.Checkpoint()
@@ -128,9 +129,15 @@ func TestCrossSourceExactlyOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr = tr2
+			// Read again from the oldest fact waiting at the checkpoint.
+			crashed = true
+			if r := m.Resume(); r != 9 {
+				t.Errorf("resume at %d, want 9 (o4, waiting)", r)
+			}
+			i = int(m.Resume()) - 1
 		}
 	}
-	if outcomes[Replayed] != 3 || outcomes[Late] != 0 || outcomes[Invalid] != 0 {
+	if !crashed || outcomes[Replayed] != 3 || outcomes[Late] != 0 || outcomes[Invalid] != 0 {
 		t.Errorf("outcomes %v, want 3 replayed, none late or invalid", outcomes)
 	}
 	if m.Len() != 0 || !m.Watermark().Equal(day(400)) {
@@ -156,28 +163,28 @@ func TestCrossSourceExactlyOnce(t *testing.T) {
 // ids are let go once the watermark passes them.
 func TestLateAndInvalid(t *testing.T) {
 	m := New(2)
-	m.Add(wmark(0, day(5)))
-	m.Add(wmark(1, day(5)))
+	m.Add(wmark(0, day(5)), 1)
+	m.Add(wmark(1, day(5)), 2)
 	m.Release(nil)
-	if got := m.Add(order(0, 1, "u", day(4), 10)); got != Late {
+	if got := m.Add(order(0, 1, "u", day(4), 10), 3); got != Late {
 		t.Errorf("event behind the watermark: %v, want Late", got)
 	}
-	if got := m.Add(abandon(1, "u", "a", day(4))); got != Late {
+	if got := m.Add(abandon(1, "u", "a", day(4)), 4); got != Late {
 		t.Errorf("abandonment behind the watermark: %v, want Late", got)
 	}
-	if got := m.Add(order(2, 1, "u", day(6), 10)); got != Invalid {
+	if got := m.Add(order(2, 1, "u", day(6), 10), 5); got != Invalid {
 		t.Errorf("unknown source: %v, want Invalid", got)
 	}
-	if got := m.Add(Fact{Source: 0}); got != Invalid {
+	if got := m.Add(Fact{Source: 0}, 6); got != Invalid {
 		t.Errorf("empty fact: %v, want Invalid", got)
 	}
-	if got := m.Add(abandon(1, "u", "b", day(6))); got != Kept {
+	if got := m.Add(abandon(1, "u", "b", day(6)), 7); got != Kept {
 		t.Fatalf("abandonment: %v", got)
 	}
-	m.Add(wmark(0, day(7)))
-	m.Add(wmark(1, day(7)))
-	if fs, _ := m.Release(nil); len(fs) != 1 || len(m.st.Seen) != 0 {
-		t.Errorf("released %d, %d ids kept; want 1 and none", len(fs), len(m.st.Seen))
+	m.Add(wmark(0, day(7)), 8)
+	m.Add(wmark(1, day(7)), 9)
+	if fs, _ := m.Release(nil); len(fs) != 1 || len(m.seen) != 0 {
+		t.Errorf("released %d, %d ids kept; want 1 and none", len(fs), len(m.seen))
 	}
 	if err := New(3).Restore(mustCheckpoint(t, m)); err == nil {
 		t.Error("a checkpoint of 2 sources restored into 3")
