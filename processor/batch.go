@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/processor/commerce"
+	"github.com/shoptrail/shoptrail/processor/customer"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -38,6 +39,11 @@ type Batch struct {
 	// Orders and OrderUpdates are rows of orders and order_updates.
 	Orders       []OrderRow
 	OrderUpdates []OrderUpdateRow
+	// Customers, Transitions and CustomerOrders are rows of customers,
+	// customer_transitions and customer_orders (the customer stage).
+	Customers      []customer.Row
+	Transitions    []customer.Transition
+	CustomerOrders []customer.Order
 
 	// Written records which tables a Sink has written already, so that a
 	// retry after a transient error skips them. Sinks set and read it.
@@ -56,7 +62,7 @@ func newBatch(topic string, partition, size int) *Batch {
 // Rows is the number of rows of the batch, over all tables.
 func (b *Batch) Rows() int {
 	return len(b.Events) + len(b.Sessions) + len(b.Assignments) + len(b.Links) + len(b.Loss) + len(b.DeadLetters) +
-		len(b.Abandonments) + len(b.Orders) + len(b.OrderUpdates)
+		len(b.Abandonments) + len(b.Orders) + len(b.OrderUpdates) + len(b.Customers) + len(b.Transitions) + len(b.CustomerOrders)
 }
 
 // maxKeptCap is the largest capacity a batch keeps between uses: a burst
@@ -79,6 +85,9 @@ func (b *Batch) reset() {
 	b.Abandonments = resetSlice(b.Abandonments)
 	b.Orders = resetSlice(b.Orders)
 	b.OrderUpdates = resetSlice(b.OrderUpdates)
+	b.Customers = resetSlice(b.Customers)
+	b.Transitions = resetSlice(b.Transitions)
+	b.CustomerOrders = resetSlice(b.CustomerOrders)
 	b.Written = 0
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/shoptrail/shoptrail/processor/cart"
 	"github.com/shoptrail/shoptrail/processor/commerce"
 	"github.com/shoptrail/shoptrail/processor/customer"
+	"github.com/shoptrail/shoptrail/processor/repart"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -63,17 +64,33 @@ type OrderUpdateRow struct {
 	Amount                   float64 // -1: none sent
 }
 
-// captured is a cart event waiting for its assignment; n counts the copies
-// of its message id waiting (each yields one assignment).
+// customerEvents are the track events of known customers the customer
+// stage reads (besides identify calls and sessions).
+var customerEvents = map[string]bool{
+	shoptrail.EventProductAdded: true, shoptrail.EventCartViewed: true, shoptrail.EventCheckoutStarted: true,
+	shoptrail.EventOrderCompleted: true, "Order Updated": true, shoptrail.EventOrderRefunded: true, shoptrail.EventOrderCancelled: true,
+	shoptrail.EventProductAddedToWishlist: true, shoptrail.EventInquiry: true, shoptrail.EventSignedUp: true, shoptrail.EventLoggedIn: true,
+}
+
+// captured is a cart, order or customer event waiting for its assignment;
+// n counts the copies of its message id waiting (each yields one
+// assignment).
 type captured struct {
-	Site        string         `json:"site"`
-	AnonymousID string         `json:"anonymousId"`
-	UserID      string         `json:"userId,omitempty"`
-	MessageID   string         `json:"messageId"`
-	Name        string         `json:"name"`
-	Time        time.Time      `json:"time"`
-	Props       commerce.Props `json:"props"`
-	N           int            `json:"n"`
+	Site        string          `json:"site"`
+	AnonymousID string          `json:"anonymousId"`
+	UserID      string          `json:"userId,omitempty"`
+	MessageID   string          `json:"messageId"`
+	Type        string          `json:"type,omitempty"` // "" for track (older records)
+	Name        string          `json:"name"`
+	Time        time.Time       `json:"time"`
+	Props       commerce.Props  `json:"props"`
+	Traits      json.RawMessage `json:"traits,omitempty"`
+	N           int             `json:"n"`
+}
+
+// forCustomer tells whether the customer stage reads the event.
+func (x *captured) forCustomer() bool {
+	return x.UserID != "" && (x.Type == shoptrail.TypeIdentify || customerEvents[x.Name])
 }
 
 type cartStage struct {
@@ -90,9 +107,15 @@ type cartStage struct {
 	closed  map[string][]closedSession
 	timeout time.Duration
 	recs    []cart.Record
+	// facts are what the customer stage gets from this partition (source)
+	// since they were last written; floor is the time after the watermark
+	// this partition last sent it, the earliest a fact may have.
+	facts  []repart.Fact
+	source int
+	floor  time.Time
 }
 
-func newCartStage(cfg cart.Config, timeout time.Duration, m *cartMetrics) (*cartStage, error) {
+func newCartStage(cfg cart.Config, timeout time.Duration, m *cartMetrics, source int) (*cartStage, error) {
 	t, err := cart.New(cfg)
 	if err != nil {
 		return nil, err
@@ -101,15 +124,24 @@ func newCartStage(cfg cart.Config, timeout time.Duration, m *cartMetrics) (*cart
 		timeout = session.DefaultTimeout
 	}
 	return &cartStage{t: t, pending: map[string]*captured{}, dirty: map[string]bool{}, saved: map[string]bool{}, m: m,
-		closed: map[string][]closedSession{}, timeout: timeout}, nil
+		closed: map[string][]closedSession{}, timeout: timeout, source: source}, nil
 }
 
 // capture keeps a decoded cart event until the sessionizer assigns it.
 func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props) {
-	if e.Type != shoptrail.TypeTrack || e.AnonymousID == "" || e.MessageID == "" {
+	if e.AnonymousID == "" || e.MessageID == "" {
 		return
 	}
-	if !cartEvents[e.Event] && orderChanges[e.Event] == "" {
+	switch e.Type {
+	case shoptrail.TypeTrack:
+		if !cartEvents[e.Event] && orderChanges[e.Event] == "" && (e.UserID == "" || !customerEvents[e.Event]) {
+			return
+		}
+	case shoptrail.TypeIdentify:
+		if e.UserID == "" {
+			return
+		}
+	default:
 		return
 	}
 	key := e.Site + "\x00" + e.MessageID
@@ -120,6 +152,9 @@ func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props) {
 	}
 	x := &captured{Site: e.Site, AnonymousID: e.AnonymousID, UserID: e.UserID, MessageID: e.MessageID, Name: e.Event,
 		Time: e.Timestamp, Props: *p, N: 1}
+	if e.Type != shoptrail.TypeTrack {
+		x.Type, x.Traits = e.Type, append(json.RawMessage(nil), e.Traits...)
+	}
 	x.Props.Products = append([]commerce.Product(nil), p.Products...)
 	c.pending[key] = x
 	c.dirty[key] = true
@@ -138,10 +173,15 @@ func (c *cartStage) assigned(a *session.Assignment, held *Batch) {
 		return
 	}
 	key := a.Site + "\x00" + a.MessageID
-	if a.Status == session.Assigned && cartEvents[x.Name] {
+	if a.Status == session.Assigned && (cartEvents[x.Name] || x.UserID != "") {
+		// Other events of a known customer tell the cart tracker the
+		// visitor's customer id (its waiting carts are handed off).
 		c.feedClosed(x.Site, x.AnonymousID, x.Time, false)
 		c.t.Add(&cart.Event{Site: x.Site, AnonymousID: x.AnonymousID, CustomerID: x.UserID, MessageID: x.MessageID,
 			Name: x.Name, Time: x.Time, Props: &x.Props, SessionID: a.SessionID})
+	}
+	if a.Status == session.Assigned && x.forCustomer() {
+		c.eventFact(x, a.SessionID)
 	}
 	if a.Status == session.Assigned || a.Status == session.Late {
 		c.orderRows(x, a, held)
@@ -199,6 +239,9 @@ func (c *cartStage) sessions(ss []session.Session) {
 		}
 		k := s.Site + "\x00" + s.AnonymousID
 		c.closed[k] = append(c.closed[k], closedSession{s: s, at: s.End.Add(c.timeout)})
+		if s.UserID != "" {
+			c.sessionFact(s, s.End.Add(c.timeout))
+		}
 	}
 }
 
@@ -247,9 +290,31 @@ func (c *cartStage) advance(wm time.Time, b *Batch) {
 	c.t.Advance(wm)
 	c.t.Drain(&c.out)
 	o := &c.out
+	// A hand-off of a cart flagged now, of a visitor known as a customer
+	// then, is new: the customer stage writes its row and signal, with the
+	// customer's stage and tier. Other hand-offs are of carts flagged
+	// earlier, whose rows are written.
+	var handed map[string]bool
+	for _, h := range o.Handoffs {
+		isNew := false
+		for i := range o.Abandonments {
+			if a := &o.Abandonments[i]; a.ID == h.Abandonment.ID && a.CustomerID != "" {
+				isNew = true
+			}
+		}
+		if isNew {
+			if handed == nil {
+				handed = map[string]bool{}
+			}
+			handed[h.Abandonment.ID] = true
+		}
+		c.handoffFact(h, isNew)
+	}
 	for i := range o.Abandonments {
-		c.addAbandonment(b, &o.Abandonments[i])
 		c.m.abandoned.Inc()
+		if !handed[o.Abandonments[i].ID] {
+			c.addAbandonment(b, &o.Abandonments[i])
+		}
 	}
 	for i := range o.Recoveries {
 		c.addAbandonment(b, &o.Recoveries[i])
@@ -273,6 +338,45 @@ func (c *cartStage) addAbandonment(b *Batch, a *cart.Abandonment) {
 	}
 	b.Abandonments = append(b.Abandonments, r)
 	c.signals = append(c.signals, customer.AbandonedSignal(a))
+}
+
+// eventFact adds the fact of an assigned event of a known customer.
+func (c *cartStage) eventFact(x *captured, sessionID string) {
+	e := &customer.Event{Site: x.Site, CustomerID: x.UserID, AnonymousID: x.AnonymousID, MessageID: x.MessageID,
+		Type: x.Type, Name: x.Name, Time: x.Time, SessionID: sessionID}
+	if e.Type == "" {
+		e.Type = shoptrail.TypeTrack
+	}
+	if e.Type == shoptrail.TypeTrack {
+		p := x.Props
+		e.Props = &p
+	}
+	if len(x.Traits) > 0 {
+		e.Traits = customer.ParseTraits(x.Traits)
+	}
+	c.facts = append(c.facts, repart.Fact{Source: c.source, Event: e})
+}
+
+// sessionFact adds the fact of a closed session of a known customer, at
+// its close: its start is the customer's visit, its channel and source how
+// the customer came. (A session closes once this partition's watermark
+// passes its end plus the timeout, so after the watermark last sent to
+// the customer stage; floor guards the rare session closed earlier,
+// evicted under memory pressure.)
+func (c *cartStage) sessionFact(s *session.Session, at time.Time) {
+	if at.Before(c.floor) {
+		at = c.floor
+	}
+	c.facts = append(c.facts, repart.Fact{Source: c.source, Event: &customer.Event{Site: s.Site, CustomerID: s.UserID,
+		AnonymousID: s.AnonymousID, MessageID: "session:" + s.SessionID, Type: customer.TypeSession, Time: at,
+		SessionID: s.SessionID, Channel: s.Channel, Source: s.Source, SessionStart: s.Start}})
+}
+
+// handoffFact adds the fact of a hand-off to the customer stage.
+func (c *cartStage) handoffFact(h cart.Handoff, isNew bool) {
+	a := *h.Abandonment
+	a.CustomerID = h.CustomerID
+	c.facts = append(c.facts, repart.Fact{Source: c.source, Abandonment: &a, New: isNew, At: h.At})
 }
 
 // writeSignals writes the signals concluded so far to the signals topic,

@@ -109,41 +109,8 @@ func (c *changelog) Close() error {
 // ensure creates the changelog topic, compacted, with the events topic's
 // partition count, unless it exists; an existing one must have that count.
 func (c *changelog) ensure(ctx context.Context, eventsTopic string) error {
-	md, err := c.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{eventsTopic, c.topic}})
-	if err != nil {
-		return fmt.Errorf("cannot read metadata of %q: %w", eventsTopic, err)
-	}
-	counts := map[string]int{}
-	for _, t := range md.Topics {
-		if t.Error == nil {
-			counts[t.Name] = len(t.Partitions)
-		}
-	}
-	n := counts[eventsTopic]
-	if n == 0 {
-		return fmt.Errorf("events topic %q does not exist", eventsTopic)
-	}
-	if have, ok := counts[c.topic]; ok {
-		if have != n {
-			return fmt.Errorf("%w: state topic %q has %d, events topic %q %d", errPartitionMismatch, c.topic, have, eventsTopic, n)
-		}
-		return nil
-	}
-	resp, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic:             c.topic,
-		NumPartitions:     n,
-		ReplicationFactor: -1, // the broker's default
-		ConfigEntries: []kafka.ConfigEntry{
-			{ConfigName: "cleanup.policy", ConfigValue: "compact"},
-		},
-	}}})
-	if err == nil {
-		err = resp.Errors[c.topic]
-	}
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("cannot create state topic %q: %w", c.topic, err)
-	}
-	return nil
+	_, err := ensureTopic(ctx, c.client, eventsTopic, c.topic, []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}})
+	return err
 }
 
 // read returns partition p's changelog up to its current end.

@@ -36,6 +36,7 @@ type worker struct {
 	dec  *eventDecoder
 	sess *session.Sessionizer
 	cart *cartStage
+	cust *customerStage
 	loss lossAcc
 	out  session.Output // only its Loss slice, reused
 	// statusCount counts assignments by status between metric updates.
@@ -65,6 +66,8 @@ type worker struct {
 	// loss bucket, is taken as the open bucket.
 	lossUntil   int64
 	lossPending []byte
+	// sent is the watermark last sent to the customer stage.
+	sent time.Time
 	// evicted and sessEvicted are the sessionizer's eviction counts
 	// already added to the metrics.
 	evicted, sessEvicted int64
@@ -108,6 +111,18 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 		return err
 	}
 	restoredOnce()
+	// The customer stage's input, read on its own goroutine until the
+	// worker returns.
+	rctx, stopReading := context.WithCancel(wctx)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		w.cust.read(rctx, w.cfg, w.partition, kafka.LoggerFunc(w.p.kafkaLog))
+	}()
+	defer func() {
+		stopReading()
+		<-readDone
+	}()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       w.cfg.Brokers,
 		Topic:         w.cfg.Topic,
@@ -188,10 +203,16 @@ func (w *worker) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if w.cart, err = newCartStage(w.cfg.Cart, w.cfg.Session.Timeout, w.p.cm); err != nil {
+	if w.cart, err = newCartStage(w.cfg.Cart, w.cfg.Session.Timeout, w.p.cm, w.partition); err != nil {
 		return err
 	}
-	recs, err := w.cart.restore(st.records)
+	if w.cust, err = newCustomerStage(w.cfg, w.p.customerPartitions, w.p.custm, w.label); err != nil {
+		return err
+	}
+	recs, err := w.cust.restore(st.records)
+	if err == nil {
+		recs, err = w.cart.restore(recs)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot restore partition %d from %s: %w", w.partition, w.cfg.StateTopic, err)
 	}
@@ -218,6 +239,9 @@ func (w *worker) restore(ctx context.Context) error {
 	w.next = w.committed
 	if off := w.sess.Offset(); off >= 0 {
 		w.next = off + 1
+	}
+	if wm := w.sess.Watermark(); !wm.IsZero() {
+		w.cart.floor = broadcastWatermark(wm).Add(time.Millisecond)
 	}
 	w.p.m.restore.Observe(time.Since(start).Seconds())
 	stats := w.sess.Stats()
@@ -324,8 +348,12 @@ func (w *worker) endLossReplay() {
 
 // idle lets the watermark follow the wall clock on a partition that has
 // been at its end for IdleAdvance, so its sessions close.
+//
+// A partition that never had an event follows the wall clock too: the
+// customer stage merges the watermarks of all partitions, and must not
+// wait for one that stays empty.
 func (w *worker) idle() {
-	if w.cfg.IdleAdvance <= 0 || w.lossUntil >= 0 || w.sess.Offset() < 0 || time.Since(w.lastMsg) < w.cfg.IdleAdvance {
+	if w.cfg.IdleAdvance <= 0 || w.lossUntil >= 0 || time.Since(w.lastMsg) < w.cfg.IdleAdvance {
 		return
 	}
 	before := w.sess.Watermark()
@@ -391,6 +419,18 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 		w.endLossReplay()
 	}
 	w.drain()
+	took, err := w.cust.poll()
+	if err != nil {
+		return err
+	}
+	if took {
+		w.dirty = true
+	}
+	if len(w.cart.facts) >= maxHeldFacts {
+		if err := w.writeFacts(ctx, leaving); err != nil {
+			return err
+		}
+	}
 	checkpoint := w.dirty && w.lossUntil < 0 && (final || time.Since(w.lastCkpt) >= w.cfg.CheckpointInterval)
 	if checkpoint {
 		// The open sessions as they stand, written before the checkpoint
@@ -405,6 +445,9 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 		w.held.Loss = w.loss.rows(w.held.Loss, w.partition, w.sess.Offset())
 		w.lossDirty = false
 	}
+	if checkpoint || final {
+		w.cust.drain(&w.held, &w.cart.signals)
+	}
 	if checkpoint || final || w.held.Rows() >= maxHeldRows {
 		w.release()
 	}
@@ -418,8 +461,12 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 				return err
 			}
 		}
-		// The cart stage's signals, before the checkpoint past them.
+		// The signals and the customer facts, before the checkpoint past
+		// them.
 		if err := w.cart.writeSignals(ctx, leaving, w); err != nil {
+			return err
+		}
+		if err := w.writeFacts(ctx, leaving); err != nil {
 			return err
 		}
 		w.gauges()
@@ -462,6 +509,9 @@ func (w *worker) release() {
 	b.Abandonments = append(b.Abandonments, h.Abandonments...)
 	b.Orders = append(b.Orders, h.Orders...)
 	b.OrderUpdates = append(b.OrderUpdates, h.OrderUpdates...)
+	b.Customers = append(b.Customers, h.Customers...)
+	b.Transitions = append(b.Transitions, h.Transitions...)
+	b.CustomerOrders = append(b.CustomerOrders, h.CustomerOrders...)
 	h.reset()
 }
 
@@ -542,14 +592,22 @@ func (w *worker) writeBatch(ctx context.Context, leaving <-chan struct{}, b *Bat
 // commits the offset after it.
 func (w *worker) checkpoint(ctx context.Context, leaving <-chan struct{}) error {
 	start := time.Now()
-	w.recs = w.cart.checkpoint(w.recs[:0])
+	var err error
+	var sent time.Time
+	if wm := w.sess.Watermark(); !wm.IsZero() {
+		sent = broadcastWatermark(wm)
+	}
+	if w.recs, err = w.cust.checkpoint(w.recs[:0], sent); err != nil {
+		return err
+	}
+	w.recs = w.cart.checkpoint(w.recs)
 	w.recs = w.sess.Checkpoint(w.recs)
 	loss := w.loss.encode()
 	next := w.sess.Offset() + 1
 	cl := w.p.changelog
 	// The pending record first, then the visitors, then the meta record:
 	// see pendingKey.
-	err := w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writePending(ctx, w.partition, next, loss) })
+	err = w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writePending(ctx, w.partition, next, loss) })
 	if err == nil {
 		err = w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writeRecords(ctx, w.partition, w.recs) })
 	}
@@ -576,6 +634,7 @@ func (w *worker) checkpoint(ctx context.Context, leaving <-chan struct{}) error 
 		}
 	}
 	w.hook("committed")
+	w.broadcast(ctx)
 	w.dirty = false
 	w.lastCkpt = time.Now()
 	w.p.m.checkpoint.Observe(time.Since(start).Seconds())
@@ -625,6 +684,54 @@ func (w *worker) retry(ctx context.Context, leaving <-chan struct{}, what string
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// writeFacts writes the customer facts of the partition's known
+// customers to the customers topic, retrying as writes of batches are.
+func (w *worker) writeFacts(ctx context.Context, leaving <-chan struct{}) error {
+	facts := w.cart.facts
+	if len(facts) == 0 {
+		return nil
+	}
+	err := w.retry(ctx, leaving, "write customer facts", func() error {
+		actx, cancel := context.WithTimeout(ctx, signalWriteTimeout)
+		defer cancel()
+		return w.p.facts.write(actx, facts)
+	})
+	if err != nil {
+		return err
+	}
+	w.p.custm.written.Add(float64(len(facts)))
+	clear(facts)
+	w.cart.facts = facts[:0]
+	return nil
+}
+
+// broadcastWatermark is the watermark a partition sends the customer
+// stage for a checkpoint at watermark wm: a second less (see repart),
+// whole milliseconds.
+func broadcastWatermark(wm time.Time) time.Time {
+	return wm.Add(-time.Second).Truncate(time.Millisecond)
+}
+
+// broadcast sends the checkpointed watermark to every customer partition.
+// One attempt: if it fails, the next checkpoint sends a later one.
+func (w *worker) broadcast(ctx context.Context) {
+	wm := w.sess.Watermark()
+	if wm.IsZero() || w.p.customerPartitions == 0 {
+		return
+	}
+	b := broadcastWatermark(wm)
+	if b.Equal(w.sent) {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, signalWriteTimeout)
+	defer cancel()
+	if err := w.p.facts.broadcast(actx, w.partition, w.p.customerPartitions, b); err != nil {
+		w.log.Warn("cannot send the watermark to the customer stage; the next checkpoint sends a later one", "err", err)
+		return
+	}
+	w.cart.floor, w.sent = b.Add(time.Millisecond), b
 }
 
 func (w *worker) gauges() {

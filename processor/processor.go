@@ -38,6 +38,7 @@ import (
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/processor/cart"
+	"github.com/shoptrail/shoptrail/processor/customer"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -85,6 +86,13 @@ type Config struct {
 	Session session.Config
 	// Cart configures the cart stage (abandonment and recovery).
 	Cart cart.Config
+	// CustomersTopic is the repartition topic of the customer stage (facts
+	// of known customers, keyed by customer), created with the events
+	// topic's partition count if missing. The default is
+	// "<topic>.<group>.customers": each consumer group needs its own.
+	CustomersTopic string
+	// Customer configures the customer stage (lifecycle, dormancy, tiers).
+	Customer customer.Config
 	// SignalsTopic is the topic of signals (abandoned and recovered carts)
 	// for the alerter; created with the events topic's partition count if
 	// missing. The default is shoptrail.TopicSignals.
@@ -119,6 +127,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleAdvance, "session.idle-advance", time.Minute, "after a partition is idle at its end this long, its watermark follows the wall clock (negative: never)")
 	c.Session.RegisterFlags(fs)
 	c.Cart.RegisterFlags(fs)
+	c.Customer.RegisterFlags(fs)
+	fs.StringVar(&c.CustomersTopic, "kafka.customers-topic", "", "Kafka topic of the customer stage's facts, one per group (default: <kafka.topic>.<kafka.group>.customers)")
 	fs.StringVar(&c.SignalsTopic, "kafka.signals-topic", shoptrail.TopicSignals, "Kafka topic of signals (abandoned and recovered carts) for the alerter")
 }
 
@@ -138,6 +148,12 @@ func (c *Config) setDefaults() {
 	if c.SignalsTopic == "" {
 		c.SignalsTopic = shoptrail.TopicSignals
 	}
+	if c.CustomersTopic == "" {
+		c.CustomersTopic = c.Topic + "." + c.GroupID + ".customers"
+	}
+	// Carts of known customers are recovered by the customer stage, on
+	// any of their devices.
+	c.Cart.HandOff = true
 	if c.BatchSize == 0 {
 		c.BatchSize = 10000
 	}
@@ -173,8 +189,13 @@ func (c *Config) Validate() error {
 		return errors.New("kafka.state-topic must differ from kafka.topic")
 	case c.SignalsTopic == c.Topic || c.SignalsTopic == c.StateTopic:
 		return errors.New("kafka.signals-topic must differ from kafka.topic and kafka.state-topic")
+	case c.CustomersTopic == c.Topic || c.CustomersTopic == c.StateTopic || c.CustomersTopic == c.SignalsTopic:
+		return errors.New("kafka.customers-topic must differ from kafka.topic, kafka.state-topic and kafka.signals-topic")
 	}
 	if err := c.Cart.Validate(); err != nil {
+		return err
+	}
+	if err := c.Customer.Validate(); err != nil {
 		return err
 	}
 	return c.Session.Validate()
@@ -192,6 +213,11 @@ type Processor struct {
 	writer    *groupWriter
 	signals   *signalWriter
 	cm        *cartMetrics
+	facts     *factWriter
+	custm     *customerMetrics
+	// customerPartitions is the customers topic's partition count (the
+	// events topic's), known once Run has prepared the topics.
+	customerPartitions int
 
 	ready   atomic.Bool // joined a generation and restored its partitions
 	failing atomic.Int32
@@ -215,6 +241,8 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) (*P
 		writer:    newGroupWriter(sink, 20*time.Millisecond),
 		signals:   newSignalWriter(cfg.Brokers, cfg.SignalsTopic),
 		cm:        newCartMetrics(reg),
+		facts:     newFactWriter(cfg.Brokers, cfg.CustomersTopic),
+		custm:     newCustomerMetrics(reg),
 	}
 	return p, nil
 }
@@ -249,6 +277,7 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.changelog.Close()
 	defer p.signals.Close()
+	defer p.facts.Close()
 	// The writer outlives the partitions' last batches, written on the
 	// way out.
 	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
@@ -265,6 +294,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		err := p.changelog.ensure(ctx, p.cfg.Topic)
 		if err == nil {
 			err = p.signals.ensure(ctx, p.cfg.Topic)
+		}
+		if err == nil {
+			p.customerPartitions, err = p.facts.ensure(ctx, p.cfg.Topic)
 		}
 		if err == nil {
 			break
@@ -298,7 +330,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("cannot join consumer group %q: %w", p.cfg.GroupID, err)
 	}
 	defer cg.Close() // leaves the group
-	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.GroupID, "state_topic", p.cfg.StateTopic)
+	p.log.Info("processor started", "topic", p.cfg.Topic, "group", p.cfg.GroupID, "state_topic", p.cfg.StateTopic,
+		"customers_topic", p.cfg.CustomersTopic)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	member := "" // of the last generation
@@ -396,6 +429,7 @@ func (p *Processor) runGeneration(ctx context.Context, gen *kafka.Generation) {
 			err := w.run(ctx, gctx, restored.Done)
 			p.m.forget(a.ID)
 			p.cm.openCarts.DeleteLabelValues(strconv.Itoa(a.ID))
+			p.custm.forget(strconv.Itoa(a.ID))
 			if err != nil && ctx.Err() == nil {
 				// Ending the function ends the generation: the group
 				// rebalances and the partition is restored afresh from

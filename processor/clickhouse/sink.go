@@ -90,6 +90,9 @@ const (
 	wroteAbandonments
 	wroteOrders
 	wroteOrderUpdates
+	wroteCustomers
+	wroteTransitions
+	wroteCustomerOrders
 )
 
 // Write stores the batches, one insert per table for all of them: events
@@ -133,6 +136,9 @@ func (s *Sink) Write(ctx context.Context, batches []*processor.Batch) error {
 		step{wroteAbandonments, tableWriter(&abandonmentsTable)},
 		step{wroteOrders, tableWriter(&ordersTable)},
 		step{wroteOrderUpdates, tableWriter(&orderUpdatesTable)},
+		step{wroteCustomers, tableWriter(&customersTable)},
+		step{wroteTransitions, tableWriter(&transitionsTable)},
+		step{wroteCustomerOrders, tableWriter(&customerOrdersTable)},
 	)
 	wg.Wait()
 	for _, b := range batches {

@@ -15,6 +15,7 @@ import (
 	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"hash/maphash"
 	"math"
 	"slices"
@@ -43,7 +44,14 @@ type Event struct {
 	SessionID string
 	Channel   string
 	Source    string
+	// SessionStart is set on session facts (Type TypeSession): a session
+	// of the customer closed at Time; it began at SessionStart.
+	SessionStart time.Time `json:",omitzero"`
 }
+
+// TypeSession is the Type of a session fact: a closed session of the
+// customer, with its channel and source.
+const TypeSession = "session"
 
 // Order is a row of the orders table: one per site and order id, rewritten
 // (Version rising) when an update, refund or cancellation changes it.
@@ -269,11 +277,18 @@ func (t *Tracker) Add(e *Event) {
 		cause = "event:" + e.Type
 	}
 	cause += ":" + e.MessageID
+	visit := ms
+	if e.Type == TypeSession && !e.SessionStart.IsZero() {
+		visit = min(ms, e.SessionStart.UnixMilli())
+	}
 	if c.firstSeen == 0 {
 		c.firstSeen = ms
-		c.prof = t.profile(e.Channel, e.Source, "")
 	}
-	c.lastVisit = max(c.lastVisit, ms)
+	// How the customer first came: the first session known with a channel.
+	if e.Channel != "" && (c.prof == nil || c.prof.channel == "") {
+		c.prof = t.profile(e.Channel, e.Source, c.currency())
+	}
+	c.lastVisit = max(c.lastVisit, visit)
 	if e.Traits != nil {
 		c.extra().traits.merge(e.Traits)
 	}
@@ -846,4 +861,45 @@ func normalize(v string, known ...string) string {
 		return ""
 	}
 	return "other"
+}
+
+// ParseTraits reads the traits the customer stage keeps from identify
+// traits (JSON); company may be a string or an object with a name. It
+// returns nil when there are none or the JSON is not an object.
+func ParseTraits(raw []byte) *Traits {
+	var in struct {
+		Email        string          `json:"email"`
+		Name         string          `json:"name"`
+		Phone        string          `json:"phone"`
+		Company      json.RawMessage `json:"company"`
+		Industry     string          `json:"industry"`
+		CustomerType string          `json:"customer_type"`
+		Role         string          `json:"role"`
+		Level        string          `json:"level"`
+	}
+	if json.Unmarshal(raw, &in) != nil {
+		// A field of another type than expected: take what reads.
+		var loose map[string]any
+		if json.Unmarshal(raw, &loose) != nil {
+			return nil
+		}
+		str := func(k string) string { v, _ := loose[k].(string); return v }
+		in.Email, in.Name, in.Phone, in.Industry = str("email"), str("name"), str("phone"), str("industry")
+		in.CustomerType, in.Role, in.Level = str("customer_type"), str("role"), str("level")
+		if c, ok := loose["company"]; ok {
+			in.Company, _ = json.Marshal(c)
+		}
+	}
+	tr := Traits{Email: in.Email, Name: in.Name, Phone: in.Phone, Industry: in.Industry,
+		CustomerType: in.CustomerType, Role: in.Role, Level: in.Level}
+	var company struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(in.Company, &tr.Company) != nil && json.Unmarshal(in.Company, &company) == nil {
+		tr.Company = company.Name
+	}
+	if tr == (Traits{}) {
+		return nil
+	}
+	return &tr
 }

@@ -1,0 +1,216 @@
+package processor_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/cart"
+)
+
+// readTopic returns the messages of every partition of topic, from the
+// first to the current end.
+func (e *env) readTopic(topic string) []kafka.Message {
+	e.t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
+	var reqs []kafka.OffsetRequest
+	for p := range partitions {
+		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	resp, err := c.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []kafka.Message
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil || po.LastOffset <= po.FirstOffset {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: topic, Partition: po.Partition, MaxWait: time.Second, MaxBytes: 4 << 20})
+		if err := r.SetOffset(po.FirstOffset); err != nil {
+			e.t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				e.t.Fatalf("reading %s/%d: %v", topic, po.Partition, err)
+			}
+			out = append(out, m)
+			if m.Offset+1 >= po.LastOffset {
+				break
+			}
+		}
+		cancel()
+		r.Close()
+	}
+	return out
+}
+
+// customerMetaKey is the changelog key of a customer partition's meta
+// record (processor.customerStateKey + customer.MetaKey).
+const customerMetaKey = "\x00kcust\x00meta"
+
+// waitCustomers waits until every customer partition of the group has
+// merged, and checkpointed, the watermarks every events partition sent it
+// after its last checkpoint: the customer stage's rows are written. When
+// some events partition never had an event (it sends no watermark; the
+// tests turn the wall-clock advance off), there is nothing to wait for.
+func (e *env) waitCustomers(group string, d time.Duration) {
+	e.t.Helper()
+	state := e.topic + "." + group + ".state"
+	deadline := time.Now().Add(d)
+	for {
+		type meta struct {
+			Merger struct {
+				Merged time.Time `json:"merged"`
+			} `json:"merger"`
+			Sent time.Time `json:"sent"`
+		}
+		last := map[int]meta{}
+		for _, m := range e.readTopic(state) {
+			if string(m.Key) == customerMetaKey {
+				var v meta
+				if err := json.Unmarshal(m.Value, &v); err != nil {
+					e.t.Fatalf("customer meta record %s: %v", m.Value, err)
+				}
+				last[m.Partition] = v
+			}
+		}
+		var least time.Time
+		done := len(last) == partitions
+		for _, v := range last {
+			if v.Sent.IsZero() {
+				return // a source that never sent a watermark
+			}
+			if least.IsZero() || v.Sent.Before(least) {
+				least = v.Sent
+			}
+		}
+		for _, v := range last {
+			done = done && !v.Merger.Merged.Before(least)
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %v waiting for the customer stage of %s (%d partitions checkpointed: %+v)", d, group, len(last), last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// otherPartition returns prefix, or prefix with a number appended, so that
+// it falls on another partition than key.
+func otherPartition(prefix, key string) string {
+	h := &kafka.Hash{}
+	not := h.Balance(kafka.Message{Key: []byte(key)}, 0, 1, 2, 3)
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		if h.Balance(kafka.Message{Key: []byte(k)}, 0, 1, 2, 3) != not {
+			return k
+		}
+	}
+}
+
+// TestCustomers: the customer stage through the real broker and
+// ClickHouse. A visitor leaves a cart anonymously on the desktop, logs in
+// later, and orders on the phone (another partition): the cart is
+// recovered across devices; the customer's identify traits, orders, stage
+// and transitions land in customers, customer_transitions and
+// customer_orders; a known customer's abandoned cart carries the
+// customer's stage; the signals carry the customer.
+func TestCustomers(t *testing.T) {
+	e := newEnv(t)
+	t0 := time.Date(2026, 11, 3, 8, 0, 0, 0, time.UTC)
+	n := 0
+	ev := func(anon, user, typ, name string, at time.Duration, props string) *shoptrail.Event {
+		n++
+		x := &shoptrail.Event{V: 1, Site: "shop", MessageID: fmt.Sprintf("m%d", n), Type: typ, Event: name,
+			AnonymousID: anon, UserID: user, Timestamp: t0.Add(at), ReceivedAt: t0.Add(at)}
+		if typ == shoptrail.TypeIdentify {
+			x.Traits = json.RawMessage(props)
+		} else {
+			x.Properties = json.RawMessage(props)
+		}
+		return x
+	}
+	track, identify := shoptrail.TypeTrack, shoptrail.TypeIdentify
+	desk := "desk"
+	phone := otherPartition("phone", desk)
+	m, h, day := time.Minute, time.Hour, 24*time.Hour
+	stream := []*shoptrail.Event{
+		ev(desk, "", track, shoptrail.EventProductAdded, 0, `{"product_id":"r1","price":25,"quantity":2,"currency":"EUR"}`),
+		ev(desk, "", track, shoptrail.EventCheckoutStarted, 2*m, `{"currency":"EUR","products":[{"product_id":"r1","price":25,"quantity":2}]}`),
+		// Abandoned at 1:02, anonymous. Logs in at 3:00, orders on the phone.
+		ev(desk, "alice", identify, "", 3*h, `{"company":{"name":"ACME"},"customer_type":"Enterprise","role":"Purchaser","industry":"Machinery"}`),
+		ev(phone, "alice", track, shoptrail.EventOrderCompleted, 5*h, `{"order_id":"o1","revenue":100,"currency":"EUR","products":[{"product_id":"r1","price":50,"quantity":2}]}`),
+		ev(desk, "alice", track, shoptrail.EventOrderCompleted, 5*day, `{"order_id":"o2","revenue":50,"currency":"EUR","products":[{"product_id":"c1","price":50,"quantity":1}]}`),
+		ev(phone, "alice", track, shoptrail.EventOrderRefunded, 6*day, `{"order_id":"o2","revenue":20}`),
+		// A known customer's cart.
+		ev("bobs", "bob", track, shoptrail.EventProductAdded, h, `{"product_id":"x1","price":500,"currency":"EUR"}`),
+	}
+	stream = append(stream, tailEvents("shop", t0.Add(10*day))...)
+	e.produce(stream)
+	cfg := e.config("customers-" + fmt.Sprint(time.Now().UnixNano()%1e6))
+	e.start(cfg, e.ch)
+	e.waitDone(cfg.GroupID, 60*time.Second)
+	e.waitCustomers(cfg.GroupID, 60*time.Second)
+	db := e.ch.Database
+
+	deskAb := cart.AbandonmentID("shop", desk, "m2")
+	bobAb := cart.AbandonmentID("shop", "bobs", fmt.Sprintf("m%d", 7))
+	got := e.query(db, "SELECT abandonment_id, customer_id, stage, recovered, recovered_order_id, recovered_value FROM cart_abandonments FINAL ORDER BY anonymous_id FORMAT TSV")
+	// The desk's cart keeps the stage of when it was flagged: a stranger.
+	want := fmt.Sprintf("%s\tbob\tpotential\t0\t\t0\n%s\talice\tstranger\t1\to1\t100\n", bobAb, deskAb)
+	if got != want {
+		t.Errorf("cart_abandonments:\n%s\nwant\n%s", got, want)
+	}
+	got = e.query(db, "SELECT customer_id, company, customer_type, role, industry, order_count, net_revenue, stage, tier != '', "+
+		"if(toUInt32(first_order_at) = 0, '-', toString(first_order_at)), if(toUInt32(last_order_at) = 0, '-', toString(last_order_at)), first_channel FROM customers FINAL ORDER BY customer_id FORMAT TSV")
+	want = "alice\tACME\tenterprise\tpurchaser\tMachinery\t2\t130\tsecond_buyer\t1\t2026-11-03 13:00:00\t2026-11-08 08:00:00\tDirect\n" +
+		"bob\t\t\t\t\t0\t0\tpotential\t0\t-\t-\tDirect\n"
+	if got != want {
+		t.Errorf("customers:\n%s\nwant\n%s", got, want)
+	}
+	got = e.query(db, "SELECT order_id, customer_id, order_number, first_order FROM customer_orders FINAL ORDER BY order_id FORMAT TSV")
+	if want := "o1\talice\t1\t1\no2\talice\t2\t0\n"; got != want {
+		t.Errorf("customer_orders:\n%s\nwant\n%s", got, want)
+	}
+	got = e.query(db, "SELECT groupArray(to_value) FROM (SELECT to_value FROM customer_transitions FINAL "+
+		"WHERE customer_id = 'alice' AND kind = 'stage' ORDER BY at) FORMAT TSV")
+	if want := "['registered','first_buyer','second_buyer']\n"; got != want {
+		t.Errorf("alice's stage transitions: %s, want %s", got, want)
+	}
+
+	types := map[string][]string{}
+	for _, s := range e.signals(cfg.SignalsTopic) {
+		who := s.AnonymousID
+		if s.Customer != nil {
+			who = s.Customer.ID + "/" + s.Customer.Company
+		}
+		types[s.Type] = append(types[s.Type], who)
+	}
+	for _, v := range types {
+		slices.Sort(v)
+	}
+	wantTypes := map[string][]string{
+		shoptrail.SignalCartAbandoned: {"bob/", desk},
+		shoptrail.SignalCartRecovered: {"alice/ACME"},
+	}
+	for typ, whom := range wantTypes {
+		if !slices.Equal(types[typ], whom) {
+			t.Errorf("%s signals for %q, want %q", typ, types[typ], whom)
+		}
+	}
+	if st := types[shoptrail.SignalStageChanged]; len(st) < 3 || !strings.HasPrefix(st[0], "alice/ACME") {
+		t.Errorf("stage signals %q, want alice's (registered, first, second buyer) and bob's", st)
+	}
+}
