@@ -76,10 +76,10 @@ type Order struct {
 	FirstOrder bool // the customer's first order
 	// Number is which of the customer's orders it is (1: the first),
 	// counting cancelled ones.
-	Number     int
-	SessionID  string
-	Channel    string
-	Source     string
+	Number    int
+	SessionID string
+	Channel   string
+	Source    string
 	// Version is the event time (unix ms) of the last event that changed
 	// the row: the newest version wins.
 	Version int64
