@@ -49,6 +49,9 @@ type Site struct {
 	// CartAbandonAfter overrides the processor's -cart.abandon-after for
 	// this site: a Go duration such as "30m" or "2h" (1m..720h).
 	CartAbandonAfter string `json:"cartAbandonAfter,omitempty"`
+	// ValueTiers overrides the processor's value tier thresholds for this
+	// site (see the README, "Customers, lifecycle and value tiers").
+	ValueTiers *ValueTiers `json:"valueTiers,omitempty"`
 
 	anyOrigin   bool
 	origins     []originPattern
@@ -222,6 +225,28 @@ func (s *Sites) OwnDomains() map[string][]string {
 	for _, site := range s.list {
 		if len(site.OwnDomains) > 0 {
 			m[site.ID] = slices.Clone(site.OwnDomains)
+		}
+	}
+	return m
+}
+
+// ValueTiers are a site's RFM thresholds of the customer value tier: days
+// since the last order scoring 5, 4, 3, 2 (at most; rising), orders and
+// net revenue scoring 5, 4, 3, 2 (at least; falling), and the score sums
+// (3..15) of tiers A, B, C, D (at least; falling).
+type ValueTiers struct {
+	RecencyDays [4]float64 `json:"recencyDays"`
+	Orders      [4]float64 `json:"orders"`
+	Revenue     [4]float64 `json:"revenue"`
+	Tiers       [4]int     `json:"tiers"`
+}
+
+// ValueTiers returns the sites' valueTiers overrides by site id.
+func (s *Sites) ValueTiers() map[string]ValueTiers {
+	m := make(map[string]ValueTiers)
+	for _, site := range s.list {
+		if site.ValueTiers != nil {
+			m[site.ID] = *site.ValueTiers
 		}
 	}
 	return m

@@ -63,6 +63,7 @@ const customerMetaKey = "\x00kcust\x00meta"
 // after its last checkpoint: the customer stage's rows are written. When
 // some events partition never had an event (it sends no watermark; the
 // tests turn the wall-clock advance off), there is nothing to wait for.
+// Call it after waitDone: every events partition has checkpointed its end.
 func (e *env) waitCustomers(group string, d time.Duration) {
 	e.t.Helper()
 	state := e.topic + "." + group + ".state"
@@ -84,8 +85,11 @@ func (e *env) waitCustomers(group string, d time.Duration) {
 				last[m.Partition] = v
 			}
 		}
+		if len(last) < partitions {
+			return // a partition that never checkpointed: it had no events
+		}
 		var least time.Time
-		done := len(last) == partitions
+		done := true
 		for _, v := range last {
 			if v.Sent.IsZero() {
 				return // a source that never sent a watermark
@@ -162,7 +166,6 @@ func TestCustomers(t *testing.T) {
 	cfg := e.config("customers-" + fmt.Sprint(time.Now().UnixNano()%1e6))
 	e.start(cfg, e.ch)
 	e.waitDone(cfg.GroupID, 60*time.Second)
-	e.waitCustomers(cfg.GroupID, 60*time.Second)
 	db := e.ch.Database
 
 	deskAb := cart.AbandonmentID("shop", desk, "m2")

@@ -238,9 +238,17 @@ func (e *env) committed(group string) (map[int]int64, error) {
 	return out, nil
 }
 
-// waitDone waits until the group has committed every partition's end: all
-// events are written and checkpointed.
+// waitDone waits until the group has committed every partition's end (all
+// events are written and checkpointed), then for its customer stage to
+// have merged what they sent (waitCustomers).
 func (e *env) waitDone(group string, d time.Duration) {
+	e.t.Helper()
+	e.waitCommitted(group, d)
+	e.waitCustomers(group, d)
+}
+
+// waitCommitted waits until the group has committed every partition's end.
+func (e *env) waitCommitted(group string, d time.Duration) {
 	e.t.Helper()
 	end := e.endOffsets()
 	waitFor(e.t, d, "group "+group+" to commit every partition's end", func() bool {
@@ -321,6 +329,9 @@ var tableDumps = map[string]string{
 	"cart_abandonments": "SELECT * FROM cart_abandonments FINAL ORDER BY site, abandonment_id",
 	"orders":            "SELECT * FROM orders FINAL ORDER BY site, order_id",
 	"order_updates":     "SELECT * FROM order_updates FINAL ORDER BY site, order_id, message_id",
+	"customers":         "SELECT * FROM customers FINAL ORDER BY site, customer_id",
+	"customer_trans":    "SELECT * FROM customer_transitions FINAL ORDER BY site, kind, at, customer_id, transition_id",
+	"customer_orders":   "SELECT * FROM customer_orders FINAL ORDER BY site, order_id",
 }
 
 // compareTables fails the test unless every table of db equals that of ref

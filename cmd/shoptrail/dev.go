@@ -25,6 +25,7 @@ import (
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/alert"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
+	"github.com/shoptrail/shoptrail/processor/customer"
 	"github.com/shoptrail/shoptrail/processor/rejects"
 )
 
@@ -158,6 +159,7 @@ func runDev(ctx context.Context, args []string) error {
 	cfg.proc.Brokers, cfg.proc.Topic = cfg.col.Brokers, cfg.col.Topic
 	cfg.proc.Session.OwnDomains = cfg.col.Sites.OwnDomains()
 	cfg.proc.Cart.SiteAbandonAfter = cfg.col.Sites.CartAbandonAfter()
+	cfg.proc.Customer.SiteRFM = customer.SiteTiers(cfg.col.Sites.ValueTiers())
 	// A port another program holds fails here, before anything starts,
 	// naming the port and how to choose another.
 	if err := cfg.portsFree(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/shoptrail/shoptrail/collector"
 	"github.com/shoptrail/shoptrail/processor"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
+	"github.com/shoptrail/shoptrail/processor/customer"
 	"github.com/shoptrail/shoptrail/processor/rejects"
 )
 
@@ -73,6 +74,7 @@ func runProcessor(ctx context.Context, args []string) error {
 		}
 		cfg.Session.OwnDomains = sites.OwnDomains()
 		cfg.Cart.SiteAbandonAfter = sites.CartAbandonAfter()
+		cfg.Customer.SiteRFM = customer.SiteTiers(sites.ValueTiers())
 	}
 	conn, err := clickhouse.Open(ctx, chc)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/shoptrail/shoptrail"
 )
 
 // Config configures a Tracker. Zero fields take the defaults.
@@ -144,4 +146,13 @@ func (c *Config) rfm(site string) *RFM {
 		return &r
 	}
 	return &c.RFM
+}
+
+// SiteTiers converts the sites file's valueTiers overrides to SiteRFM.
+func SiteTiers(sites map[string]shoptrail.ValueTiers) map[string]RFM {
+	m := make(map[string]RFM, len(sites))
+	for id, v := range sites {
+		m[id] = RFM{Recency: v.RecencyDays, Frequency: v.Orders, Monetary: v.Revenue, Tiers: v.Tiers}
+	}
+	return m
 }

@@ -563,7 +563,9 @@ func (t *Tracker) fire(c *customer, ms int64) {
 		}
 		t.settle(c, before, time.UnixMilli(at).UTC(), "timer:"+cause, at)
 	}
-	c.clock = max(c.clock, ms)
+	// c.clock stays at its last event or timer (every timer up to ms has
+	// run): the version of its row must not depend on how far the
+	// watermark had moved when it was written.
 	t.schedule(c)
 }
 

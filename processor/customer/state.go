@@ -74,7 +74,7 @@ type customer struct {
 	firstSeen  int64 // also the registration: the first event with the customer id
 	lastOrder  int64
 	lastVisit  int64
-	clock      int64 // event time up to which its timers ran
+	clock      int64 // event time of its last event or timer (its row's version)
 	deadline   int64
 	idx        int32
 	orderCount uint16
