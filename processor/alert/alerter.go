@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
+	"github.com/valyala/fastjson"
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/processor/alert/notify"
@@ -285,13 +286,14 @@ type decided struct {
 // outcomes; it changes nothing but the cooldowns read from ClickHouse.
 func (a *Alerter) prepare(ctx context.Context, batch []kafka.Message) ([]decided, map[string]bool, error) {
 	set := a.rules.Load()
-	var items []decided
+	items := make([]decided, 0, len(batch))
 	var ids, subjects []string
 	minAt := time.Time{}
+	var p fastjson.Parser
 	for _, m := range batch {
 		d := decided{msg: m}
 		var sig shoptrail.Signal
-		if err := json.Unmarshal(m.Value, &sig); err != nil {
+		if err := decodeSignal(&p, m.Value, &sig); err != nil {
 			d.bad = fmt.Errorf("cannot decode signal: %w", err)
 		} else if sig.V > shoptrail.SignalVersion {
 			d.bad = fmt.Errorf("signal version %d is newer than this alerter's %d", sig.V, shoptrail.SignalVersion)
