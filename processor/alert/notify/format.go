@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoptrail/shoptrail/processor/alert/rules"
@@ -28,18 +30,20 @@ func Request(d *rules.Destination, a *Alert, now time.Time) (*http.Request, erro
 	)
 	switch d.Type {
 	case rules.DestWebhook:
-		raw, err := json.Marshal(webhookBody{Type: a.Type, Timestamp: now.UTC().Truncate(time.Second), Data: a})
+		raw, err := webhookJSON(a.Type, now.UTC().Truncate(time.Second), a)
 		if err != nil {
 			return nil, fmt.Errorf("cannot encode alert %s: %w", a.ID, err)
 		}
-		key, err := rules.WebhookKey(d.Secret)
+		key, err := webhookKey(d.Secret)
 		if err != nil {
 			return nil, err
 		}
 		ts := strconv.FormatInt(now.Unix(), 10)
-		hdr.Set("webhook-id", a.ID)
-		hdr.Set("webhook-timestamp", ts)
-		hdr.Set("webhook-signature", "v1,"+SignWebhook(key, a.ID, ts, raw))
+		// Canonical keys set directly: Header.Set would canonicalize
+		// them on every request.
+		hdr["Webhook-Id"] = []string{a.ID}
+		hdr["Webhook-Timestamp"] = []string{ts}
+		hdr["Webhook-Signature"] = []string{"v1," + key.sign(a.ID, ts, raw)}
 		return newRequest(u, raw, hdr)
 	case rules.DestSlack:
 		body = slackMessage(a)
@@ -84,10 +88,43 @@ func newRequest(u string, body []byte, hdr http.Header) (*http.Request, error) {
 		// The error would quote the URL, which may hold a token.
 		return nil, errors.New("cannot build a request to the destination URL")
 	}
+	hdr["Content-Type"] = []string{"application/json"}
+	hdr["User-Agent"] = []string{"shoptrail-alerter"}
 	req.Header = hdr
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "shoptrail-alerter")
 	return req, nil
+}
+
+// signingKey is a decoded webhook secret with a pool of HMACs keyed by it:
+// hmac.New hashes the key and allocates two SHA-256 states, per request.
+type signingKey struct{ pool sync.Pool }
+
+// keys caches the signing keys by secret (a handful: one per webhook
+// destination, a new one after a rules reload changes a secret).
+var keys sync.Map // secret -> *signingKey
+
+func webhookKey(secret string) (*signingKey, error) {
+	if k, ok := keys.Load(secret); ok {
+		return k.(*signingKey), nil
+	}
+	key, err := rules.WebhookKey(secret)
+	if err != nil {
+		return nil, err
+	}
+	k := &signingKey{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+	actual, _ := keys.LoadOrStore(secret, k)
+	return actual.(*signingKey), nil
+}
+
+// sign is SignWebhook with a pooled HMAC.
+func (k *signingKey) sign(id, ts string, body []byte) string {
+	m := k.pool.Get().(hash.Hash)
+	defer k.pool.Put(m)
+	m.Reset()
+	var pre [128]byte
+	m.Write(append(append(append(append(pre[:0], id...), '.'), ts...), '.'))
+	m.Write(body)
+	var sum [sha256.Size]byte
+	return base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
 }
 
 // webhookBody is the Standard Webhooks payload: type, timestamp, data.
