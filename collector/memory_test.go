@@ -81,20 +81,23 @@ func hostileBodies() (bodies [][]byte, uas []string) {
 // TestMemoryBoundedUnderHostileLoad: 64 clients send the costliest
 // request shapes without pause to a collector whose Kafka answers at a
 // fraction of that rate, each user agent new and at the header limit. The
-// collector's live heap (after forced GCs) stays within a small multiple
-// of its in-flight budget: the budget holds for every request shape.
+// collector's live heap (after forced GCs) stays within its in-flight
+// budget and the bounded caches beside it: the budget holds for every
+// request shape.
 func TestMemoryBoundedUnderHostileLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load test")
 	}
 	const budgetBytes = 32 << 20
-	// Stated limit: 4 x the budget. Beside the requests' reservations
-	// live the free lists (~10 MiB), the user-agent cache (4 MiB), the
-	// crawler matcher (~6 MiB), this test's own clients and what a GC
-	// running beside 64 busy clients counts live; measured peaks are
-	// 50-100 MiB above the base (the same traffic held 1.4 GiB before
-	// requests were charged by their shape).
-	const limit = 4 * budgetBytes
+	// Stated limit: what the collector may hold by design beside its
+	// data from before the load — the requests' reservations (the
+	// budget, 32 MiB), the free lists (8 parse states of at most a
+	// 128 KiB body and room for 4,096 values, 16 requests of two 128 KiB
+	// buffers: ~10 MiB) and the user-agent cache (4 MiB) — 46 MiB,
+	// rounded up to 1.5 x the budget. Measured peaks: 21-39 MiB above the
+	// base in 13 runs at a load average of 24-26 on 2 cores (the same
+	// traffic held 1.4 GiB before requests were charged by their shape).
+	const limit = budgetBytes * 3 / 2
 	prod := &slowProducer{delay: 20 * time.Millisecond}
 	s, err := NewWithOptions(Config{MaxInflightBytes: budgetBytes, IPRate: -1, KeyRate: -1, ProduceTimeout: time.Second}, Options{Producer: prod})
 	if err != nil {
@@ -104,9 +107,20 @@ func TestMemoryBoundedUnderHostileLoad(t *testing.T) {
 	bodies, uas := hostileBodies()
 
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	// One ordinary request first: what is built once, at the first use,
+	// whatever the load (the crawler matcher, ~5 MiB) is in the base.
+	if a := do(h, "POST", "/v1/batch", bodies[0], "User-Agent", uas[0]); a.code != http.StatusOK {
+		t.Fatalf("warm-up: %d %s", a.code, a.body)
+	}
 	runtime.GC()
 	base := liveHeap()
 	var peak atomic.Uint64
+	// Clients start no new request while a sample's GC runs (those in
+	// flight go on): what a GC's mark finds allocated while it runs
+	// counts as live even when it is garbage a moment later, and with 64
+	// clients starting requests throughout a mark slowed by a busy
+	// machine, that alone measured 20-50 MiB more.
+	var sampling atomic.Bool
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -120,7 +134,9 @@ func TestMemoryBoundedUnderHostileLoad(t *testing.T) {
 			}
 			// A forced GC: the live heap now, without the garbage a
 			// concurrent mark counts as live.
+			sampling.Store(true)
 			runtime.GC()
+			sampling.Store(false)
 			if l := liveHeap(); l > peak.Load() {
 				peak.Store(l)
 				if f := os.Getenv("MEMTEST_PROFILE"); f != "" && l > base+limit {
@@ -150,6 +166,9 @@ func TestMemoryBoundedUnderHostileLoad(t *testing.T) {
 				Header: hdr, RemoteAddr: "192.0.2.10:5555", Body: io.NopCloser(rd)}
 			r = r.WithContext(context.Background())
 			for i := 0; time.Now().Before(deadline); i++ {
+				for sampling.Load() {
+					time.Sleep(100 * time.Microsecond)
+				}
 				body := bodies[(c+i)%len(bodies)]
 				rd.Reset(body)
 				r.ContentLength = int64(len(body))
