@@ -112,6 +112,8 @@ func SampleSignal(rule *rules.Rule, now time.Time) *shoptrail.Signal {
 		}
 		if len(rule.Tiers) > 0 {
 			to = rule.Tiers[0]
+		} else if to == from {
+			to = "C" // out of A, into something else
 		}
 		sig.Type = shoptrail.SignalTierChanged
 		sig.Customer.Tier = to
