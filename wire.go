@@ -155,6 +155,23 @@ func appendTime(b []byte, name string, t time.Time, omitZero bool) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// load64 is the 8 bytes of s at i, little-endian (one load).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// mayNeedEscape tells whether any of the 8 bytes in x may be a '"', a
+// '\\', a control character or non-ASCII (never false when one is; true
+// for some plain bytes after one that is).
+func mayNeedEscape(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lo * '"')
+	s := x ^ (lo * '\\')
+	return ((x-lo*0x20)&^x|(q-lo)&^q|(s-lo)&^s|x)&hi != 0
+}
+
 // AppendJSONString appends s as a JSON string; invalid UTF-8 becomes
 // U+FFFD as with encoding/json. HTML characters are not escaped (the
 // output is no HTML; decoders read both forms alike).
@@ -162,6 +179,13 @@ func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none may need escaping.
+		for i+8 <= len(s) && !mayNeedEscape(load64(s, i)) {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // fill sets every field of v (recursively) to a non-zero value, so that a
@@ -81,4 +82,72 @@ func TestAppendStringInvalidUTF8(t *testing.T) {
 	if got != string(want) {
 		t.Errorf("got %s, want %s", got, want)
 	}
+}
+
+// FuzzAppendJSONString: the encoder that skips 8 plain bytes at a time
+// writes exactly what the byte-at-a-time one did, and encoding/json reads
+// back the string (invalid UTF-8 as U+FFFD).
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain ascii text longer than eight", "q\"uo\\te", "tab\there", "ctl\x01\x1f", "é漢字 and more", "\u2028\u2029", "bad \xff\xfe utf8", "12345678\"", "1234567\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := AppendJSONString(nil, s)
+		if want := appendJSONStringRef(nil, s); string(got) != string(want) {
+			t.Fatalf("AppendJSONString(%q) = %s, want %s", s, got, want)
+		}
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil || back != strings.ToValidUTF8(back, "\uFFFD") {
+			t.Fatalf("%s does not read back: %v", got, err)
+		}
+	})
+}
+
+// appendJSONStringRef is AppendJSONString as it was, one byte at a time.
+func appendJSONStringRef(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
