@@ -90,7 +90,9 @@ func New(cfg Config, conn driver.Conn, opts Options) (*Alerter, error) {
 	}
 	a := &Alerter{cfg: cfg, conn: conn, opts: opts, log: opts.Logger.With("component", "alerter"), clock: opts.Clock,
 		m: newMetrics(opts.Registerer), cd: newCooldowns(), track: newTracker(),
-		client: safehttp.New(safehttp.Options{AllowLoopback: cfg.AllowLoopback, Timeout: cfg.Timeout}),
+		// Several destinations may share a host (hooks.slack.com): room
+		// for four destinations' senders there before connections churn.
+		client: safehttp.New(safehttp.Options{AllowLoopback: cfg.AllowLoopback, Timeout: cfg.Timeout, IdlePerHost: 4 * cfg.Concurrency}),
 		queues: map[string]*destQueue{}, inflight: map[string]struct{}{}}
 	a.rl = newRateLog(a)
 	a.rec = newRecorder(conn, a.log, a.m, cfg.RecordInterval)

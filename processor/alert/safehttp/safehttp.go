@@ -31,6 +31,10 @@ type Options struct {
 	// MaxAnswer is the number of answer bytes kept; the rest is discarded
 	// unread. The default is 64 KiB.
 	MaxAnswer int64
+	// IdlePerHost is how many idle connections are kept per host for
+	// reuse; the default is 16. Fewer than the requests in flight to a
+	// host, and connections are closed and dialled again all the time.
+	IdlePerHost int
 }
 
 // Errors.
@@ -63,6 +67,9 @@ func New(opts Options) *Client {
 	if opts.MaxAnswer <= 0 {
 		opts.MaxAnswer = 64 << 10
 	}
+	if opts.IdlePerHost <= 0 {
+		opts.IdlePerHost = 16
+	}
 	d := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second,
 		Control: func(network, address string, _ syscall.RawConn) error {
 			return check(network, address, opts.AllowLoopback)
@@ -71,8 +78,8 @@ func New(opts Options) *Client {
 		Proxy:                 nil, // never a proxy from the environment: it would dial for us
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   16,
+		MaxIdleConns:          max(100, opts.IdlePerHost),
+		MaxIdleConnsPerHost:   opts.IdlePerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   opts.Timeout,
 		ResponseHeaderTimeout: opts.Timeout,
