@@ -250,6 +250,12 @@ func seedCustomers(start, end time.Time) (customers, transitions []string) {
 					if d := p.Add(30 * day); d.Before(end) {
 						change("stage", stage, "potential_dormant", d, "timer:potential_dormant")
 						stage, at = "potential_dormant", d
+						if b := d.Add(time.Duration(r.IntN(60*24*3600)) * time.Second); r.IntN(3) == 0 && b.Before(end) { // woken up: a first order
+							change("stage", stage, "first_buyer", b, "event:Order Completed")
+							stage, at = "first_buyer", b
+							orders, revenue, firstOrder, lastOrder, tier = 1, float64(50+r.IntN(250)), b, b, "E"
+							change("tier", "", tier, b, "event:Order Completed")
+						}
 					}
 				}
 			default: // buyers
