@@ -162,7 +162,7 @@ func (c *customerStage) poll() (bool, error) {
 		case m := <-c.in:
 			took = true
 			var f repart.Fact
-			if err := json.Unmarshal(m.Value, &f); err != nil {
+			if err := repart.DecodeFact(m.Value, &f); err != nil {
 				c.m.facts.WithLabelValues("invalid").Inc()
 				continue
 			}
@@ -283,12 +283,8 @@ func (f *factWriter) ensure(ctx context.Context, eventsTopic string) (int, error
 func (f *factWriter) write(ctx context.Context, facts []repart.Fact) error {
 	msgs := make([]kafka.Message, len(facts))
 	for i := range facts {
-		v, err := json.Marshal(&facts[i])
-		if err != nil {
-			return fmt.Errorf("cannot encode a customer fact: %w", err)
-		}
 		site, id := factKey(&facts[i])
-		msgs[i] = kafka.Message{Key: []byte(site + "\x00" + id), Value: v}
+		msgs[i] = kafka.Message{Key: []byte(site + "\x00" + id), Value: repart.AppendFact(nil, &facts[i])}
 	}
 	if err := f.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("cannot write %d customer facts to %s: %w", len(msgs), f.topic, err)
@@ -305,10 +301,7 @@ func factKey(f *repart.Fact) (site, id string) {
 
 // broadcast writes source's watermark to every partition of the topic.
 func (f *factWriter) broadcast(ctx context.Context, source, partitions int, wm time.Time) error {
-	v, err := json.Marshal(&repart.Fact{Source: source, Watermark: wm})
-	if err != nil {
-		return err
-	}
+	v := repart.AppendFact(nil, &repart.Fact{Source: source, Watermark: wm})
 	msgs := make([]kafka.Message, partitions)
 	for p := range msgs {
 		msgs[p] = kafka.Message{Partition: p, Value: v}
