@@ -25,8 +25,9 @@ import (
 )
 
 // devAlertRules is the rules file dev writes when -alerts.file is not given:
-// every abandoned cart of 100 or more and every customer turning at-risk,
-// dormant or lost, to the dev receiver, which verifies and logs them.
+// every abandoned cart of 100 or more, every customer turning at-risk,
+// dormant or lost, moving up into tier A or down from A/B, to the dev
+// receiver, which verifies and logs them.
 const devAlertRules = `# Written by shoptrail dev: alerts go to the dev receiver, which logs them.
 destinations:
   dev-receiver:
@@ -47,6 +48,15 @@ sites:
       - name: dev-stages
         type: customer_stage
         stages: [at_risk, dormant, lost]
+        route: {to: [dev-receiver]}
+      - name: dev-tiers
+        type: customer_tier
+        tiers: [A]
+        route: {to: [dev-receiver]}
+      - name: dev-tiers-down
+        type: customer_tier
+        from_tiers: [A, B]
+        tiers: [C, D, E]
         route: {to: [dev-receiver]}
 `
 
