@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -132,11 +133,39 @@ func TestOptionsRefused(t *testing.T) {
 		"steps":     func(o *report.Options) { o.Steps = make([]string, 9) },
 		"window":    func(o *report.Options) { o.Window = 0 },
 		"bounds":    func(o *report.Options) { o.Bounds = []float64{50, 10} },
+		"filter":    func(o *report.Options) { o.Filters = map[string][]string{"stage": {"lost"}} },
 	} {
 		o := ok
 		mod(&o)
 		if _, err := o.Params(); err == nil {
 			t.Errorf("bad %s accepted", name)
 		}
+	}
+}
+
+// The filters are All unless given; given values are a multi-value
+// variable's, as the dashboards' filter variables.
+func TestOptionsFilters(t *testing.T) {
+	o := report.Options{Site: "s", From: time.Now(), To: time.Now(), Grain: "day", Breakdown: "none", Steps: []string{"a"}, Window: time.Hour, Bounds: []float64{0},
+		Filters: map[string][]string{"tier": {"A", "B"}, "channel": nil}}
+	p, err := o.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range analytics.Filters {
+		want := analytics.All()
+		if f == "tier" {
+			want = analytics.Multi("A", "B")
+		}
+		if got := p.Vars[f]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %v, want %v", f, got, want)
+		}
+	}
+	sql, err := analytics.Expand("('__all' IN (${tier}) OR tier IN (${tier})) AND ('__all' IN (${device}) OR device_class IN (${device}))", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "('__all' IN ('A','B') OR tier IN ('A','B')) AND ('__all' IN ('__all') OR device_class IN ('__all'))"; sql != want {
+		t.Errorf("expanded to\n%s\nwant\n%s", sql, want)
 	}
 }
