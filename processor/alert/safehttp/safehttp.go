@@ -47,7 +47,7 @@ var (
 
 // Client sends requests safely. It is safe for concurrent use.
 type Client struct {
-	hc   *http.Client
+	tr   *http.Transport
 	opts Options
 }
 
@@ -84,22 +84,21 @@ func New(opts Options) *Client {
 		TLSHandshakeTimeout:   opts.Timeout,
 		ResponseHeaderTimeout: opts.Timeout,
 	}
-	return &Client{opts: opts, hc: &http.Client{
-		Transport: tr,
-		Timeout:   opts.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // a 3xx is the answer, not a new destination
-		},
-	}}
+	return &Client{opts: opts, tr: tr}
 }
 
-// Do sends req and reads the answer (capped). Errors never quote the URL:
-// it may hold a robot's token.
+// Do sends req and reads the answer (capped) within the timeout, from dial
+// to the answer's last byte. A 3xx is the answer, not a new destination:
+// the request goes to the transport itself, which follows no redirects
+// (and spares http.Client's per-request copies of the headers for them).
+// Errors never quote the URL: it may hold a robot's token.
 func (c *Client) Do(ctx context.Context, req *http.Request) (*Answer, error) {
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		return nil, ErrScheme
 	}
-	resp, err := c.hc.Do(req.WithContext(ctx))
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	resp, err := c.tr.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		return nil, scrub(err)
 	}
@@ -112,7 +111,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Answer, error) {
 }
 
 // CloseIdle closes idle connections.
-func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdle() { c.tr.CloseIdleConnections() }
 
 // scrub drops the URL from a *url.Error, keeping its cause.
 func scrub(err error) error {

@@ -58,6 +58,14 @@ func receiver(t *testing.T) *httptest.Server {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
+		case "/slow-body":
+			// The status and a first part at once, the rest never.
+			w.Write([]byte("part"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
 		default:
 			w.Write([]byte("ok"))
 		}
@@ -114,6 +122,14 @@ func TestNoRedirectsCapTimeoutScheme(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("timeout took %v", d)
+	}
+	// The time limit holds while the answer's body is read too.
+	start = time.Now()
+	if _, err := get(c, srv.URL+"/slow-body"); err == nil {
+		t.Error("a body that never ends did not time out")
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("body timeout took %v", d)
 	}
 	for _, u := range []string{"file:///etc/passwd", "gopher://127.0.0.1:70/", "ftp://127.0.0.1/"} {
 		if _, err := get(c, u); !errors.Is(err, ErrScheme) {
