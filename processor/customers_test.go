@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/internal/testenv"
 	"github.com/shoptrail/shoptrail/processor/cart"
 )
 
@@ -215,5 +217,92 @@ func TestCustomers(t *testing.T) {
 	}
 	if st := types[shoptrail.SignalStageChanged]; len(st) < 3 || !strings.HasPrefix(st[0], "alice/ACME") {
 		t.Errorf("stage signals %q, want alice's (registered, first, second buyer) and bob's", st)
+	}
+}
+
+// monthOfCustomers makes a month of a shop's known customers, in event-time
+// order: each of them logs in on one of two devices now and then, carts,
+// favorites and orders at their own pace (some weekly, some once), orders
+// are sometimes refunded; it ends with one event per partition 200 days
+// later, so that every customer's dormancy runs its course.
+func monthOfCustomers(rng *rand.Rand, customers int) []*shoptrail.Event {
+	t0 := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	var evs []*shoptrail.Event
+	n := 0
+	add := func(anon, user, typ, name string, at time.Time, props string) {
+		n++
+		e := &shoptrail.Event{V: 1, Site: "shop", MessageID: fmt.Sprintf("mm%d", n), Type: typ, Event: name,
+			AnonymousID: anon, UserID: user, Timestamp: at, ReceivedAt: at}
+		if typ == shoptrail.TypeIdentify {
+			e.Traits = json.RawMessage(props)
+		} else if props != "" {
+			e.Properties = json.RawMessage(props)
+		}
+		evs = append(evs, e)
+	}
+	for c := range customers {
+		user := fmt.Sprintf("cust-%d", c)
+		devices := []string{fmt.Sprintf("laptop-%d", c), fmt.Sprintf("phone-%d", c)}
+		pace := time.Duration(1+rng.IntN(10)) * 24 * time.Hour
+		t := t0.Add(time.Duration(rng.Int64N(int64(5 * 24 * time.Hour))))
+		add(devices[0], user, shoptrail.TypeIdentify, "", t, fmt.Sprintf(`{"company":"Co %d","customer_type":"enterprise"}`, c%7))
+		for visit := 0; t.Before(t0.Add(30 * 24 * time.Hour)); visit++ {
+			dev := devices[rng.IntN(2)]
+			add(dev, user, shoptrail.TypePage, "", t, "")
+			p := rng.IntN(40)
+			add(dev, user, shoptrail.TypeTrack, shoptrail.EventProductAdded, t.Add(time.Minute), fmt.Sprintf(`{"product_id":"p%d","price":%d,"currency":"EUR"}`, p, 10+p))
+			switch r := rng.IntN(10); {
+			case r < 5:
+				order := fmt.Sprintf("%s-o%d", user, visit)
+				add(devices[rng.IntN(2)], user, shoptrail.TypeTrack, shoptrail.EventOrderCompleted, t.Add(3*time.Hour),
+					fmt.Sprintf(`{"order_id":%q,"revenue":%d,"currency":"EUR","products":[{"product_id":"p%d","price":%d}]}`, order, 10+p, p, 10+p))
+				if rng.IntN(6) == 0 {
+					add(dev, user, shoptrail.TypeTrack, shoptrail.EventOrderRefunded, t.Add(30*time.Hour), fmt.Sprintf(`{"order_id":%q,"revenue":5}`, order))
+				}
+			case r < 6:
+				add(dev, user, shoptrail.TypeTrack, shoptrail.EventProductAddedToWishlist, t.Add(2*time.Minute), `{"product_id":"w"}`)
+			}
+			t = t.Add(pace + time.Duration(rng.Int64N(int64(pace))))
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b *shoptrail.Event) int { return a.Timestamp.Compare(b.Timestamp) })
+	return append(evs, tailEvents("shop", t0.Add(230*24*time.Hour))...)
+}
+
+// TestBackfillEqualsLive: a month of customers processed as a backfill
+// (all in the topic before the processor starts) gives the same customers,
+// transitions, orders, carts and signals as the same month fed live, two
+// days at a time with the processor keeping up.
+func TestBackfillEqualsLive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed(t), 7))
+	e := newEnv(t)
+	month := monthOfCustomers(rng, 60)
+	// Live: two days at a time, each committed before the next is sent.
+	live := e.config("live-" + testenv.RandomSuffix())
+	liveDB, _ := e.database()
+	e.start(live, liveDB)
+	for i := 0; i < len(month); {
+		j := i
+		for j < len(month) && month[j].Timestamp.Sub(month[i].Timestamp) < 48*time.Hour {
+			j++
+		}
+		e.produce(month[i:j])
+		e.waitCommitted(live.GroupID, 60*time.Second)
+		i = j
+	}
+	e.waitDone(live.GroupID, 120*time.Second)
+	// Backfill: a second group reads the whole month at once.
+	backfill := e.config("backfill-" + testenv.RandomSuffix())
+	backDB, _ := e.database()
+	e.start(backfill, backDB)
+	e.waitDone(backfill.GroupID, 120*time.Second)
+
+	e.compareTables(backDB.Database, liveDB.Database)
+	e.compareSignals(backfill.SignalsTopic, live.SignalsTopic)
+	kinds := e.query(liveDB.Database, "SELECT groupUniqArray(to_value) FROM customer_transitions FINAL WHERE kind = 'stage' FORMAT TSV")
+	for _, st := range []string{"first_buyer", "second_buyer", "at_risk", "dormant", "lost", "potential_dormant"} {
+		if !strings.Contains(kinds, "'"+st+"'") {
+			t.Errorf("no transition to %s in the month (%s): the scenario tests too little", st, kinds)
+		}
 	}
 }
