@@ -326,11 +326,39 @@ func (a *Alerter) prepare(ctx context.Context, batch []kafka.Message) ([]decided
 	return items, done, nil
 }
 
+// lookupChunk bounds the ids and subjects of one look-up query, in bytes:
+// ClickHouse refuses a query over max_query_size (256 KiB by default),
+// and a batch of 1,000 signals with several rules and destinations each
+// would exceed it every time (escaping may double the bytes).
+const lookupChunk = 96 << 10
+
 // lookup reads earlier final outcomes of these alerts (a replay after a
 // crash or a rebalance: already done, not sent again) and the cooldowns of
-// these subjects that other alerters or earlier runs set. It retries until
-// ClickHouse answers or ctx ends: deciding without it could alert twice.
+// these subjects that other alerters or earlier runs set (subjects[i] is
+// ids[i]'s), in queries of at most lookupChunk bytes of them. It retries
+// until ClickHouse answers or ctx ends: deciding without it could alert
+// twice.
 func (a *Alerter) lookup(ctx context.Context, ids, subjects []string, since time.Time) (map[string]bool, error) {
+	done := map[string]bool{}
+	for len(ids) > 0 {
+		n, size := 0, 0
+		for n < len(ids) && (n == 0 || size+len(ids[n])+len(subjects[n])+6 <= lookupChunk) {
+			size += len(ids[n]) + len(subjects[n]) + 6 // quotes and commas
+			n++
+		}
+		part, err := a.lookupPart(ctx, ids[:n], subjects[:n], since)
+		if err != nil {
+			return nil, err
+		}
+		for id := range part {
+			done[id] = true
+		}
+		ids, subjects = ids[n:], subjects[n:]
+	}
+	return done, nil
+}
+
+func (a *Alerter) lookupPart(ctx context.Context, ids, subjects []string, since time.Time) (map[string]bool, error) {
 	q := lookupSQL(ids, subjects, since)
 	wait := 100 * time.Millisecond
 	for {

@@ -2,6 +2,8 @@ package alert
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -87,6 +89,33 @@ func TestLookupFindsOutcomesAndCooldowns(t *testing.T) {
 		t.Error("c4's cooldown was read, though not asked for")
 	}
 	if done, err := a.runLookup(context.Background(), doneSQL([]string{"msg_other"})); err != nil || len(done) != 1 {
+		t.Errorf("done %v, %v", done, err)
+	}
+}
+
+// A batch of many decisions (1,000 signals, several rules and
+// destinations each) is looked up in pieces: one query for all would
+// exceed ClickHouse's max_query_size (256 KiB) and be refused every time.
+func TestLookupOfALargeBatch(t *testing.T) {
+	testenv.Integration(t)
+	_, conn := testenv.Database(t)
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	rec := newRecorder(conn, nil, newMetrics(prometheus.NewRegistry()), time.Second)
+	var ids, subjects []string
+	for i := range 8000 {
+		ids = append(ids, rules.AlertID(fmt.Sprint("signal-", i), "rule", "dest"))
+		subjects = append(subjects, fmt.Sprintf("customer-%08d-with-a-long-stitched-id", i))
+	}
+	if err := rec.insertDeliveries(context.Background(), []Row{
+		{AlertID: ids[7999], Subject: subjects[7999], Site: "s", Rule: "r", Status: StatusSent, Final: true, SignalAt: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := &Alerter{conn: conn, cd: newCooldowns(), log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done, err := a.lookup(ctx, ids, subjects, at.Add(-time.Hour))
+	if err != nil || len(done) != 1 || !done[ids[7999]] {
 		t.Errorf("done %v, %v", done, err)
 	}
 }
