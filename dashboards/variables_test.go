@@ -207,6 +207,29 @@ func TestFilterVariablesThroughGrafana(t *testing.T) {
 			t.Logf("sessions %v, abandoned carts listed %v, dormant or lost customers listed %v", want, carts, n)
 		})
 	}
+	// The funnel broken down by the customers' tier and type: each key's
+	// sessions are those of the customers of that tier or type.
+	for _, bd := range []struct{ breakdown, key string }{{"tier", "A"}, {"tier", ""}, {"customer_type", "enterprise"}} {
+		vars := varsOf(t, funnelD)
+		vars["breakdown"], vars["grain"] = analytics.Single(bd.breakdown), analytics.Single("toStartOfYear")
+		from, to := timeRange(t, funnelD, now)
+		frames := run(funnelD, funnelT, vars, from, to)
+		keys, sessions := column(t, frames, "key"), column(t, frames, "sessions")
+		got := 0.0
+		for i, k := range keys {
+			if k == bd.key {
+				got += sessions[i].(float64)
+			}
+		}
+		cond := fmt.Sprintf("customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = 'shop' AND customer_id != '' AND %s = '%s')", bd.breakdown, bd.key)
+		if bd.key == "" { // no customer, or one without a value
+			cond = fmt.Sprintf("NOT customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = 'shop' AND customer_id != '' AND %s != '')", bd.breakdown)
+		}
+		want := chCount(t, db, "SELECT count() FROM sessions_by_start FINAL WHERE site = 'shop' AND is_bot = 0 AND start_time BETWEEN "+span(from, to)+" AND "+cond)
+		if got != want || want == 0 {
+			t.Errorf("funnel by %s, %q: %v sessions through Grafana, %v on ClickHouse", bd.breakdown, bd.key, got, want)
+		}
+	}
 	for _, k := range []string{"funnel", "carts", "company", "customers"} {
 		if nonEmpty[k] == 0 {
 			t.Errorf("%s: every case found nothing: the seed does not exercise it", k)

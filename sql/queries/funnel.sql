@@ -1,6 +1,8 @@
 -- Funnel: sessions -> product view -> add to cart -> checkout -> order, counts and step conversion per period.
 -- One row per period (${grain}) and breakdown value (${breakdown}: channel,
--- source, medium, campaign, device_class, or site for one row per period).
+-- source, medium, campaign, device_class, landing_page, customer_type or
+-- tier of the session's customer (customers, FINAL; empty for a session
+-- without a customer), or site for one row per period).
 -- Each session counts in every step up to the furthest it reached
 -- (sessions.funnel_step), so the counts only fall from step to step;
 -- *_rate is the share of the step before that went on. Bots are left out;
@@ -33,11 +35,21 @@ FROM
         countIf(toInt8(funnel_step) >= 3) AS carts,
         countIf(toInt8(funnel_step) >= 4) AS checkouts,
         countIf(toInt8(funnel_step) >= 5) AS orders
-    FROM sessions_by_start FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
-      AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
-      AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
-          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
+    FROM
+    (
+        SELECT site, start_time, funnel_step, channel, source, medium, campaign, device_class, landing_page, customer_id
+        FROM sessions_by_start FINAL
+        WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
+          AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+          AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+              AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
+    ) AS s
+    ANY LEFT JOIN
+    (
+        SELECT customer_id, customer_type, tier
+        FROM customers FINAL
+        WHERE site = '${site}' AND customer_id != ''
+    ) AS c USING (customer_id)
     GROUP BY period, key
 )
 ORDER BY period, sessions DESC, key
