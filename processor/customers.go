@@ -115,9 +115,10 @@ func (c *customerStage) restore(recs []session.StateRecord) ([]session.StateReco
 	return rest, nil
 }
 
-// read feeds c.in from the customers topic's partition, from the merger's
-// resume offset, until ctx is done.
-func (c *customerStage) read(ctx context.Context, cfg *Config, partition int, logger kafka.Logger) {
+// read feeds c.in from the customers topic's partition, from offset from
+// (the merger's Resume, taken before the worker goes on), until ctx is
+// done. It runs on its own goroutine and touches nothing else of c.
+func (c *customerStage) read(ctx context.Context, cfg *Config, partition int, from int64, logger kafka.Logger) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       cfg.Brokers,
 		Topic:         cfg.CustomersTopic,
@@ -129,7 +130,6 @@ func (c *customerStage) read(ctx context.Context, cfg *Config, partition int, lo
 		ErrorLogger:   logger,
 	})
 	defer r.Close()
-	from := c.merger.Resume()
 	if err := r.SetOffset(from); err != nil {
 		c.readErr <- fmt.Errorf("cannot seek %s/%d to %d: %w", cfg.CustomersTopic, partition, from, err)
 		return

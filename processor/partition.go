@@ -115,9 +115,10 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 	// worker returns.
 	rctx, stopReading := context.WithCancel(wctx)
 	readDone := make(chan struct{})
+	from := w.cust.merger.Resume()
 	go func() {
 		defer close(readDone)
-		w.cust.read(rctx, w.cfg, w.partition, kafka.LoggerFunc(w.p.kafkaLog))
+		w.cust.read(rctx, w.cfg, w.partition, from, kafka.LoggerFunc(w.p.kafkaLog))
 	}()
 	defer func() {
 		stopReading()
