@@ -204,6 +204,21 @@ func TestFilterVariablesThroughGrafana(t *testing.T) {
 				}
 			}
 			nonEmpty["customers"] += int(n)
+
+			// The customer stage's flows and the customers by tier.
+			ofCustomers := "customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = 'shop' AND " + c.customers + ")"
+			_, flowsT := panelTarget(t, "customers.json", "Stage flows per ${grain}")
+			got = sum(t, run(custD, flowsT, vars, from, to), "changes")
+			want = chCount(t, db, "SELECT uniqExact(transition_id) FROM customer_transitions WHERE site = 'shop' AND kind = 'stage' AND at BETWEEN "+span(from, to)+" AND "+ofCustomers)
+			if got != want || want == 0 {
+				t.Errorf("stage flows: %v changes through Grafana, %v on ClickHouse", got, want)
+			}
+			_, tiersT := panelTarget(t, "customers.json", "Dormant and lost by tier: the range's changes")
+			got = sum(t, run(custD, tiersT, vars, from, to), "customers")
+			want = chCount(t, db, fmt.Sprintf("SELECT count() FROM customers FINAL WHERE site = 'shop' AND first_seen <= toDateTime(%d) AND %s", to.Unix(), c.customers))
+			if got != want || want == 0 {
+				t.Errorf("customers by tier: %v through Grafana, %v on ClickHouse", got, want)
+			}
 			t.Logf("sessions %v, abandoned carts listed %v, dormant or lost customers listed %v", want, carts, n)
 		})
 	}

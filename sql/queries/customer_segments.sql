@@ -20,7 +20,7 @@ FROM
     SELECT order_id, customer_id, order_time, first_order, site, revenue, item_count
     FROM
     (
-        SELECT order_id, customer_id, order_time, first_order, '${site}' AS site
+        SELECT order_id, customer_id, order_time, first_order, site
         FROM customer_orders FINAL
         WHERE site = '${site}' AND $__timeFilter(order_time)
     ) AS co

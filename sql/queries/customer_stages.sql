@@ -8,6 +8,9 @@
 -- current row's. ${segment}: customer_type, tier, first_channel, or site
 -- for one row per stage. share is the stage's part of the segment's
 -- customers. Rows written twice collapse (FINAL).
+-- Filters (dashboard variables, multi-value; '__all' is the value of All):
+-- ${customer_type} and ${tier} keep only the customers of those types and
+-- value tiers, by their current row (customers FINAL).
 SELECT
     stage,
     key,
@@ -29,6 +32,7 @@ FROM
             SELECT customer_id, stage AS current_stage, tier AS current_tier, customer_type, first_channel
             FROM customers FINAL
             WHERE site = '${site}' AND first_seen <= $__toTime
+              AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))
         ) AS c
         ANY LEFT JOIN
         (
@@ -64,6 +68,7 @@ ANY LEFT JOIN
             SELECT customer_id, tier AS current_tier, customer_type, first_channel
             FROM customers FINAL
             WHERE site = '${site}' AND first_seen <= $__toTime
+              AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))
         ) AS c
         ANY LEFT JOIN
         (

@@ -6,6 +6,9 @@
 -- from one of the three to any other stage (a buyer again). Customers
 -- first seen after the range's end are left out; rows written twice
 -- collapse (FINAL).
+-- Filters (dashboard variables, multi-value; '__all' is the value of All):
+-- ${customer_type} and ${tier} keep only the customers of those types and
+-- value tiers, by their current row (customers FINAL).
 SELECT
     tier,
     count() AS customers,
@@ -28,6 +31,7 @@ FROM
         SELECT customer_id, stage AS current_stage, tier AS current_tier
         FROM customers FINAL
         WHERE site = '${site}' AND first_seen <= $__toTime
+          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))
     ) AS c
     ANY LEFT JOIN
     (

@@ -6,6 +6,9 @@
 -- (a customer reaches potential_dormant only by a change). Periods without
 -- a change have no row; prev_entered is the period just before (0 when it
 -- had none).
+-- Filters (dashboard variables, multi-value; '__all' is the value of All):
+-- ${customer_type} and ${tier} keep only the customers of those types and
+-- value tiers, by their current row (customers FINAL).
 SELECT
     period,
     entered,
@@ -29,6 +32,8 @@ FROM
         FROM customer_transitions
         WHERE site = '${site}' AND kind = 'stage' AND at <= $__toTime
           AND (to_value = 'potential_dormant' OR from_value = 'potential_dormant')
+            AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+                AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
         GROUP BY p
         ORDER BY p
     )

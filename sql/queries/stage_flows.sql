@@ -5,6 +5,9 @@
 -- potential_dormant thresholds). ${segment}: customer_type, tier,
 -- first_channel (the customer's current row, customers FINAL), or site for
 -- no breakdown.
+-- Filters (dashboard variables, multi-value; '__all' is the value of All):
+-- ${customer_type} and ${tier} keep only the customers of those types and
+-- value tiers, by their current row (customers FINAL).
 SELECT
     ${grain}(at) AS period,
     toString(${segment}) AS key,
@@ -16,10 +19,12 @@ SELECT
     uniqExactIf(transition_id, cause_kind = 'timer') AS by_timer
 FROM
 (
-    SELECT transition_id, customer_id, from_value, to_value, at, '${site}' AS site,
+    SELECT transition_id, customer_id, from_value, to_value, at, site,
         substring(cause, 1, position(cause, ':') - 1) AS cause_kind
     FROM customer_transitions
     WHERE site = '${site}' AND kind = 'stage' AND $__timeFilter(at)
+      AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
 ) AS t
 ANY LEFT JOIN
 (
