@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +276,26 @@ func TestRefusedRequestsCountEvents(t *testing.T) {
 		if got := counterValue(s.m.events.WithLabelValues(w.result, w.reason)); got != w.n {
 			t.Errorf("events_total{result=%q,reason=%q} = %v, want %v", w.result, w.reason, got, w.n)
 		}
+	}
+}
+
+// TestNotJSONAnswerBuildsNothing: wording why a body is refused costs
+// little whatever the body: a valid one nested deeper than fastjson
+// parses, with 250,000 values beside (0.5 MB), is not built as a tree
+// (22 MiB, reserved nowhere) to find that encoding/json accepts it.
+func TestNotJSONAnswerBuildsNothing(t *testing.T) {
+	body := "[" + strings.Repeat("[", 301) + strings.Repeat("]", 301) + strings.Repeat(",0", 250_000) + "]"
+	if _, ok := scanJSON([]byte(body)); ok {
+		t.Fatal("scanJSON accepts 302 levels")
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	msg := jsonProblem([]byte(body), true, notJSONError([]byte(body)))
+	runtime.ReadMemStats(&m1)
+	if !strings.Contains(msg, "too big depth") {
+		t.Errorf("message %q", msg)
+	}
+	if got := m1.TotalAlloc - m0.TotalAlloc; got > 2<<20 {
+		t.Errorf("wording the refusal of a %d-byte body allocated %d KiB", len(body), got>>10)
 	}
 }
