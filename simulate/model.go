@@ -250,7 +250,31 @@ func (s *Shop) NextDay() []Message {
 	for range nb {
 		out = s.botSession(out, d)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Timestamp.Before(out[j].Timestamp) })
+	return byTime(out)
+}
+
+// byTime returns msgs in time order, those of one time in the order given:
+// it sorts indexes, not the messages (a stable sort of the large structs
+// moved them about n log² n times: most of the simulator's CPU), then
+// copies each message once.
+func byTime(msgs []Message) []Message {
+	idx := make([]int32, len(msgs))
+	ts := make([]int64, len(msgs))
+	for i := range msgs {
+		idx[i] = int32(i)
+		ts[i] = msgs[i].Timestamp.UnixNano()
+	}
+	sort.Slice(idx, func(a, b int) bool {
+		x, y := idx[a], idx[b]
+		if ts[x] != ts[y] {
+			return ts[x] < ts[y]
+		}
+		return x < y
+	})
+	out := make([]Message, len(msgs))
+	for i, j := range idx {
+		out[i] = msgs[j]
+	}
 	return out
 }
 

@@ -14,8 +14,10 @@ import (
 )
 
 // Sender posts messages to a collector's /v1/batch with a write key, in
-// the order given, one request at a time (so that events reach Kafka in
-// time order and none falls behind the processor's allowed lateness).
+// the order given: one request at a time, or up to Parallel at once while
+// the batches in flight span at most MaxSkew of event time, so that no
+// event reaches Kafka further behind the newest than that (keep it well
+// under the processor's allowed lateness, 5 minutes by default).
 type Sender struct {
 	// URL is the collector's base URL, e.g. http://127.0.0.1:8080.
 	URL string
@@ -24,6 +26,14 @@ type Sender struct {
 	// Batch is the number of messages per request (at most 500, the
 	// collector's default limit).
 	Batch int
+	// Parallel is the most requests in flight; 0 or 1 means one at a
+	// time.
+	Parallel int
+	// MaxSkew bounds the event time spanned by the batches in flight: a
+	// batch is posted before the earlier ones are answered only when its
+	// last message is at most MaxSkew after the first message of the
+	// oldest batch in flight. 0 means 2 minutes.
+	MaxSkew time.Duration
 	// Client is the HTTP client; nil means one with a 30 s timeout.
 	Client *http.Client
 	// Now stamps each request's sentAt; nil means time.Now.
@@ -35,20 +45,56 @@ type Sender struct {
 
 // Send posts msgs in batches. A request answered 429 or 5xx is retried
 // (after Retry-After when given) until ctx ends; any other refusal is an
-// error naming the collector's answer.
+// error naming the collector's answer (the requests in flight are then
+// cancelled).
 func (s *Sender) Send(ctx context.Context, msgs []Message) error {
 	batch := s.Batch
 	if batch <= 0 || batch > 500 {
 		batch = 500
 	}
-	for i := 0; i < len(msgs); i += batch {
-		j := min(i+batch, len(msgs))
-		if err := s.post(ctx, msgs[i:j]); err != nil {
-			return err
-		}
-		s.Sent += int64(j - i)
+	par := max(s.Parallel, 1)
+	skew := s.MaxSkew
+	if skew <= 0 {
+		skew = 2 * time.Minute
 	}
-	return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type flight struct {
+		first time.Time
+		n     int
+		done  chan error
+	}
+	var queue []*flight
+	var failed error
+	// land waits for the oldest request in flight.
+	land := func() {
+		f := queue[0]
+		queue = queue[1:]
+		if err := <-f.done; err != nil {
+			if failed == nil {
+				failed = err
+				cancel()
+			}
+			return
+		}
+		s.Sent += int64(f.n)
+	}
+	for i := 0; i < len(msgs) && failed == nil; i += batch {
+		part := msgs[i:min(i+batch, len(msgs))]
+		for len(queue) > 0 && failed == nil && (len(queue) >= par || part[len(part)-1].Timestamp.Sub(queue[0].first) > skew) {
+			land()
+		}
+		if failed != nil {
+			break
+		}
+		f := &flight{first: part[0].Timestamp, n: len(part), done: make(chan error, 1)}
+		queue = append(queue, f)
+		go func() { f.done <- s.post(ctx, part) }()
+	}
+	for len(queue) > 0 {
+		land()
+	}
+	return failed
 }
 
 type batchBody struct {

@@ -161,3 +161,24 @@ func TestBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDay: one simulated day of a shop with 20,000 daily visitors,
+// made and encoded as the sender posts it.
+func BenchmarkDay(b *testing.B) {
+	shop, err := NewShop(Config{Seed: 1, DailyVisitors: 20000, Products: 500, BotShare: 0.05}, "shop.example", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		msgs := shop.NextDay()
+		n += len(msgs)
+		for i := 0; i < len(msgs); i += 500 {
+			if _, err := json.Marshal(batchBody{Batch: msgs[i:min(i+500, len(msgs))]}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

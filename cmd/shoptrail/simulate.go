@@ -23,7 +23,9 @@ func runSimulate(ctx context.Context, args []string) error {
 	var snd simulate.Sender
 	fs.StringVar(&snd.URL, "collector", "http://127.0.0.1:8080", "collector base URL")
 	fs.StringVar(&snd.WriteKey, "write-key", "dev", "write key of the site to send as")
-	fs.IntVar(&snd.Batch, "batch", 500, "messages per request (at most 500)")
+	fs.IntVar(&snd.Batch, "batch", 100, "messages per request (at most 500)")
+	fs.IntVar(&snd.Parallel, "parallel", 4, "history: requests in flight at most (1: one at a time)")
+	fs.DurationVar(&snd.MaxSkew, "max-skew", 2*time.Minute, "history: event time the requests in flight may span (keep it under the processor's allowed lateness)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed and flags send the same events")
 	fs.IntVar(&cfg.DailyVisitors, "visitors", 2000, "visitors on an average weekday (weekends and the season move it; bots come on top)")
 	fs.IntVar(&cfg.Products, "products", 500, "products in the catalogue")
@@ -89,12 +91,30 @@ func runSimulate(ctx context.Context, args []string) error {
 		}
 		tr := &progress.Tracker{Message: "days", Total: int64(*days), Units: progress.UnitsDefault}
 		pw.AppendTracker(tr)
+		// The next day is made while this one is sent.
+		next := make(chan []simulate.Message, 1)
+		genCtx, stopGen := context.WithCancel(ctx)
+		go func() {
+			defer close(next)
+			for range *days {
+				select {
+				case next <- shop.NextDay():
+				case <-genCtx.Done():
+					return
+				}
+			}
+		}()
 		for d := 0; d < *days && err == nil; d++ {
-			msgs := shop.NextDay()
+			msgs, ok := <-next
+			if !ok {
+				err = ctx.Err()
+				break
+			}
 			err = snd.Send(ctx, msgs)
 			tr.Increment(1)
-			tr.UpdateMessage(fmt.Sprintf("%s, %d events", shop.Day(d).Format(time.DateOnly), snd.Sent))
+			tr.UpdateMessage(fmt.Sprintf("%s, %d events", first.AddDate(0, 0, d).Format(time.DateOnly), snd.Sent))
 		}
+		stopGen()
 		if err != nil {
 			tr.MarkAsErrored()
 		} else {
