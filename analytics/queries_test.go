@@ -1,6 +1,7 @@
 package analytics_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -74,8 +75,6 @@ var seedEvents = []string{
 //	  v1 clicks B1 at 09:01 and orders o1 (100, written twice) at 09:30,
 //	  after an order o0 (30) at 08:00; v2 clicks B1 and orders nothing;
 //	  v3 orders o3 (200) without a click.
-//	Page flow from /: w1 / -> /p/1, / -> /c/relays; w2 / then nothing,
-//	  / then /p/1 40 minutes later (an exit); w3 /p/2 -> / (written twice) -> /p/1.
 //	Registrations (userId): u1 on 11-02 08:00, first order 20:00 (12 h);
 //	  u2 on 11-03 10:00, order 11-05 10:00 (48 h); u3 on 11-04, no order;
 //	  u6 on 11-06 00:00, order 06:00 (6 h); u4 on 10-10, u5 on 10-20.
@@ -93,17 +92,6 @@ var moreEvents = []string{
 	`('bo1','track','Order Completed','v1','','2026-11-02 09:30:00','','','','o1',100)`,
 	`('bo1','track','Order Completed','v1','','2026-11-02 09:30:00','','','','o1',100)`,
 	`('bo3','track','Order Completed','v3','','2026-11-02 09:40:00','','','','o3',200)`,
-	`('w11','page','','w1','','2026-11-02 10:00:00','/','','','',0)`,
-	`('w12','page','','w1','','2026-11-02 10:01:00','/p/1','','','',0)`,
-	`('w13','page','','w1','','2026-11-02 10:05:00','/','','','',0)`,
-	`('w14','page','','w1','','2026-11-02 10:06:00','/c/relays','','','',0)`,
-	`('w21','page','','w2','','2026-11-02 10:00:00','/','','','',0)`,
-	`('w22','page','','w2','','2026-11-02 12:00:00','/','','','',0)`,
-	`('w23','page','','w2','','2026-11-02 12:40:00','/p/1','','','',0)`,
-	`('w31','page','','w3','','2026-11-02 10:00:00','/p/2','','','',0)`,
-	`('w32','page','','w3','','2026-11-02 10:02:00','/','','','',0)`,
-	`('w32','page','','w3','','2026-11-02 10:02:00','/','','','',0)`,
-	`('w33','page','','w3','','2026-11-02 10:03:00','/p/1','','','',0)`,
 	`('r1s','track','Signed Up','g1','u1','2026-11-02 08:00:00','','','','',0)`,
 	`('r1o','track','Order Completed','g1','u1','2026-11-02 20:00:00','','','','o11',10)`,
 	`('r2s','track','Signed Up','g2','u2','2026-11-03 10:00:00','','','','',0)`,
@@ -121,6 +109,27 @@ var moreEvents = []string{
 	`('pi4','track','Order Completed','i3','','2026-11-04 10:00:00','','','','o20',10)`,
 }
 
+// pageEvents: (message id, anonymous id, time, page path, referrer), page
+// views of site s1 on https://shop.example.
+//
+//	w1 / -> /p/1 -> / -> /c/relays, each by a link.
+//	w2 / (direct), / again 2 h later (direct), then /p/1 by a link 40
+//	  minutes later (the next page in time: an exit after 30 minutes).
+//	w3 /p/2 (from Baidu) -> / (written twice) -> /p/1, by links.
+var pageEvents = []struct{ id, anon, time, path, referrer string }{
+	{"w11", "w1", "2026-11-02 10:00:00", "/", ""},
+	{"w12", "w1", "2026-11-02 10:01:00", "/p/1", "https://shop.example/"},
+	{"w13", "w1", "2026-11-02 10:05:00", "/", "https://shop.example/p/1"},
+	{"w14", "w1", "2026-11-02 10:06:00", "/c/relays", "https://shop.example/"},
+	{"w21", "w2", "2026-11-02 10:00:00", "/", ""},
+	{"w22", "w2", "2026-11-02 12:00:00", "/", ""},
+	{"w23", "w2", "2026-11-02 12:40:00", "/p/1", "https://shop.example/"},
+	{"w31", "w3", "2026-11-02 10:00:00", "/p/2", "https://www.baidu.com/s?wd=relay"},
+	{"w32", "w3", "2026-11-02 10:02:00", "/", "https://shop.example/p/2"},
+	{"w32", "w3", "2026-11-02 10:02:00", "/", "https://shop.example/p/2"},
+	{"w33", "w3", "2026-11-02 10:03:00", "/p/1", "https://shop.example/"},
+}
+
 func seed(t *testing.T, b backend) {
 	t.Helper()
 	// Each row on its own insert, so the duplicates land in separate parts
@@ -133,6 +142,10 @@ func seed(t *testing.T, b backend) {
 	}
 	for _, r := range moreEvents {
 		b.mustExec(t, "INSERT INTO events (site, message_id, type, event, anonymous_id, user_id, event_time, page_path, promotion_id, creative, order_id, revenue) VALUES ('s1', "+r[1:])
+	}
+	for _, r := range pageEvents {
+		b.mustExec(t, fmt.Sprintf("INSERT INTO events (site, type, message_id, anonymous_id, event_time, page_path, page_referrer, page_url) VALUES ('s1', 'page', '%s', '%s', '%s', '%s', '%s', 'https://shop.example%s')",
+			r.id, r.anon, r.time, r.path, r.referrer, r.path))
 	}
 }
 
@@ -282,6 +295,11 @@ func TestBannersAndPages(t *testing.T) {
 			{"B2", "c2", "1", "1", "0", "0", "0", "0", "0"},
 		}, "promotion_id", "creative", "impressions", "viewers", "clicks", "clickers", "ctr", "orders", "revenue")
 		check(t, "page flow", b.rows(t, "page_flow", nov2), [][]string{
+			{"/p/1", "3", "3"},      // links from /: w1, w2 (after 40 minutes), w3
+			{"(exit)", "1", "NULL"}, // five views of / (w3's written twice counts once), four links from it
+			{"/c/relays", "1", "1"}, // w1
+		}, "next_page", "views", "visitors")
+		check(t, "page sequence", b.rows(t, "page_sequence", nov2), [][]string{
 			{"(exit)", "2", "1"},    // w2 twice
 			{"/p/1", "2", "2"},      // w1, w3 (its / written twice counts once)
 			{"/c/relays", "1", "1"}, // w1

@@ -1,28 +1,39 @@
--- Page flow: where visitors go from ${page} (for example / for the home page): the next page viewed, or (exit) when none followed within 30 minutes.
--- Counts page views of ${page} (distinct events) by the visitor's next page
--- view, over the range. Bots are left out; a redelivered page event counts
--- once. (Page events have no event name: event = '' lets the sort key skip
--- the track events.)
-SELECT
-    next_page,
-    count() AS views,
-    uniqExact(anonymous_id) AS visitors
+-- Page flow: where visitors go from ${page} (for example / for the home page): the pages reached by a link from it, and (exit) for its views no page view came from.
+-- From page_links (migration 0042): views of ${page} over the range, and
+-- the page views whose referrer is ${page} on the same host, by page
+-- (views: distinct page events; visitors: distinct anonymous ids). (exit)
+-- is the views of ${page} less the page views referred by it (never below
+-- 0; visitors NULL: not known from the rollup). Bots are left out; a
+-- redelivered page event counts once; the range is taken in whole hours.
+-- For the page viewed next in time within 30 minutes, over raw events, see
+-- page_sequence.
+SELECT next_page, views, visitors
 FROM
 (
     SELECT
-        anonymous_id,
-        if(i < length(pv) AND tupleElement(pv[i + 1], 1) - tupleElement(pv[i], 1) <= 1800000,
-           tupleElement(pv[i + 1], 2), '(exit)') AS next_page
+        other AS next_page,
+        toUInt64(sum(n)) AS views,
+        toNullable(uniqExactMerge(vs)) AS visitors
     FROM
     (
-        SELECT anonymous_id, arraySort(groupUniqArray((toUInt64(event_time) * 1000 + event_ms, page_path, message_id))) AS pv
-        FROM events
-        WHERE site = '${site}' AND is_bot = 0 AND event = '' AND type = 'page' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
-        GROUP BY anonymous_id
+        SELECT hour, other, uniqExactMerge(views) AS n, uniqExactMergeState(visitors) AS vs
+        FROM page_links
+        WHERE site = '${site}' AND page = '${page}' AND kind = 'next' AND hour >= toStartOfHour($__fromTime) AND hour <= $__toTime
+        GROUP BY hour, other
     )
-    ARRAY JOIN arrayEnumerate(pv) AS i
-    WHERE tupleElement(pv[i], 2) = '${page}'
+    GROUP BY next_page
+    UNION ALL
+    SELECT
+        '(exit)' AS next_page,
+        toUInt64(greatest(toInt64(sumIf(n, kind = 'view')) - toInt64(sumIf(n, kind = 'next')), 0)) AS views,
+        CAST(NULL AS Nullable(UInt64)) AS visitors
+    FROM
+    (
+        SELECT hour, kind, other, uniqExactMerge(views) AS n
+        FROM page_links
+        WHERE site = '${site}' AND page = '${page}' AND hour >= toStartOfHour($__fromTime) AND hour <= $__toTime
+        GROUP BY hour, kind, other
+    )
 )
-GROUP BY next_page
 ORDER BY views DESC, next_page
 LIMIT 50

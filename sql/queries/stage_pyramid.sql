@@ -3,7 +3,11 @@
 -- else the event's userId, else the anonymous id. registered: signed up or
 -- seen with a userId; potential: carted, favorited or inquired in the range;
 -- first/second/third-time and loyal (4+): distinct orders (Order Completed)
--- up to the end of the range. Bots are left out.
+-- up to the end of the range. Bots are left out. Activity and potential
+-- come from visitor_days (migration 0041: one row per visitor, user id and
+-- day, so the range is taken in whole days), orders and sign-ups from
+-- person_facts (one row per event id); both collapse redelivered events.
+-- For the customer stage's own pyramid see customer_stages.
 SELECT
     stage,
     persons
@@ -17,23 +21,21 @@ FROM
     (
         SELECT
             person,
-            uniqExactIf(order_id, event = 'Order Completed' AND order_id != '') AS orders,
-            countIf(event IN ('Product Added', 'Product Added to Wishlist', 'Inquiry Started') AND event_time >= $__fromTime) > 0 AS potential,
-            (countIf(event = 'Signed Up') > 0 OR max(user_id != '') = 1) AS registered
+            uniqExactIf(order_id, order_id != '') AS orders,
+            max(potential) = 1 AS potential,
+            (max(signed_up) = 1 OR max(user_id != '') = 1) AS registered
         FROM
         (
-            SELECT if(linked != '', linked, if(user_id != '', user_id, anonymous_id)) AS person, event, order_id, user_id, event_time
+            SELECT if(linked != '', linked, if(user_id != '', user_id, anonymous_id)) AS person, active, potential, signed_up, order_id, user_id
             FROM
             (
-                SELECT anonymous_id, user_id, event, order_id, event_time
-                FROM events
-                WHERE site = '${site}' AND is_bot = 0
-                  AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
+                SELECT anonymous_id, user_id, toUInt8(1) AS active, potential, toUInt8(0) AS signed_up, '' AS order_id
+                FROM visitor_days
+                WHERE site = '${site}' AND day >= toDate($__fromTime) AND day <= toDate($__toTime)
                 UNION ALL
-                SELECT anonymous_id, user_id, event, order_id, event_time
-                FROM events
-                WHERE site = '${site}' AND is_bot = 0 AND event IN ('Order Completed', 'Signed Up')
-                  AND toDate(event_time) <= toDate($__fromTime) AND event_time < $__fromTime
+                SELECT anonymous_id, user_id, toUInt8(0) AS active, toUInt8(0) AS potential, toUInt8(event = 'Signed Up') AS signed_up, if(event = 'Order Completed', order_id, '') AS order_id
+                FROM person_facts
+                WHERE site = '${site}' AND event_time <= $__toTime
             ) AS e
             ANY LEFT JOIN
             (
@@ -44,7 +46,7 @@ FROM
             ) AS l USING (anonymous_id)
         )
         GROUP BY person
-        HAVING countIf(event_time >= $__fromTime) > 0
+        HAVING max(active) = 1
     )
     GROUP BY level
 )
