@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -154,4 +155,26 @@ func (s *Sender) post(ctx context.Context, msgs []Message) error {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// CarryOver merges carry into msgs (both in time order) and cuts the result
+// at t: send holds the messages before t, next those at or after t, to be
+// merged into the following day's. A visit that starts before midnight
+// ends after it, so a day's messages run into the next day's: sent day by
+// day, they would reach the collector behind the next day's first ones
+// and the processor would count them late.
+func CarryOver(carry, msgs []Message, t time.Time) (send, next []Message) {
+	all := make([]Message, 0, len(carry)+len(msgs))
+	i, j := 0, 0
+	for i < len(carry) || j < len(msgs) {
+		if j == len(msgs) || i < len(carry) && !msgs[j].Timestamp.Before(carry[i].Timestamp) {
+			all = append(all, carry[i])
+			i++
+		} else {
+			all = append(all, msgs[j])
+			j++
+		}
+	}
+	k := sort.Search(len(all), func(k int) bool { return !all[k].Timestamp.Before(t) })
+	return all[:k], all[k:]
 }

@@ -160,3 +160,31 @@ func TestSenderParallel(t *testing.T) {
 		t.Fatalf("at most %d requests in flight, want 2 or 3", maxActive)
 	}
 }
+
+// TestCarryOver: the messages of a day that run past midnight go with the
+// next day's, in time order, and none is lost.
+func TestCarryOver(t *testing.T) {
+	s, err := NewShop(Config{Seed: 4, DailyVisitors: 500}, "h", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, d2 := s.NextDay(), s.NextDay()
+	midnight := start.AddDate(0, 0, 1)
+	send1, carry := CarryOver(nil, d1, midnight)
+	if len(carry) == 0 {
+		t.Fatal("no visit of the first day ran past midnight: the test needs one")
+	}
+	send2, rest := CarryOver(carry, d2, midnight.AddDate(0, 0, 1))
+	all := append(append(append([]Message{}, send1...), send2...), rest...)
+	if len(all) != len(d1)+len(d2) {
+		t.Fatalf("%d messages after carrying, want %d", len(all), len(d1)+len(d2))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Timestamp.Before(all[i-1].Timestamp) {
+			t.Fatalf("message %d at %v comes after one at %v", i, all[i].Timestamp, all[i-1].Timestamp)
+		}
+	}
+	if send1[len(send1)-1].Timestamp.After(midnight) || !carry[0].Timestamp.Before(midnight.AddDate(0, 0, 1)) {
+		t.Fatalf("cut in the wrong place")
+	}
+}

@@ -104,11 +104,17 @@ func runSimulate(ctx context.Context, args []string) error {
 				}
 			}
 		}()
+		var carry []simulate.Message // the visits running past midnight
 		for d := 0; d < *days && err == nil; d++ {
 			msgs, ok := <-next
 			if !ok {
 				err = ctx.Err()
 				break
+			}
+			if d < *days-1 {
+				msgs, carry = simulate.CarryOver(carry, msgs, first.AddDate(0, 0, d+1))
+			} else {
+				msgs, _ = simulate.CarryOver(carry, msgs, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)) // everything
 			}
 			err = snd.Send(ctx, msgs)
 			tr.Increment(1)
