@@ -166,8 +166,22 @@ func TestCustomers(t *testing.T) {
 	stream = append(stream, tailEvents("shop", t0.Add(10*day))...)
 	e.produce(stream)
 	cfg := e.config("customers-" + fmt.Sprint(time.Now().UnixNano()%1e6))
-	e.start(cfg, e.ch)
+	_, _, reg := e.start(cfg, e.ch)
 	e.waitDone(cfg.GroupID, 60*time.Second)
+	// Every fact reached the customer stage in time: none late, none
+	// invalid.
+	outcomes := map[string]float64{}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "shoptrail_processor_customer_facts_total" {
+			for _, m := range mf.GetMetric() {
+				outcomes[m.GetLabel()[0].GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if outcomes["kept"] < 8 || outcomes["late"] != 0 || outcomes["invalid"] != 0 {
+		t.Errorf("customer facts by outcome %v: want 8 or more kept, none late or invalid", outcomes)
+	}
 	db := e.ch.Database
 
 	deskAb := cart.AbandonmentID("shop", desk, "m2")
