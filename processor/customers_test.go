@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
@@ -113,6 +114,24 @@ func (e *env) waitCustomers(group string, d time.Duration) {
 	}
 }
 
+// checkFactsInTime fails the test unless the processor's customer stage
+// kept at least min facts and none came late or invalid.
+func checkFactsInTime(t *testing.T, reg *prometheus.Registry, min float64) {
+	t.Helper()
+	outcomes := map[string]float64{}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "shoptrail_processor_customer_facts_total" {
+			for _, m := range mf.GetMetric() {
+				outcomes[m.GetLabel()[0].GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if outcomes["kept"] < min || outcomes["late"] != 0 || outcomes["invalid"] != 0 {
+		t.Errorf("customer facts by outcome %v: want %v or more kept, none late or invalid", outcomes, min)
+	}
+}
+
 // otherPartition returns prefix, or prefix with a number appended, so that
 // it falls on another partition than key.
 func otherPartition(prefix, key string) string {
@@ -168,20 +187,7 @@ func TestCustomers(t *testing.T) {
 	cfg := e.config("customers-" + fmt.Sprint(time.Now().UnixNano()%1e6))
 	_, _, reg := e.start(cfg, e.ch)
 	e.waitDone(cfg.GroupID, 60*time.Second)
-	// Every fact reached the customer stage in time: none late, none
-	// invalid.
-	outcomes := map[string]float64{}
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "shoptrail_processor_customer_facts_total" {
-			for _, m := range mf.GetMetric() {
-				outcomes[m.GetLabel()[0].GetValue()] += m.GetCounter().GetValue()
-			}
-		}
-	}
-	if outcomes["kept"] < 8 || outcomes["late"] != 0 || outcomes["invalid"] != 0 {
-		t.Errorf("customer facts by outcome %v: want 8 or more kept, none late or invalid", outcomes)
-	}
+	checkFactsInTime(t, reg, 8)
 	db := e.ch.Database
 
 	deskAb := cart.AbandonmentID("shop", desk, "m2")
@@ -294,7 +300,7 @@ func TestBackfillEqualsLive(t *testing.T) {
 	// Live: two days at a time, each committed before the next is sent.
 	live := e.config("live-" + testenv.RandomSuffix())
 	liveDB, _ := e.database()
-	e.start(live, liveDB)
+	_, _, liveReg := e.start(live, liveDB)
 	for i := 0; i < len(month); {
 		j := i
 		for j < len(month) && month[j].Timestamp.Sub(month[i].Timestamp) < 48*time.Hour {
@@ -308,8 +314,10 @@ func TestBackfillEqualsLive(t *testing.T) {
 	// Backfill: a second group reads the whole month at once.
 	backfill := e.config("backfill-" + testenv.RandomSuffix())
 	backDB, _ := e.database()
-	e.start(backfill, backDB)
+	_, _, backReg := e.start(backfill, backDB)
 	e.waitDone(backfill.GroupID, 120*time.Second)
+	checkFactsInTime(t, liveReg, 500)
+	checkFactsInTime(t, backReg, 500)
 
 	e.compareTables(backDB.Database, liveDB.Database)
 	e.compareSignals(backfill.SignalsTopic, live.SignalsTopic)
