@@ -155,6 +155,7 @@ func (c *customerStage) read(ctx context.Context, cfg *Config, partition int, fr
 // anything (the stage's state changed).
 func (c *customerStage) poll() (bool, error) {
 	took := false
+read:
 	for range customerPoll {
 		select {
 		case err := <-c.readErr:
@@ -167,10 +168,9 @@ func (c *customerStage) poll() (bool, error) {
 				continue
 			}
 			c.m.facts.WithLabelValues(outcomeNames[c.merger.Add(f, m.Offset)]).Inc()
-			continue
 		default:
+			break read // nothing more has arrived
 		}
-		break
 	}
 	if !took {
 		return false, nil
