@@ -226,8 +226,34 @@ func TestEveryPanelQueryThroughGrafana(t *testing.T) {
 			}
 		}
 	}
+	// The variables' own queries (their choices) run through Grafana too.
+	nv := 0
+	for _, d := range embedded(t) {
+		vars := varsOf(t, d)
+		from, to := timeRange(t, d, now)
+		for name, v := range d.Variables() {
+			if uid, _ := dsRefOf(v, dashboards.Panel{}); v["type"] != "query" || uid != dashboards.ClickHouseUID {
+				continue
+			}
+			raw, _ := v["query"].(string)
+			sql, err := analytics.ExpandVars(raw, vars)
+			if err != nil {
+				t.Errorf("%s: variable %s: %v", d.File, name, err)
+				continue
+			}
+			nv++
+			target := map[string]any{"refId": "A", "datasource": v["datasource"], "editorType": "sql", "format": 1, "queryType": "table", "pluginVersion": "4.4.0"}
+			frames, err := dsQuery(t, grafana, target, sql, from, to, time.Hour)
+			if err == nil {
+				err = checkFrames("table", frames)
+			}
+			if err != nil {
+				t.Errorf("%s: variable %s through Grafana: %v\n%s", d.File, name, err, sql)
+			}
+		}
+	}
 	if n == 0 {
 		t.Fatal("no ClickHouse panel query ran")
 	}
-	t.Logf("%d panel queries ran through Grafana on 18.16 and on chDB 26", n)
+	t.Logf("%d panel queries ran through Grafana on 18.16 and on chDB 26, %d variable queries through Grafana", n, nv)
 }
