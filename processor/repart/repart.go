@@ -30,10 +30,10 @@ package repart
 
 import (
 	"cmp"
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/shoptrail/shoptrail/processor/cart"
@@ -85,7 +85,7 @@ const (
 // Merger orders the facts of one repartition partition.
 type Merger struct {
 	st  state
-	buf []waitingFact
+	buf factHeap // in release order (compare)
 	// seen are the ids of the facts taken ("e" NUL site NUL message id,
 	// "a" NUL abandonment id), with their time (unix ms), while after
 	// the merged watermark: the ids of buf's facts.
@@ -160,7 +160,7 @@ func (m *Merger) Add(f Fact, offset int64) Outcome {
 		return Late
 	}
 	m.seen[id] = at.UnixMilli()
-	m.buf = append(m.buf, waitingFact{f, offset})
+	heap.Push(&m.buf, waitingFact{f, offset})
 	return Kept
 }
 
@@ -179,14 +179,9 @@ func (m *Merger) Release(dst []Fact) ([]Fact, time.Time) {
 		return dst, m.st.Merged
 	}
 	m.st.Merged = wm
-	slices.SortStableFunc(m.buf, func(a, b waitingFact) int { return compare(a.f, b.f) })
-	n := 0
-	for n < len(m.buf) && !m.buf[n].f.Time().After(wm) {
-		dst = append(dst, m.buf[n].f)
-		n++
+	for len(m.buf) > 0 && !m.buf[0].f.Time().After(wm) {
+		dst = append(dst, heap.Pop(&m.buf).(waitingFact).f)
 	}
-	clear(m.buf[:n])
-	m.buf = append(m.buf[:0], m.buf[n:]...)
 	ms := wm.UnixMilli()
 	for id, due := range m.seen {
 		if due <= ms {
@@ -196,7 +191,26 @@ func (m *Merger) Release(dst []Fact) ([]Fact, time.Time) {
 	return dst, wm
 }
 
-func compare(a, b Fact) int {
+// factHeap is a heap of waiting facts, least by compare first.
+type factHeap []waitingFact
+
+func (h factHeap) Len() int           { return len(h) }
+func (h factHeap) Less(i, j int) bool { return compare(&h[i].f, &h[j].f) < 0 }
+func (h factHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *factHeap) Push(x any)        { *h = append(*h, x.(waitingFact)) }
+func (h *factHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = waitingFact{}
+	*h = old[:len(old)-1]
+	return x
+}
+
+// compare orders facts for release: by time, abandonments before events,
+// then by source, offset, message id and site (events) or id
+// (abandonments). Facts that compare equal are the same fact (replays are
+// dropped before they wait).
+func compare(a, b *Fact) int {
 	if c := a.Time().Compare(b.Time()); c != 0 {
 		return c
 	}
@@ -214,7 +228,10 @@ func compare(a, b Fact) int {
 		if c := cmp.Compare(a.Offset, b.Offset); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Event.MessageID, b.Event.MessageID)
+		if c := cmp.Compare(a.Event.MessageID, b.Event.MessageID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Event.Site, b.Event.Site)
 	}
 	return cmp.Compare(a.Abandonment.ID, b.Abandonment.ID)
 }
