@@ -23,8 +23,8 @@ func runSimulate(ctx context.Context, args []string) error {
 	var snd simulate.Sender
 	fs.StringVar(&snd.URL, "collector", "http://127.0.0.1:8080", "collector base URL")
 	fs.StringVar(&snd.WriteKey, "write-key", "dev", "write key of the site to send as")
-	fs.IntVar(&snd.Batch, "batch", 100, "messages per request (at most 500)")
-	fs.IntVar(&snd.Parallel, "parallel", 4, "history: requests in flight at most (1: one at a time)")
+	fs.IntVar(&snd.Batch, "batch", 500, "messages per request (at most 500)")
+	fs.IntVar(&snd.Parallel, "parallel", 1, "history: requests in flight at most (1: one at a time, in order; more did not help on two cores)")
 	fs.DurationVar(&snd.MaxSkew, "max-skew", 2*time.Minute, "history: event time the requests in flight may span (keep it under the processor's allowed lateness)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed and flags send the same events")
 	fs.IntVar(&cfg.DailyVisitors, "visitors", 2000, "visitors on an average weekday (weekends and the season move it; bots come on top)")
