@@ -446,7 +446,9 @@ func TestBrokerDownAndBack(t *testing.T) {
 	}
 	defer broker.Close()
 	waitFor(t, 90*time.Second, "collector ready again", func() bool { return get(st.url+"/readyz") == 200 })
+	l.mu.Lock()
 	n := len(l.acked)
+	l.mu.Unlock()
 	waitFor(t, 60*time.Second, "events acknowledged again", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.acked) > n+100 })
 	close(stop)
 	<-done
