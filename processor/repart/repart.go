@@ -87,9 +87,9 @@ type Merger struct {
 	st  state
 	buf factHeap // in release order (compare)
 	// seen are the ids of the facts taken ("e" NUL site NUL message id,
-	// "a" NUL abandonment id), with their time (unix ms), while after
-	// the merged watermark: the ids of buf's facts.
-	seen map[string]int64
+	// "a" NUL abandonment id) while after the merged watermark: the ids
+	// of buf's facts.
+	seen map[string]struct{}
 	// next is the offset after the last fact added.
 	next int64
 	// reread: offsets below it are read again after a Restore.
@@ -98,7 +98,8 @@ type Merger struct {
 
 type waitingFact struct {
 	f      Fact
-	offset int64 // in the repartition partition
+	offset int64  // in the repartition partition
+	id     string // its key in Merger.seen
 }
 
 type state struct {
@@ -113,7 +114,7 @@ type state struct {
 
 // New returns a Merger for a topic fed by sources source partitions.
 func New(sources int) *Merger {
-	return &Merger{st: state{Wm: make([]time.Time, sources)}, seen: map[string]int64{}}
+	return &Merger{st: state{Wm: make([]time.Time, sources)}, seen: map[string]struct{}{}}
 }
 
 // Watermark is the merged watermark: the least of the sources'.
@@ -159,8 +160,8 @@ func (m *Merger) Add(f Fact, offset int64) Outcome {
 		}
 		return Late
 	}
-	m.seen[id] = at.UnixMilli()
-	heap.Push(&m.buf, waitingFact{f, offset})
+	m.seen[id] = struct{}{}
+	heap.Push(&m.buf, waitingFact{f, offset, id})
 	return Kept
 }
 
@@ -180,13 +181,9 @@ func (m *Merger) Release(dst []Fact) ([]Fact, time.Time) {
 	}
 	m.st.Merged = wm
 	for len(m.buf) > 0 && !m.buf[0].f.Time().After(wm) {
-		dst = append(dst, heap.Pop(&m.buf).(waitingFact).f)
-	}
-	ms := wm.UnixMilli()
-	for id, due := range m.seen {
-		if due <= ms {
-			delete(m.seen, id)
-		}
+		w := heap.Pop(&m.buf).(waitingFact)
+		delete(m.seen, w.id) // a replay of it now is Late
+		dst = append(dst, w.f)
 	}
 	return dst, wm
 }
