@@ -571,7 +571,7 @@ func (s *signalWriter) ensure(ctx context.Context, eventsTopic string) error {
 func (s *signalWriter) write(ctx context.Context, sigs []shoptrail.Signal) error {
 	msgs := make([]kafka.Message, len(sigs))
 	for i := range sigs {
-		v, err := json.Marshal(&sigs[i])
+		v, err := shoptrail.AppendSignalJSON(nil, &sigs[i])
 		if err != nil {
 			return fmt.Errorf("cannot encode signal %s: %w", sigs[i].ID, err)
 		}

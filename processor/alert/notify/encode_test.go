@@ -10,41 +10,8 @@ import (
 	"time"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/internal/testenv"
 )
-
-// fill sets every field reachable from v to a value that is not zero, so
-// a field added to the signal types is covered without touching the test.
-func fill(t *testing.T, v reflect.Value, n *int) {
-	*n++
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(fmt.Sprintf("s%d-张三 <b>&\"\\\n\t\x01\u2028\xff", *n))
-	case reflect.Int, reflect.Int64:
-		v.SetInt(int64(*n * 7))
-	case reflect.Float64:
-		v.SetFloat([]float64{1234.5678901234567, 1e-7, 1e21, 0.1, 99.99, 5e-324}[*n%6] + float64(*n%2))
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fill(t, v.Elem(), n)
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
-		for i := range 2 {
-			fill(t, v.Index(i), n)
-		}
-	case reflect.Struct:
-		if v.Type() == reflect.TypeFor[time.Time]() {
-			v.Set(reflect.ValueOf(time.Date(2026, 3, 2, 10, *n%60, 5, 120000000, time.FixedZone("CST", 8*3600))))
-			return
-		}
-		for i := range v.NumField() {
-			fill(t, v.Field(i), n)
-		}
-	default:
-		t.Fatalf("fill: a %s field: teach fill (and webhookJSON if it is the signal's) about it", v.Kind())
-	}
-}
 
 // webhookJSON writes what json.Marshal writes: on an alert with every
 // field set (odd strings and floats included), on the golden alerts, and
@@ -60,8 +27,7 @@ func TestWebhookJSONAsMarshal(t *testing.T) {
 		}
 	}
 	var full Alert
-	n := 0
-	fill(t, reflect.ValueOf(&full).Elem(), &n)
+	testenv.Fill(t, reflect.ValueOf(&full).Elem())
 	f("every field set", &full)
 	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	// Zero and omitted values; an empty items list; nil items.
