@@ -11,47 +11,26 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/internal/testenv"
 )
 
-// fill sets every field reachable from v to a value that is not zero:
-// a field added to shoptrail.Signal is covered without touching the test.
-func fill(t *testing.T, v reflect.Value, n *int) {
-	*n++
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(fmt.Sprintf("s%d-张三", *n))
-	case reflect.Int:
-		v.SetInt(int64(*n * 7))
-	case reflect.Float64:
-		// Fractions, a tiny and a huge value (json writes 1e-7, 1e+21).
-		v.SetFloat([]float64{1234.5678901234567, 1e-7, 1e21, 0.1, 99.99}[*n%5] + float64(*n))
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fill(t, v.Elem(), n)
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
-		for i := range 2 {
-			fill(t, v.Index(i), n)
-		}
-	case reflect.Struct:
-		if v.Type() == reflect.TypeFor[time.Time]() {
-			v.Set(reflect.ValueOf(time.Date(2026, 3, 2, 10, *n%60, 5, 123456789, time.FixedZone("", 8*3600))))
-			return
-		}
-		for i := range v.NumField() {
-			fill(t, v.Field(i), n)
-		}
-	default:
-		t.Fatalf("fill: a %s field: teach fill and decodeSignal about it", v.Kind())
-	}
+// plainValues fill a signal with values json.Marshal writes without
+// escapes (the decoder's fast path): a field added to shoptrail.Signal is
+// covered without touching the test.
+var plainValues = testenv.Filler{
+	Str: func(n int) string { return fmt.Sprintf("s%d-张三", n) },
+	// Fractions, a tiny and a huge value (json writes 1e-7, 1e+21).
+	Float: func(n int) float64 { return []float64{1234.5678901234567, 1e-7, 1e21, 0.1, 99.99}[n%5] + float64(n) },
+	Time: func(n int) time.Time {
+		return time.Date(2026, 3, 2, 10, n%60, 5, 123456789, time.FixedZone("", 8*3600))
+	},
 }
 
 // The fast decoder gives what json.Unmarshal gives, on a signal with every
 // field set.
 func TestDecodeSignalAsJSON(t *testing.T) {
 	var sig shoptrail.Signal
-	n := 0
-	fill(t, reflect.ValueOf(&sig).Elem(), &n)
+	plainValues.Fill(t, reflect.ValueOf(&sig).Elem())
 	b, err := json.Marshal(&sig)
 	if err != nil {
 		t.Fatal(err)
