@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -541,31 +540,8 @@ func newSignalWriter(brokers []string, topic string) *signalWriter {
 // ensure creates the signals topic with the events topic's partition
 // count unless it exists.
 func (s *signalWriter) ensure(ctx context.Context, eventsTopic string) error {
-	md, err := s.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{eventsTopic, s.topic}})
-	if err != nil {
-		return fmt.Errorf("cannot read metadata of %q: %w", s.topic, err)
-	}
-	n := 0
-	for _, t := range md.Topics {
-		if t.Error == nil && t.Name == s.topic {
-			return nil
-		}
-		if t.Error == nil && t.Name == eventsTopic {
-			n = len(t.Partitions)
-		}
-	}
-	if n == 0 {
-		return fmt.Errorf("events topic %q does not exist", eventsTopic)
-	}
-	resp, err := s.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: s.topic, NumPartitions: n, ReplicationFactor: -1}}})
-	if err == nil {
-		err = resp.Errors[s.topic]
-	}
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("cannot create signals topic %q: %w", s.topic, err)
-	}
-	return nil
+	_, err := ensureTopic(ctx, s.client, eventsTopic, s.topic, false, nil)
+	return err
 }
 
 func (s *signalWriter) write(ctx context.Context, sigs []shoptrail.Signal) error {

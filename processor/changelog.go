@@ -109,7 +109,7 @@ func (c *changelog) Close() error {
 // ensure creates the changelog topic, compacted, with the events topic's
 // partition count, unless it exists; an existing one must have that count.
 func (c *changelog) ensure(ctx context.Context, eventsTopic string) error {
-	_, err := ensureTopic(ctx, c.client, eventsTopic, c.topic, []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}})
+	_, err := ensureTopic(ctx, c.client, eventsTopic, c.topic, true, []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}})
 	return err
 }
 

@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -276,7 +275,7 @@ func newFactWriter(brokers []string, topic string) *factWriter {
 // count unless it exists; an existing one must have that count (customer
 // partition p is run by the owner of events partition p).
 func (f *factWriter) ensure(ctx context.Context, eventsTopic string) (int, error) {
-	return ensureTopic(ctx, f.client, eventsTopic, f.topic, nil)
+	return ensureTopic(ctx, f.client, eventsTopic, f.topic, true, nil)
 }
 
 // write writes facts (events and hand-offs, keyed by site and customer).
@@ -316,41 +315,6 @@ func (f *factWriter) Close() error {
 	err := f.w.Close()
 	f.transport.CloseIdleConnections()
 	return err
-}
-
-// ensureTopic creates topic with the events topic's partition count (and
-// the config entries given) unless it exists, and returns that count. An
-// existing topic must have that count.
-func ensureTopic(ctx context.Context, client *kafka.Client, eventsTopic, topic string, entries []kafka.ConfigEntry) (int, error) {
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{eventsTopic, topic}})
-	if err != nil {
-		return 0, fmt.Errorf("cannot read metadata of %q: %w", eventsTopic, err)
-	}
-	counts := map[string]int{}
-	for _, t := range md.Topics {
-		if t.Error == nil {
-			counts[t.Name] = len(t.Partitions)
-		}
-	}
-	n := counts[eventsTopic]
-	if n == 0 {
-		return 0, fmt.Errorf("events topic %q does not exist", eventsTopic)
-	}
-	if have, ok := counts[topic]; ok {
-		if have != n {
-			return 0, fmt.Errorf("%w: topic %q has %d, events topic %q %d", errPartitionMismatch, topic, have, eventsTopic, n)
-		}
-		return n, nil
-	}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: n, ReplicationFactor: -1, ConfigEntries: entries}}})
-	if err == nil {
-		err = resp.Errors[topic]
-	}
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return 0, fmt.Errorf("cannot create topic %q: %w", topic, err)
-	}
-	return n, nil
 }
 
 // customerMetrics are the customer stage's metrics.
