@@ -293,18 +293,18 @@ func (c *cartStage) advance(wm time.Time, b *Batch) {
 	// then, is new: the customer stage writes its row and signal, with the
 	// customer's stage and tier. Other hand-offs are of carts flagged
 	// earlier, whose rows are written.
-	var handed map[string]bool
-	for _, h := range o.Handoffs {
-		isNew := false
-		for i := range o.Abandonments {
-			if a := &o.Abandonments[i]; a.ID == h.Abandonment.ID && a.CustomerID != "" {
-				isNew = true
+	var known, handed map[string]bool // flagged now of a known visitor; and handed off
+	for i := range o.Abandonments {
+		if a := &o.Abandonments[i]; a.CustomerID != "" {
+			if known == nil {
+				known, handed = map[string]bool{}, map[string]bool{}
 			}
+			known[a.ID] = true
 		}
+	}
+	for _, h := range o.Handoffs {
+		isNew := known[h.Abandonment.ID]
 		if isNew {
-			if handed == nil {
-				handed = map[string]bool{}
-			}
 			handed[h.Abandonment.ID] = true
 		}
 		c.handoffFact(h, isNew)
@@ -386,13 +386,7 @@ func (c *cartStage) writeSignals(ctx context.Context, leaving <-chan struct{}, w
 	if len(c.signals) == 0 {
 		return nil
 	}
-	err := w.retry(ctx, leaving, "write signals", func() error {
-		// Each attempt bounded, so that a write stuck on a broker that
-		// went away is tried afresh rather than waited for.
-		actx, cancel := context.WithTimeout(ctx, signalWriteTimeout)
-		defer cancel()
-		return w.p.signals.write(actx, c.signals)
-	})
+	err := w.produce(ctx, leaving, "write signals", func(ctx context.Context) error { return w.p.signals.write(ctx, c.signals) })
 	if err != nil {
 		return err
 	}

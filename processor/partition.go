@@ -694,11 +694,7 @@ func (w *worker) writeFacts(ctx context.Context, leaving <-chan struct{}) error 
 	if len(facts) == 0 {
 		return nil
 	}
-	err := w.retry(ctx, leaving, "write customer facts", func() error {
-		actx, cancel := context.WithTimeout(ctx, signalWriteTimeout)
-		defer cancel()
-		return w.p.facts.write(actx, facts)
-	})
+	err := w.produce(ctx, leaving, "write customer facts", func(ctx context.Context) error { return w.p.facts.write(ctx, facts) })
 	if err != nil {
 		return err
 	}
@@ -706,6 +702,17 @@ func (w *worker) writeFacts(ctx context.Context, leaving <-chan struct{}) error 
 	clear(facts)
 	w.cart.facts = facts[:0]
 	return nil
+}
+
+// produce writes to Kafka with write, retrying as writes of batches are;
+// each attempt is bounded by signalWriteTimeout, so that a write stuck on
+// a broker that went away is tried afresh rather than waited for.
+func (w *worker) produce(ctx context.Context, leaving <-chan struct{}, what string, write func(context.Context) error) error {
+	return w.retry(ctx, leaving, what, func() error {
+		actx, cancel := context.WithTimeout(ctx, signalWriteTimeout)
+		defer cancel()
+		return write(actx)
+	})
 }
 
 // broadcastWatermark is the watermark a partition sends the customer
