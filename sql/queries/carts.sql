@@ -36,7 +36,7 @@ FROM
         FROM cart_abandonments FINAL
         WHERE site = '${site}' AND $__timeFilter(abandoned_at)
           AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${tier}) OR tier IN (${tier}))
-          AND ('__all' IN (${customer_type}) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}' AND customer_type IN (${customer_type})))
+          AND ('__all' IN (${customer_type}) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}' AND NOT has([${customer_type}], '__all') AND customer_type IN (${customer_type})))
     ) AS a
     ANY LEFT JOIN
     (

@@ -8,30 +8,30 @@
 -- value tier of the session's customer (customers, FINAL; a session without
 -- a customer id matches only when both are All).
 SELECT
-    exit_page,
-    exits,
-    round(exits / (
-        SELECT count() FROM sessions_by_start FINAL
+    page.1 AS exit_page,
+    page.2 AS exits,
+    round(exits / total, 4) AS exit_share,
+    page.3 AS bounces,
+    page.4 AS visitors
+FROM
+(
+    SELECT groupArray((exit_page, exits, bounces, visitors)) AS pages, sum(exits) AS total
+    FROM
+    (
+        SELECT
+            exit_page,
+            count() AS exits,
+            countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
+            uniqExact(anonymous_id) AS visitors
+        FROM sessions_by_start FINAL
         WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
           AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
           AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+              AND NOT (has([${customer_type}], '__all') AND has([${tier}], '__all'))
               AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
-    ), 4) AS exit_share,
-    bounces,
-    visitors
-FROM
-(
-    SELECT
-        exit_page,
-        count() AS exits,
-        countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
-        uniqExact(anonymous_id) AS visitors
-    FROM sessions_by_start FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
-      AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
-      AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
-          AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
-    GROUP BY exit_page
+        GROUP BY exit_page
+    )
 )
+ARRAY JOIN pages AS page
 ORDER BY exits DESC, exit_page
 LIMIT 50

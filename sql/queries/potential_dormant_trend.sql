@@ -33,6 +33,7 @@ FROM
         WHERE site = '${site}' AND kind = 'stage' AND at <= $__toTime
           AND (to_value = 'potential_dormant' OR from_value = 'potential_dormant')
             AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+                AND NOT (has([${customer_type}], '__all') AND has([${tier}], '__all'))
                 AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
         GROUP BY p
         ORDER BY p

@@ -24,6 +24,7 @@ FROM
     FROM customer_transitions
     WHERE site = '${site}' AND kind = 'stage' AND $__timeFilter(at)
       AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+          AND NOT (has([${customer_type}], '__all') AND has([${tier}], '__all'))
           AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
 ) AS t
 ANY LEFT JOIN
