@@ -8,7 +8,7 @@ import (
 )
 
 // TestRollupsMoveForward: events written before the rollups' migrations
-// (0041, 0042) are rolled up by them, events written after go through the
+// (0041, 0042, 0043) are rolled up by them, events written after go through the
 // materialized views, and events written twice across both (a redelivery)
 // count once, as in a direct count over the raw tables; the session
 // queries beside them count provisional rows replaced by final ones and
@@ -20,14 +20,16 @@ import (
 //	session r2 b 10:30 Organic Search /p/1       1 page, not engaged          final
 //	session r3 c 11:00 Direct         /          1 page so far                provisional
 //	events: a views / (e1), /p/1 by a link from / (e2), signs up as u1 and
-//	orders o1 (a linked to u1); c views / (e5).
+//	orders o1 (a linked to u1); c views / (e5); a sees banner spring/hero
+//	(v1) and clicks it (k1) before ordering.
 //
 // After them:
 //
 //	session r1 final again; r3 final: 3 pages, engaged, exits on /c/x;
 //	session r4 d 12:00 Direct / 1 page so far, still open;
 //	events: e2 and o1 again; b views / (e3), /c/x by a link from it (e4),
-//	carts (b2).
+//	carts (b2); k1 again; b sees spring/hero twice (v2, v3) and
+//	spring/side (v4), a bot sees spring/hero (v5).
 func TestRollupsMoveForward(t *testing.T) {
 	ms, err := clickhouse.LoadMigrations(shoptrail.Migrations, shoptrail.MigrationsDir)
 	if err != nil {
@@ -48,6 +50,9 @@ func TestRollupsMoveForward(t *testing.T) {
 		}
 		session := func(r string) { b.mustExec(t, "INSERT INTO sessions ("+cols+") VALUES ('s5', "+r+")") }
 		event := func(r string) { b.mustExec(t, "INSERT INTO events ("+evCols+") VALUES ('s5', "+r+")") }
+		promo := func(r string) {
+			b.mustExec(t, "INSERT INTO events (site, message_id, type, event, anonymous_id, event_time, promotion_id, creative, is_bot) VALUES ('s5', "+r+")")
+		}
 		apply(true)
 		session(`'r1','a','2026-11-02 10:00:00','Direct','/','/p/1',2,1,1,50,1`)
 		session(`'r1','a','2026-11-02 10:00:00','Direct','/','/p/1',2,1,1,50,1`)
@@ -58,6 +63,8 @@ func TestRollupsMoveForward(t *testing.T) {
 		event(`'s1','track','Signed Up','a','u1','2026-11-02 10:02:00','/p/1','https://shop.example/p/1','',''`)
 		event(`'o1','track','Order Completed','a','u1','2026-11-02 10:05:00','/checkout','https://shop.example/checkout','','o1'`)
 		event(`'e5','page','','c','','2026-11-02 11:00:00','/','https://shop.example/','',''`)
+		promo(`'v1','track','Promotion Viewed','a','2026-11-02 10:00:30','spring','hero',0`)
+		promo(`'k1','track','Promotion Clicked','a','2026-11-02 10:00:40','spring','hero',0`)
 		b.mustExec(t, "INSERT INTO identity_links (site, anonymous_id, customer_id, first_seen) VALUES ('s5', 'a', 'u1', '2026-11-02 10:02:00')")
 		apply(false)
 		session(`'r1','a','2026-11-02 10:00:00','Direct','/','/p/1',2,1,1,50,1`)
@@ -68,6 +75,11 @@ func TestRollupsMoveForward(t *testing.T) {
 		event(`'e3','page','','b','','2026-11-02 10:30:00','/','https://shop.example/','',''`)
 		event(`'e4','page','','b','','2026-11-02 10:31:00','/c/x','https://shop.example/c/x','https://shop.example/',''`)
 		event(`'b2','track','Product Added','b','','2026-11-02 10:32:00','/c/x','https://shop.example/c/x','',''`)
+		promo(`'k1','track','Promotion Clicked','a','2026-11-02 10:00:40','spring','hero',0`)
+		promo(`'v2','track','Promotion Viewed','b','2026-11-02 10:30:10','spring','hero',0`)
+		promo(`'v3','track','Promotion Viewed','b','2026-11-02 11:30:10','spring','hero',0`)
+		promo(`'v4','track','Promotion Viewed','b','2026-11-02 11:30:10','spring','side',0`)
+		promo(`'v5','track','Promotion Viewed','x','2026-11-02 11:40:00','spring','hero',1`)
 
 		nov2 := params(day(2), day(3).Add(-1), "site", "s5", "grain", "toDate", "breakdown", "site", "page", "/")
 		// r1 r2 r3 r4 once each; bounces r2 and r4 (open, one page so far);
@@ -98,6 +110,15 @@ func TestRollupsMoveForward(t *testing.T) {
 		check(t, "page flow direct", b.rowsSQL(t, `SELECT uniqExactIf(message_id, page_path = '/') AS views,
 			uniqExactIf(message_id, page_referrer = 'https://shop.example/') AS links FROM events WHERE site = 's5' AND type = 'page'`),
 			[][]string{{"3", "2"}}, "views", "links")
+		// spring/hero: v1 v2 v3 by a and b (v5 a bot's), k1 by a (written
+		// twice), who then ordered o1 (written twice) for 0; spring/side: v4.
+		check(t, "banners", b.rows(t, "banners", nov2), [][]string{
+			{"spring", "hero", "3", "2", "1", "1", "0.3333", "1"},
+			{"spring", "side", "1", "1", "0", "0", "0", "0"},
+		}, "promotion_id", "creative", "impressions", "viewers", "clicks", "clickers", "ctr", "orders")
+		check(t, "banners direct", b.rowsSQL(t, `SELECT creative, uniqExactIf(message_id, event = 'Promotion Viewed') AS i,
+			uniqExactIf(message_id, event = 'Promotion Clicked') AS c FROM events WHERE site = 's5' AND is_bot = 0 AND promotion_id != ''
+			GROUP BY creative ORDER BY creative`), [][]string{{"hero", "3", "1"}, {"side", "1", "0"}}, "creative", "i", "c")
 		check(t, "stage pyramid", b.rows(t, "stage_pyramid", nov2), [][]string{
 			{"stranger", "1"},   // c
 			{"potential", "1"},  // b carted
