@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -35,18 +36,19 @@ func runLoadgen(ctx context.Context, args []string) error {
 	stack := fs.Bool("stack", false, "start a broker and a collector (child processes) on free loopback ports for the run")
 	suite := fs.Bool("suite", false, "run the benchmark set: single events and 20-event batches at full rate, then at half the targets (10,000 and 50,000 events/s)")
 	collectorArgs := fs.String("collector.args", "", "extra flags for the collector that -stack starts, space-separated")
+	collectorBin := fs.String("collector.bin", "", "the shoptrail binary whose collector -stack starts (default: this one), to compare two builds under the same generator and broker")
 	lc.RegisterFlags(fs, "text")
 	if _, err := parse(fs, &lc, args); err != nil {
 		return err
 	}
 	cfg.Seed = time.Now().UnixNano()
 	if *stack {
-		url, brokerPID, stop, err := startBenchStack(ctx, strings.Fields(*collectorArgs))
+		url, pids, stop, err := startBenchStack(ctx, *collectorBin, strings.Fields(*collectorArgs))
 		if err != nil {
 			return err
 		}
 		defer stop()
-		cfg.URL, cfg.WriteKey, cfg.BrokerPID = url, "bench", brokerPID
+		cfg.URL, cfg.WriteKey, cfg.BrokerPID, cfg.CollectorPID = url, "bench", pids.broker, pids.collector
 		fmt.Fprintf(os.Stderr, "collector %s and broker: child processes\n", url)
 	}
 	runs := []loadgen.Config{cfg}
@@ -68,18 +70,22 @@ func runLoadgen(ctx context.Context, args []string) error {
 	return nil
 }
 
+// benchPIDs are the processes startBenchStack started.
+type benchPIDs struct{ broker, collector int }
+
 // startBenchStack starts a broker (`shoptrail dev -only=broker` on a
-// temporary directory) and a collector as child processes, so that each
-// one's CPU is its own and the broker's memory does not slow the load
-// generator, and waits until the collector is ready.
-func startBenchStack(ctx context.Context, extra []string) (url string, brokerPID int, stop func(), err error) {
+// temporary directory) and a collector (of collectorBin, when given) as
+// child processes, so that each one's CPU is its own and the broker's
+// memory does not slow the load generator, and waits until the collector
+// is ready.
+func startBenchStack(ctx context.Context, collectorBin string, extra []string) (url string, pids benchPIDs, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", 0, nil, err
+		return "", pids, nil, err
 	}
 	dir, err := os.MkdirTemp("", "shoptrail-bench-")
 	if err != nil {
-		return "", 0, nil, err
+		return "", pids, nil, err
 	}
 	var procs []*exec.Cmd
 	stop = func() {
@@ -96,8 +102,8 @@ func startBenchStack(ctx context.Context, extra []string) (url string, brokerPID
 		}
 		os.RemoveAll(dir)
 	}
-	start := func(quiet bool, args ...string) error {
-		cmd := exec.Command(self, args...)
+	start := func(bin string, quiet bool, args ...string) error {
+		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 		if quiet {
 			cmd.Stderr = io.Discard // the dev command's banner
@@ -112,19 +118,19 @@ func startBenchStack(ctx context.Context, extra []string) (url string, brokerPID
 	for i := range ports {
 		if ports[i], err = devstack.FreePort(); err != nil {
 			stop()
-			return "", 0, nil, err
+			return "", pids, nil, err
 		}
 	}
 	broker := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	if err := start(true, "dev", "-only=broker", "-dir="+dir, "-kafka.brokers="+broker, "-log.level=warn"); err != nil {
+	if err := start(self, true, "dev", "-only=broker", "-dir="+dir, "-kafka.brokers="+broker, "-log.level=warn"); err != nil {
 		stop()
-		return "", 0, nil, fmt.Errorf("cannot start the broker: %w", err)
+		return "", pids, nil, fmt.Errorf("cannot start the broker: %w", err)
 	}
-	if err := start(false, append([]string{"collector", "-http.addr=" + addr, "-kafka.brokers=" + broker,
+	if err := start(cmp.Or(collectorBin, self), false, append([]string{"collector", "-http.addr=" + addr, "-kafka.brokers=" + broker,
 		"-sites=bench=bench", "-limits.ip-rate=-1", "-limits.key-rate=-1", "-log.level=warn"}, extra...)...); err != nil {
 		stop()
-		return "", 0, nil, fmt.Errorf("cannot start the collector: %w", err)
+		return "", pids, nil, fmt.Errorf("cannot start the collector: %w", err)
 	}
 	url = "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
@@ -133,12 +139,12 @@ func startBenchStack(ctx context.Context, extra []string) (url string, brokerPID
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return url, procs[0].Process.Pid, stop, nil
+				return url, benchPIDs{procs[0].Process.Pid, procs[1].Process.Pid}, stop, nil
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return "", 0, nil, fmt.Errorf("collector not ready after 30s")
+			return "", pids, nil, fmt.Errorf("collector not ready after 30s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

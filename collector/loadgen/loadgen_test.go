@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"math"
+	"os"
 	"testing"
 	"time"
 )
@@ -35,3 +36,25 @@ func TestCheckLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessStats: a local collector's CPU time and resident memory are
+// read from /proc (-stack), without scraping its /metrics during a run.
+func TestProcessStats(t *testing.T) {
+	pid := os.Getpid()
+	for start := time.Now(); processCPU(pid) == 0; {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("processCPU stays 0 for a busy process")
+		}
+		for i := 0; i < 1e6; i++ {
+			sink += i
+		}
+	}
+	if rss := processRSS(pid); rss < 1<<20 {
+		t.Errorf("processRSS = %d bytes, want the test's resident memory (over 1 MiB)", rss)
+	}
+	if processCPU(0) != 0 || processRSS(1<<30) != 0 {
+		t.Error("no process: want 0")
+	}
+}
+
+var sink int
