@@ -57,13 +57,17 @@ type request struct {
 	msgs     []kafka.Message
 	rejected []rejection
 	event    shoptrail.Event
+	// produceCtx bounds the wait for Kafka; kept for the next request
+	// while it has not expired.
+	produceCtx *deadlineCtx
 }
 
 type parseState struct {
 	body   []byte
 	parser fastjson.Parser
 	arena  fastjson.Arena
-	values int // in the body: its parser keeps room for as many
+	values int // in the body
+	most   int // the most values its parser held: it keeps room for as many
 }
 
 // valueCost is the most memory one parsed JSON value holds: fastjson's
@@ -111,30 +115,54 @@ func (s *Server) reserveUpTo(reserved *int64, need int64) bool {
 
 // Free lists of parse states and requests. Bounded (sync.Pool is not: it
 // keeps whatever a burst left until two GCs pass), so what they hold
-// beside the in-flight budget is bounded too: at most 8 x (128 KiB body +
-// a parser's room for 4,096 values) and 16 x (2 x 128 KiB buffers), some
-// 10 MiB.
+// beside the in-flight budget is bounded too. Each has two tiers: small
+// ones (what single events and small batches leave: a body up to 8 KiB,
+// a parser that held at most 256 values, buffers up to 16 KiB), enough of
+// them for the usual number of requests in flight, and a few large ones.
+// At most 64 x (8 KiB + 256 values) + 8 x (128 KiB body + a parser's room
+// for 4,096 values) and 64 x (2 x 16 KiB) + 16 x (2 x 128 KiB buffers),
+// some 14 MiB.
 var (
-	parseStates = newFreeList[parseState](8)
-	requests    = newFreeList[request](16)
+	parseStates = newFreeList[parseState](64, 8)
+	requests    = newFreeList[request](64, 16)
 )
 
-type freeList[T any] struct{ ch chan *T }
+// Sizes of the free lists' small tier.
+const (
+	smallBody    = 8 << 10
+	smallValues  = 256
+	smallBuffers = 16 << 10
+)
 
-func newFreeList[T any](n int) freeList[T] { return freeList[T]{make(chan *T, n)} }
+// freeList keeps up to n small and m large T for reuse.
+type freeList[T any] struct{ small, large chan *T }
+
+func newFreeList[T any](n, m int) freeList[T] {
+	return freeList[T]{make(chan *T, n), make(chan *T, m)}
+}
 
 func (f freeList[T]) get() *T {
 	select {
-	case x := <-f.ch:
+	case x := <-f.small:
+		return x
+	default:
+	}
+	select {
+	case x := <-f.large:
 		return x
 	default:
 		return new(T)
 	}
 }
 
-func (f freeList[T]) put(x *T) {
+// put keeps x in the tier its size tells, when there is room.
+func (f freeList[T]) put(x *T, small bool) {
+	ch := f.large
+	if small {
+		ch = f.small
+	}
 	select {
-	case f.ch <- x:
+	case ch <- x:
 	default:
 	}
 }
@@ -147,12 +175,12 @@ func (rq *request) releaseParse() {
 		return
 	}
 	rq.ps = nil
-	if cap(ps.body) > maxPooledBuffer || ps.values > maxPooledValues {
+	if cap(ps.body) > maxPooledBuffer || ps.most > maxPooledValues {
 		return
 	}
 	ps.body, ps.values = ps.body[:0], 0
 	ps.arena.Reset()
-	parseStates.put(ps)
+	parseStates.put(ps, cap(ps.body) <= smallBody && ps.most <= smallValues)
 }
 
 type rejection struct {
@@ -175,8 +203,8 @@ func (s *Server) putRequest(rq *request) {
 	}
 	clear(rq.msgs)
 	clear(rq.renames)
-	*rq = request{scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0], rejected: rq.rejected[:0], renames: rq.renames[:0], edits: rq.edits[:0]}
-	requests.put(rq)
+	*rq = request{scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0], rejected: rq.rejected[:0], renames: rq.renames[:0], edits: rq.edits[:0], produceCtx: rq.produceCtx}
+	requests.put(rq, cap(rq.out) <= smallBuffers && cap(rq.scratch) <= smallBuffers && cap(rq.msgs) <= 64)
 }
 
 // status is an answer that is not 200: the HTTP status, the message, the
@@ -486,7 +514,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	// A parse costs per value, not per byte ([0,0,0,...] is a value every
 	// two bytes): reserve what this body's parse will hold, beyond the
 	// first guess, before parsing it.
-	ps.values = values
+	ps.values, ps.most = values, max(ps.most, values)
 	if most := s.cfg.MaxInflightBytes / 2; parseCost(len(ps.body), values) > most {
 		return 0, reserved, true, fail(http.StatusRequestEntityTooLarge, "body holds too many JSON values ("+strconv.Itoa(values)+"; at most "+strconv.FormatInt((most-int64(len(ps.body)))/valueCost, 10)+" in a body this size)")
 	}
@@ -533,7 +561,10 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	// Basic auth username (analytics.js, RudderStack), X-Write-Key
 	// (Jitsu), writeKey in the body (analytics-node, sendBeacon) or in the
 	// query string (RudderStack's beacon mode, sendBeacon).
-	key, _, hasBasic := r.BasicAuth()
+	key, hasBasic := s.basicKeys[r.Header.Get("Authorization")]
+	if !hasBasic {
+		key, _, hasBasic = r.BasicAuth()
+	}
 	if !hasBasic || key == "" {
 		key = r.Header.Get("X-Write-Key")
 	}
@@ -625,9 +656,9 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	rq.releaseParse()
 	// Not r.Context(): a client that goes away does not cancel the
 	// produce of events already taken (and a background deadline is cheaper).
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
-	err = s.producer.Produce(ctx, rq.msgs)
-	cancel()
+	rq.produceCtx = startDeadline(rq.produceCtx, s.cfg.ProduceTimeout)
+	err = s.producer.Produce(rq.produceCtx, rq.msgs)
+	rq.produceCtx = rq.produceCtx.stop()
 	if err != nil {
 		reusable = !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 		s.m.events.WithLabelValues(resultShed, reasonKafka).Add(float64(len(batch)))
@@ -780,7 +811,13 @@ var gzipReaders sync.Pool
 // MaxBodyBytes (after decoding: a gzip bomb stops at the limit).
 func (s *Server) readBody(r *http.Request, buf []byte, gz bool) ([]byte, *status) {
 	limit := s.cfg.MaxBodyBytes
-	var rd io.Reader = http.MaxBytesReader(nil, r.Body, limit)
+	// A body of a known length within the limit is read as it is (net/http
+	// stops it at its length); others through MaxBytesReader, which stops
+	// them at the limit and closes the connection after the answer.
+	var rd io.Reader = r.Body
+	if r.ContentLength < 0 || r.ContentLength > limit || gz {
+		rd = http.MaxBytesReader(nil, r.Body, limit)
+	}
 	if gz {
 		zr, _ := gzipReaders.Get().(*gzip.Reader)
 		var err error

@@ -89,6 +89,7 @@ type waiter struct {
 	mu        sync.Mutex
 	err       error
 	done      chan struct{}
+	first     entry // the call's first entry, allocated with the waiter
 }
 
 func (w *waiter) finish(err error) {
@@ -202,6 +203,9 @@ func (p *groupProducer) Produce(ctx context.Context, msgs []kafka.Message) error
 		return nil
 	}
 	w := &waiter{done: make(chan struct{})}
+	// A single message (most requests: one event) is its own entry's
+	// slice; the caller keeps msgs until Produce returns.
+	single := len(msgs) == 1
 	// Group the messages by topic and partition; most requests have one
 	// topic and few partitions.
 	type slot struct {
@@ -234,10 +238,19 @@ func (p *groupProducer) Produce(ctx context.Context, msgs []kafka.Message) error
 			}
 		}
 		if e == nil {
-			e = &entry{partition: part, w: w}
+			if len(slots) == 0 {
+				e = &w.first
+				e.partition, e.w = part, w
+			} else {
+				e = &entry{partition: part, w: w}
+			}
 			slots = append(slots, slot{q, e})
 		}
-		e.msgs = append(e.msgs, *m)
+		if single {
+			e.msgs = msgs
+		} else {
+			e.msgs = append(e.msgs, *m)
+		}
 	}
 	w.left.Store(int32(len(slots)))
 	for i, s := range slots {

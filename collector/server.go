@@ -3,6 +3,7 @@ package collector
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -53,8 +54,12 @@ type Server struct {
 	ipLimit  *limiter[netip.Addr]
 	keyLimit *limiter[string]
 	cleaners map[*Site]*cleaner
-	rejects  rejectSummary
-	now      func() time.Time
+	// basicKeys maps the Authorization header an SDK sends for each write
+	// key ("Basic " + base64(key + ":")) to the key: most requests are
+	// authenticated by a map lookup, without decoding.
+	basicKeys map[string]string
+	rejects   rejectSummary
+	now       func() time.Time
 
 	shuttingDown chan struct{}
 	closeOnce    sync.Once
@@ -96,6 +101,7 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 		ipLimit:      newLimiter(cfg.IPRate, cfg.IPBurst, hashAddr),
 		keyLimit:     newLimiter(cfg.KeyRate, cfg.KeyBurst, hashString),
 		cleaners:     map[*Site]*cleaner{},
+		basicKeys:    map[string]string{},
 		now:          time.Now,
 		shuttingDown: make(chan struct{}),
 	}
@@ -105,6 +111,9 @@ func NewWithOptions(cfg Config, opts Options) (*Server, error) {
 			c.extra[strings.ToLower(p)] = true
 		}
 		s.cleaners[site] = c
+		for _, k := range site.WriteKeys {
+			s.basicKeys["Basic "+base64.StdEncoding.EncodeToString([]byte(k+":"))] = k
+		}
 		if site.AnyOrigin() {
 			log.Warn("site allows every browser origin (allowedOrigins \"*\"): any web page can send events with its write key", "site", site.ID)
 		} else if site.NoOrigin() {
