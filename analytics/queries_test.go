@@ -346,3 +346,28 @@ func TestOpenSessionsCount(t *testing.T) {
 		check(t, "open sessions", rows, [][]string{{"2", "2", "1", "1", "1"}}, "visitors", "sessions", "bounces", "second_clicks", "order_sessions")
 	})
 }
+
+// TestConversionRangeAndOverview: both read sessions_by_start FINAL for
+// their days only; hand counts on the seed (site s1).
+func TestConversionRangeAndOverview(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		seed(t, b)
+		// 11-02: sA1 sA2 sB1 (written twice) sC1, the bot's sX1 left out,
+		// sA2 with an order: 0.25; 11-03: sD1 sA3, none: 0. Mean 0.125,
+		// standard deviation 0.125.
+		check(t, "conversion range", b.rows(t, "conversion_range", params(day(1), day(4).Add(-time.Second), "site", "s1")), [][]string{
+			{"2026-11-02", "0.25", "0", "0.375", "4"},
+			{"2026-11-03", "0", "0", "0.375", "2"},
+		}, "day", "conversion", "normal_low", "normal_high", "sessions")
+		// 11-09 up to 11:30 (nothing) against 11-02 up to 11:30: sA1 and
+		// sB1 (written twice), no order.
+		check(t, "overview", b.rows(t, "overview", params(day(1), day(9).Add(11*time.Hour+30*time.Minute), "site", "s1")), [][]string{
+			{"0", "2", "0", "2", "0", "0", "NULL", "0"},
+		}, "visitors_today", "visitors_last_week", "sessions_today", "sessions_last_week", "orders_today", "orders_last_week",
+			"conversion_today", "conversion_last_week")
+		// 11-03 up to 09:30: sD1; 10-27: nothing.
+		check(t, "overview 11-03", b.rows(t, "overview", params(day(1), day(3).Add(9*time.Hour+30*time.Minute), "site", "s1")), [][]string{
+			{"1", "0", "1", "0", "0", "NULL"},
+		}, "visitors_today", "visitors_last_week", "sessions_today", "sessions_last_week", "conversion_today", "conversion_last_week")
+	})
+}

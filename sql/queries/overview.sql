@@ -7,7 +7,8 @@
 -- sent). newest_event_age_s is the seconds since the collector received the
 -- site's newest event: the pipeline's freshness (large when tracking stopped
 -- or the processor is behind). Bots are left out; sessions are read with
--- FINAL, so a row written twice counts once.
+-- FINAL (sessions_by_start: only the two days), so a row written twice
+-- counts once.
 SELECT
     uniqExactIf(anonymous_id, start_time >= toStartOfDay($__toTime)) AS visitors_today,
     uniqExactIf(anonymous_id, start_time < toStartOfDay($__toTime)) AS visitors_last_week,
@@ -39,9 +40,9 @@ SELECT
     ) AS alerts_last_week,
     (
         SELECT toInt64(toUInt32(now())) - toInt64(toUInt32(max(received_at))) FROM events
-        WHERE site = '${site}' AND event_time >= now() - 7 * 86400
+        WHERE site = '${site}' AND toDate(event_time) >= toDate(now() - 7 * 86400) AND event_time >= now() - 7 * 86400
     ) AS newest_event_age_s
-FROM sessions FINAL
+FROM sessions_by_start FINAL
 WHERE site = '${site}' AND is_bot = 0
-  AND ((start_time >= toStartOfDay($__toTime) AND start_time <= $__toTime)
-    OR (start_time >= toStartOfDay($__toTime) - 7 * 86400 AND start_time <= $__toTime - 7 * 86400))
+  AND ((toDate(start_time) = toDate($__toTime) AND start_time >= toStartOfDay($__toTime) AND start_time <= $__toTime)
+    OR (toDate(start_time) = toDate($__toTime) - 7 AND start_time >= toStartOfDay($__toTime) - 7 * 86400 AND start_time <= $__toTime - 7 * 86400))
