@@ -151,3 +151,22 @@ func appendJSONStringRef(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// FuzzAppendRFC3339Nano: the hand-written time format is what
+// time.Time.AppendFormat(time.RFC3339Nano) writes, for any instant, in UTC
+// and elsewhere.
+func FuzzAppendRFC3339Nano(f *testing.F) {
+	for _, s := range [][2]int64{{0, 0}, {1764403200, 123000000}, {1764403200, 1}, {1764403200, 999999999},
+		{-62135596800, 0}, {4291747199, 500}, {253402300799, 999999999}, {253402300800, 0}, {-62135596801, 0}} {
+		f.Add(s[0], s[1], false)
+	}
+	f.Fuzz(func(t *testing.T, sec, nsec int64, east bool) {
+		tm := time.Unix(sec, nsec%1e9).UTC()
+		if east {
+			tm = tm.In(time.FixedZone("east", 8*3600))
+		}
+		if got, want := appendRFC3339Nano(nil, tm), tm.AppendFormat(nil, time.RFC3339Nano); string(got) != string(want) {
+			t.Fatalf("appendRFC3339Nano(%v) = %s, want %s", tm, got, want)
+		}
+	})
+}

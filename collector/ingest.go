@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/valyala/fastjson"
@@ -113,59 +114,64 @@ func (s *Server) reserveUpTo(reserved *int64, need int64) bool {
 	return true
 }
 
-// Free lists of parse states and requests. Bounded (sync.Pool is not: it
-// keeps whatever a burst left until two GCs pass), so what they hold
-// beside the in-flight budget is bounded too. Each has two tiers: small
-// ones (what single events and small batches leave: a body up to 8 KiB,
-// a parser that held at most 256 values, buffers up to 16 KiB), enough of
-// them for the usual number of requests in flight, and a few large ones.
-// At most 64 x (8 KiB + 256 values) + 8 x (128 KiB body + a parser's room
-// for 4,096 values) and 64 x (2 x 16 KiB) + 16 x (2 x 128 KiB buffers),
-// some 14 MiB.
+// Free lists of parse states and requests, bounded in bytes (sync.Pool is
+// not: it keeps whatever a burst left until two GCs pass), so what they
+// hold beside the in-flight budget is bounded too: 5 MiB each, counted by
+// the capacity of what they keep, at most 128 KiB bodies and buffers and
+// parsers that held at most 4,096 values. (Counts of 8 and 16 held about
+// as much at most, but missed with 64 requests in flight, each miss
+// growing new buffers.)
 var (
-	parseStates = newFreeList[parseState](64, 8)
-	requests    = newFreeList[request](64, 16)
+	parseStates = newFreeList[parseState](5 << 20)
+	requests    = newFreeList[request](5 << 20)
 )
 
-// Sizes of the free lists' small tier.
+// freeList keeps T for reuse, up to limit bytes in all (each counted as
+// put says) and 1,024 of them; the last put is the first got.
+type freeList[T any] struct {
+	mu    sync.Mutex
+	items []pooled[T]
+	bytes int
+	limit int
+}
+
+type pooled[T any] struct {
+	x    *T
+	size int
+}
+
+func newFreeList[T any](limit int) *freeList[T] { return &freeList[T]{limit: limit} }
+
+func (f *freeList[T]) get() *T {
+	f.mu.Lock()
+	if n := len(f.items); n > 0 {
+		it := f.items[n-1]
+		f.items[n-1] = pooled[T]{}
+		f.items = f.items[:n-1]
+		f.bytes -= it.size
+		f.mu.Unlock()
+		return it.x
+	}
+	f.mu.Unlock()
+	return new(T)
+}
+
+// put keeps x, of size bytes, when there is room.
+func (f *freeList[T]) put(x *T, size int) {
+	f.mu.Lock()
+	if f.bytes+size <= f.limit && len(f.items) < 1024 {
+		f.items = append(f.items, pooled[T]{x, size})
+		f.bytes += size
+	}
+	f.mu.Unlock()
+}
+
+// Sizes of what the free lists keep: a parsed value (fastjson.Value) and a
+// message.
 const (
-	smallBody    = 8 << 10
-	smallValues  = 256
-	smallBuffers = 16 << 10
+	valueSize   = int(unsafe.Sizeof(fastjson.Value{}))
+	messageSize = int(unsafe.Sizeof(kafka.Message{}))
 )
-
-// freeList keeps up to n small and m large T for reuse.
-type freeList[T any] struct{ small, large chan *T }
-
-func newFreeList[T any](n, m int) freeList[T] {
-	return freeList[T]{make(chan *T, n), make(chan *T, m)}
-}
-
-func (f freeList[T]) get() *T {
-	select {
-	case x := <-f.small:
-		return x
-	default:
-	}
-	select {
-	case x := <-f.large:
-		return x
-	default:
-		return new(T)
-	}
-}
-
-// put keeps x in the tier its size tells, when there is room.
-func (f freeList[T]) put(x *T, small bool) {
-	ch := f.large
-	if small {
-		ch = f.small
-	}
-	select {
-	case ch <- x:
-	default:
-	}
-}
 
 // releaseParse gives rq's body and parse back to the pool; what was viewed
 // in them must be encoded by now.
@@ -180,7 +186,7 @@ func (rq *request) releaseParse() {
 	}
 	ps.body, ps.values = ps.body[:0], 0
 	ps.arena.Reset()
-	parseStates.put(ps, cap(ps.body) <= smallBody && ps.most <= smallValues)
+	parseStates.put(ps, int(unsafe.Sizeof(*ps))+cap(ps.body)+ps.most*valueSize)
 }
 
 type rejection struct {
@@ -204,7 +210,7 @@ func (s *Server) putRequest(rq *request) {
 	clear(rq.msgs)
 	clear(rq.renames)
 	*rq = request{scratch: rq.scratch[:0], out: rq.out[:0], msgs: rq.msgs[:0], rejected: rq.rejected[:0], renames: rq.renames[:0], edits: rq.edits[:0], produceCtx: rq.produceCtx}
-	requests.put(rq, cap(rq.out) <= smallBuffers && cap(rq.scratch) <= smallBuffers && cap(rq.msgs) <= 64)
+	requests.put(rq, int(unsafe.Sizeof(*rq))+cap(rq.out)+cap(rq.scratch)+cap(rq.msgs)*messageSize)
 }
 
 // status is an answer that is not 200: the HTTP status, the message, the
@@ -609,6 +615,11 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rq *request) (n
 	// Build, check and encode every event; rejected ones go to the
 	// dead-letter topic with the reason.
 	accepted := 0
+	// The encoded events take about twice the body (it reserved as much):
+	// one allocation rather than the buffer doubling its way there.
+	if need := 2*len(ps.body) + 256*len(batch); len(rq.out) == 0 && cap(rq.out) < need {
+		rq.out = make([]byte, 0, need)
+	}
 	for i, v := range batch {
 		rq.scratch = rq.scratch[:0]
 		e := &rq.event

@@ -91,9 +91,9 @@ func TestMemoryBoundedUnderHostileLoad(t *testing.T) {
 	const budgetBytes = 32 << 20
 	// Stated limit: what the collector may hold by design beside its
 	// data from before the load — the requests' reservations (the
-	// budget, 32 MiB), the free lists (8 parse states of at most a
-	// 128 KiB body and room for 4,096 values, 16 requests of two 128 KiB
-	// buffers: ~10 MiB) and the user-agent cache (4 MiB) — 46 MiB,
+	// budget, 32 MiB), the free lists (5 MiB of parse states and 5 MiB
+	// of requests, counted by capacity: ~10 MiB) and the user-agent cache
+	// (4 MiB) — 46 MiB,
 	// rounded up to 1.5 x the budget. Measured peaks: 21-39 MiB above the
 	// base in 13 runs at a load average of 24-26 on 2 cores (the same
 	// traffic held 1.4 GiB before requests were charged by their shape).

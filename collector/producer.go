@@ -203,17 +203,23 @@ func (p *groupProducer) Produce(ctx context.Context, msgs []kafka.Message) error
 		return nil
 	}
 	w := &waiter{done: make(chan struct{})}
-	// A single message (most requests: one event) is its own entry's
-	// slice; the caller keeps msgs until Produce returns.
-	single := len(msgs) == 1
 	// Group the messages by topic and partition; most requests have one
-	// topic and few partitions.
+	// topic and few partitions. First which slot each message goes to,
+	// then every slot's messages in one array (a single message is its
+	// own slot's slice: the caller keeps msgs until Produce returns).
 	type slot struct {
-		q *topicQueue
-		e *entry
+		q    *topicQueue
+		part int32
+		n    int
+		e    *entry
 	}
 	var slotsBuf [8]slot
 	slots := slotsBuf[:0]
+	var slotOfBuf [64]uint16
+	slotOf := slotOfBuf[:0]
+	if len(msgs) > len(slotOfBuf) {
+		slotOf = make([]uint16, 0, len(msgs))
+	}
 	var q *topicQueue
 	for i := range msgs {
 		m := &msgs[i]
@@ -230,26 +236,43 @@ func (p *groupProducer) Produce(ctx context.Context, msgs []kafka.Message) error
 		} else {
 			part = q.partitions[partitionIndex(m.Key, len(q.partitions))]
 		}
-		var e *entry
-		for _, s := range slots {
-			if s.q == q && s.e.partition == part {
-				e = s.e
+		k := len(slots)
+		for j, s := range slots {
+			if s.q == q && s.part == part {
+				k = j
 				break
 			}
 		}
-		if e == nil {
-			if len(slots) == 0 {
-				e = &w.first
-				e.partition, e.w = part, w
-			} else {
-				e = &entry{partition: part, w: w}
-			}
-			slots = append(slots, slot{q, e})
+		if k == len(slots) {
+			slots = append(slots, slot{q: q, part: part})
 		}
-		if single {
+		slots[k].n++
+		slotOf = append(slotOf, uint16(k))
+	}
+	more := make([]entry, len(slots)-1)
+	var all []kafka.Message
+	if len(msgs) > 1 {
+		all = make([]kafka.Message, len(msgs))
+	}
+	off := 0
+	for k := range slots {
+		e := &w.first
+		if k > 0 {
+			e = &more[k-1]
+		}
+		e.partition, e.w = slots[k].part, w
+		if len(msgs) == 1 {
 			e.msgs = msgs
 		} else {
-			e.msgs = append(e.msgs, *m)
+			e.msgs = all[off : off : off+slots[k].n]
+			off += slots[k].n
+		}
+		slots[k].e = e
+	}
+	if len(msgs) > 1 {
+		for i, k := range slotOf {
+			e := slots[k].e
+			e.msgs = append(e.msgs, msgs[i])
 		}
 	}
 	w.left.Store(int32(len(slots)))
@@ -413,16 +436,30 @@ func (p *groupProducer) attempt(q *topicQueue, entries []*entry, deadline time.T
 func (p *groupProducer) request(topic string, entries []*entry, deadline time.Time) ([]*entry, error) {
 	now := time.Now()
 	var parts []produceAPI.RequestPartition
-	index := map[int32]int{}
-	var recs [][]kafka.Record
+	index := make(map[int32]int, len(entries))
+	var counts []int
+	total := 0
 	for _, e := range entries {
 		i, ok := index[e.partition]
 		if !ok {
 			i = len(parts)
 			index[e.partition] = i
 			parts = append(parts, produceAPI.RequestPartition{Partition: e.partition})
-			recs = append(recs, nil)
+			counts = append(counts, 0)
 		}
+		counts[i] += len(e.msgs)
+		total += len(e.msgs)
+	}
+	// Every partition's records in one array.
+	all := make([]kafka.Record, total)
+	recs := make([][]kafka.Record, len(parts))
+	off := 0
+	for i, n := range counts {
+		recs[i] = all[off : off : off+n]
+		off += n
+	}
+	for _, e := range entries {
+		i := index[e.partition]
 		for _, m := range e.msgs {
 			recs[i] = append(recs[i], kafka.Record{Time: now, Key: bytesOrNil(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers})
 		}
