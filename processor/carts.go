@@ -182,6 +182,9 @@ func (c *cartStage) assigned(a *session.Assignment, held *Batch) {
 	if a.Status == session.Assigned && x.forCustomer() {
 		c.eventFact(x, a.SessionID)
 	}
+	if a.Status == session.Late && x.UserID != "" && (x.Name == shoptrail.EventOrderCompleted || orderChanges[x.Name] != "") {
+		c.lateFact(x, time.UnixMilli(a.Watermark).UTC())
+	}
 	if a.Status == session.Assigned || a.Status == session.Late {
 		c.orderRows(x, a, held)
 	}
@@ -340,7 +343,7 @@ func (c *cartStage) addAbandonment(b *Batch, a *cart.Abandonment) {
 }
 
 // eventFact adds the fact of an assigned event of a known customer.
-func (c *cartStage) eventFact(x *captured, sessionID string) {
+func (c *cartStage) eventFact(x *captured, sessionID string) *customer.Event {
 	e := &customer.Event{Site: x.Site, CustomerID: x.UserID, AnonymousID: x.AnonymousID, MessageID: x.MessageID,
 		Type: x.Type, Name: x.Name, Time: x.Time, SessionID: sessionID}
 	if e.Type == "" {
@@ -354,6 +357,23 @@ func (c *cartStage) eventFact(x *captured, sessionID string) {
 		e.Traits = customer.ParseTraits(x.Traits)
 	}
 	c.facts = append(c.facts, repart.Fact{Source: c.source, Event: e})
+	return e
+}
+
+// lateFact adds the fact of a late order event of a known customer: it
+// counts for the customer when it arrived, at the watermark wm it arrived
+// behind (a function of the partition's events before it, so a replay
+// gives the same), and never before the watermark last sent to the
+// customer stage.
+func (c *cartStage) lateFact(x *captured, wm time.Time) {
+	c.eventFact(x, "").Arrived = maxTime(wm, c.floor)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
 }
 
 // sessionFact adds the fact of a closed session of a known customer, at
@@ -363,9 +383,7 @@ func (c *cartStage) eventFact(x *captured, sessionID string) {
 // the customer stage; floor guards the rare session closed earlier,
 // evicted under memory pressure.)
 func (c *cartStage) sessionFact(s *session.Session, at time.Time) {
-	if at.Before(c.floor) {
-		at = c.floor
-	}
+	at = maxTime(at, c.floor)
 	c.facts = append(c.facts, repart.Fact{Source: c.source, Event: &customer.Event{Site: s.Site, CustomerID: s.UserID,
 		AnonymousID: s.AnonymousID, MessageID: "session:" + s.SessionID, Type: customer.TypeSession, Time: at,
 		SessionID: s.SessionID, Channel: s.Channel, Source: s.Source, SessionStart: s.Start}})

@@ -132,18 +132,6 @@ func checkFactsInTime(t *testing.T, reg *prometheus.Registry, min float64) {
 	}
 }
 
-// otherPartition returns prefix, or prefix with a number appended, so that
-// it falls on another partition than key.
-func otherPartition(prefix, key string) string {
-	h := &kafka.Hash{}
-	not := h.Balance(kafka.Message{Key: []byte(key)}, 0, 1, 2, 3)
-	for i := 0; ; i++ {
-		k := fmt.Sprintf("%s%d", prefix, i)
-		if h.Balance(kafka.Message{Key: []byte(k)}, 0, 1, 2, 3) != not {
-			return k
-		}
-	}
-}
 
 // TestCustomers: the customer stage through the real broker and
 // ClickHouse. A visitor leaves a cart anonymously on the desktop, logs in
@@ -170,14 +158,19 @@ func TestCustomers(t *testing.T) {
 	track, identify := shoptrail.TypeTrack, shoptrail.TypeIdentify
 	desk := "desk"
 	phone := otherPartition("phone", desk)
+	carols := samePartition("carol", desk)
 	m, h, day := time.Minute, time.Hour, 24*time.Hour
 	stream := []*shoptrail.Event{
 		ev(desk, "", track, shoptrail.EventProductAdded, 0, `{"product_id":"r1","price":25,"quantity":2,"currency":"EUR"}`),
 		ev(desk, "", track, shoptrail.EventCheckoutStarted, 2*m, `{"currency":"EUR","products":[{"product_id":"r1","price":25,"quantity":2}]}`),
+		ev(carols, "carol", identify, "", 2*h, `{"company":"Late Co"}`),
 		// Abandoned at 1:02, anonymous. Logs in at 3:00, orders on the phone.
 		ev(desk, "alice", identify, "", 3*h, `{"company":{"name":"ACME"},"customer_type":"Enterprise","role":"Purchaser","industry":"Machinery"}`),
 		ev(phone, "alice", track, shoptrail.EventOrderCompleted, 5*h, `{"order_id":"o1","revenue":100,"currency":"EUR","products":[{"product_id":"r1","price":50,"quantity":2}]}`),
 		ev(desk, "alice", track, shoptrail.EventOrderCompleted, 5*day, `{"order_id":"o2","revenue":50,"currency":"EUR","products":[{"product_id":"c1","price":50,"quantity":1}]}`),
+		// Carol's order reaches the desk's partition five days late: it
+		// counts for her when it arrived (the watermark, 5 days - 5 min).
+		ev(carols, "carol", track, shoptrail.EventOrderCompleted, 2*h+30*m, `{"order_id":"o3","revenue":70,"currency":"EUR","products":[{"product_id":"c2","price":70}]}`),
 		ev(phone, "alice", track, shoptrail.EventOrderRefunded, 6*day, `{"order_id":"o2","revenue":20}`),
 		// A known customer's cart.
 		ev("bobs", "bob", track, shoptrail.EventProductAdded, h, `{"product_id":"x1","price":500,"currency":"EUR"}`),
@@ -191,7 +184,7 @@ func TestCustomers(t *testing.T) {
 	db := e.ch.Database
 
 	deskAb := cart.AbandonmentID("shop", desk, "m2")
-	bobAb := cart.AbandonmentID("shop", "bobs", fmt.Sprintf("m%d", 7))
+	bobAb := cart.AbandonmentID("shop", "bobs", "m9")
 	got := e.query(db, "SELECT abandonment_id, customer_id, stage, recovered, recovered_order_id, recovered_value FROM cart_abandonments FINAL ORDER BY anonymous_id FORMAT TSV")
 	// The desk's cart keeps the stage of when it was flagged: a stranger.
 	want := fmt.Sprintf("%s\tbob\tpotential\t0\t\t0\n%s\talice\tstranger\t1\to1\t100\n", bobAb, deskAb)
@@ -201,18 +194,23 @@ func TestCustomers(t *testing.T) {
 	got = e.query(db, "SELECT customer_id, company, customer_type, role, industry, order_count, net_revenue, stage, tier != '', "+
 		"if(toUInt32(first_order_at) = 0, '-', toString(first_order_at)), if(toUInt32(last_order_at) = 0, '-', toString(last_order_at)), first_channel FROM customers FINAL ORDER BY customer_id FORMAT TSV")
 	want = "alice\tACME\tenterprise\tpurchaser\tMachinery\t2\t130\tsecond_buyer\t1\t2026-11-03 13:00:00\t2026-11-08 08:00:00\tDirect\n" +
-		"bob\t\t\t\t\t0\t0\tpotential\t0\t-\t-\tDirect\n"
+		"bob\t\t\t\t\t0\t0\tpotential\t0\t-\t-\tDirect\n" +
+		"carol\tLate Co\t\t\t\t1\t70\tfirst_buyer\t1\t2026-11-03 10:30:00\t2026-11-03 10:30:00\tDirect\n"
 	if got != want {
 		t.Errorf("customers:\n%s\nwant\n%s", got, want)
 	}
 	got = e.query(db, "SELECT order_id, customer_id, order_number, first_order FROM customer_orders FINAL ORDER BY order_id FORMAT TSV")
-	if want := "o1\talice\t1\t1\no2\talice\t2\t0\n"; got != want {
+	if want := "o1\talice\t1\t1\no2\talice\t2\t0\no3\tcarol\t1\t1\n"; got != want {
 		t.Errorf("customer_orders:\n%s\nwant\n%s", got, want)
 	}
 	got = e.query(db, "SELECT groupArray(to_value) FROM (SELECT to_value FROM customer_transitions FINAL "+
 		"WHERE customer_id = 'alice' AND kind = 'stage' ORDER BY at) FORMAT TSV")
 	if want := "['registered','first_buyer','second_buyer']\n"; got != want {
 		t.Errorf("alice's stage transitions: %s, want %s", got, want)
+	}
+	got = e.query(db, "SELECT to_value, at FROM customer_transitions FINAL WHERE customer_id = 'carol' AND kind = 'stage' ORDER BY at FORMAT TSV")
+	if want := "registered\t2026-11-03 10:00:00\nfirst_buyer\t2026-11-08 07:55:00\n"; got != want {
+		t.Errorf("carol's stage transitions (her order arrived late):\n%s\nwant\n%s", got, want)
 	}
 
 	types := map[string][]string{}

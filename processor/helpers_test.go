@@ -170,15 +170,23 @@ func tailKeys() []string {
 
 // samePartition returns prefix, or prefix with a number appended, so that
 // it falls on the partition of key.
-func samePartition(prefix, key string) string {
+func samePartition(prefix, key string) string { return keyOn(prefix, key, true) }
+
+// otherPartition returns prefix with a number appended, so that it falls
+// on another partition than key.
+func otherPartition(prefix, key string) string { return keyOn(prefix+"0", key, false) }
+
+// keyOn returns prefix, or prefix with a number appended, that falls on
+// key's partition (same) or on another.
+func keyOn(prefix, key string, same bool) string {
 	h := &kafka.Hash{}
-	want := h.Balance(kafka.Message{Key: []byte(key)}, 0, 1, 2, 3)
+	p := h.Balance(kafka.Message{Key: []byte(key)}, 0, 1, 2, 3)
 	for i := 0; ; i++ {
 		k := prefix
 		if i > 0 {
 			k = fmt.Sprintf("%s%d", prefix, i)
 		}
-		if h.Balance(kafka.Message{Key: []byte(k)}, 0, 1, 2, 3) == want {
+		if (h.Balance(kafka.Message{Key: []byte(k)}, 0, 1, 2, 3) == p) == same {
 			return k
 		}
 	}

@@ -47,6 +47,12 @@ type Event struct {
 	// SessionStart is set on session facts (Type TypeSession): a session
 	// of the customer closed at Time; it began at SessionStart.
 	SessionStart time.Time `json:",omitzero"`
+	// Arrived is set on a late order event (behind the allowed lateness
+	// where it was sessionized): the event time at which it became known.
+	// The event counts for the customer then (timers due before it fire
+	// first, its stage and tier changes are stamped then); its order keeps
+	// Time.
+	Arrived time.Time `json:",omitzero"`
 }
 
 // TypeSession is the Type of a session fact: a closed session of the
@@ -264,13 +270,18 @@ func (t *Tracker) Add(e *Event) {
 		return
 	}
 	ms := e.Time.UnixMilli()
+	// The event counts at its time, or a late one when it arrived.
+	at, now := e.Time, ms
+	if e.Arrived.After(e.Time) {
+		at, now = e.Arrived, e.Arrived.UnixMilli()
+	}
 	c := t.lookup(e.Site, e.CustomerID, true)
-	if t.isAhead(c, ms) {
+	if t.isAhead(c, now) {
 		return
 	}
 	// Timers due before this event fire first, as they would have had the
 	// watermark passed them before it arrived.
-	t.fire(c, ms)
+	t.fire(c, now)
 	before := c.snapshot()
 	cause := "event:" + e.Name
 	if e.Name == "" {
@@ -313,7 +324,7 @@ func (t *Tracker) Add(e *Event) {
 	case "Order Updated", shoptrail.EventOrderRefunded, shoptrail.EventOrderCancelled:
 		t.orderChanged(c, e, p, ms)
 	}
-	t.settle(c, before, e.Time, cause, ms)
+	t.settle(c, before, at, cause, now)
 }
 
 // NewOrder builds the orders row of an Order Completed event e (of a

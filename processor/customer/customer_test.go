@@ -27,6 +27,8 @@ type step struct {
 	wm bool
 	// abandon: hand over an abandonment flagged at at
 	abandon *cart.Abandonment
+	// arrived: a late event, arrived at this time (Event.Arrived)
+	arrived time.Duration
 }
 
 func ev(at time.Duration, cust, name, props string) step {
@@ -70,8 +72,12 @@ func apply(tr *Tracker, steps []step, i int) {
 				n++
 			}
 		}
-		tr.Add(&Event{Site: "shop", CustomerID: s.cust, AnonymousID: s.anon, MessageID: fmt.Sprintf("m%d", n), Type: "track",
-			Name: s.name, Time: t0.Add(s.at), Props: &p, Channel: "Direct", Source: "(direct)"})
+		e := &Event{Site: "shop", CustomerID: s.cust, AnonymousID: s.anon, MessageID: fmt.Sprintf("m%d", n), Type: "track",
+			Name: s.name, Time: t0.Add(s.at), Props: &p, Channel: "Direct", Source: "(direct)"}
+		if s.arrived != 0 {
+			e.Arrived = t0.Add(s.arrived)
+		}
+		tr.Add(e)
 	}
 }
 
@@ -246,6 +252,34 @@ func TestOrdersAndRevenue(t *testing.T) {
 	}
 	if tr.Len() != 1 {
 		t.Fatalf("%d customers", tr.Len())
+	}
+}
+
+// TestLateOrder: an order that arrives behind the allowed lateness counts
+// when it arrived: the timers before its arrival have fired (at risk), its
+// stage change is stamped at the arrival, and the order keeps its own time
+// (last order, median interval, the next timers).
+func TestLateOrder(t *testing.T) {
+	late := order(35*day, "c", "o2", 50)
+	late.arrived = 40 * day
+	out, _ := run(t, Config{}, []step{
+		order(0, "c", "o1", 100),
+		wm(40 * day),
+		late,
+		wm(100 * day),
+	})
+	got := flows(out.Transitions, "stage")
+	want := []string{"c:stranger>first_buyer@0d Order Completed", "c:first_buyer>at_risk@30d timer:at_risk",
+		"c:at_risk>second_buyer@40d Order Completed", "c:second_buyer>at_risk@87.5d timer:at_risk"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stage transitions\n%q\nwant\n%q", got, want)
+	}
+	if len(out.Orders) != 2 || !out.Orders[1].At.Equal(t0.Add(35*day)) || out.Orders[1].Number != 2 {
+		t.Errorf("orders %+v", out.Orders)
+	}
+	last := out.Customers[len(out.Customers)-1]
+	if last.OrderCount != 2 || last.NetRevenue != 150 || !last.LastOrderAt.Equal(t0.Add(35*day)) || last.MedianDaysBetweenOrders != 35 {
+		t.Errorf("customer row %+v", last)
 	}
 }
 

@@ -26,6 +26,7 @@ const codecV1 = 1
 const (
 	kindWatermark = 'w'
 	kindEvent     = 'e'
+	kindLate      = 'l' // an event fact with Arrived
 	kindHandoff   = 'a'
 )
 
@@ -34,6 +35,8 @@ func AppendFact(dst []byte, f *Fact) []byte {
 	e := encoder{b: dst}
 	e.byte(codecV1)
 	switch {
+	case f.Event != nil && !f.Event.Arrived.IsZero():
+		e.byte(kindLate)
 	case f.Event != nil:
 		e.byte(kindEvent)
 	case f.Abandonment != nil:
@@ -55,6 +58,9 @@ func AppendFact(dst []byte, f *Fact) []byte {
 			e.strs(tr.Email, tr.Name, tr.Phone, tr.Company, tr.Industry, tr.CustomerType, tr.Role, tr.Level)
 		} else {
 			e.byte(0)
+		}
+		if !ev.Arrived.IsZero() {
+			e.time(ev.Arrived)
 		}
 	}
 	if a := f.Abandonment; a != nil {
@@ -127,7 +133,7 @@ func DecodeFact(b []byte, f *Fact) error {
 	f.Watermark = d.time()
 	switch kind {
 	case kindWatermark:
-	case kindEvent:
+	case kindEvent, kindLate:
 		ev := &customer.Event{}
 		f.Event = ev
 		ev.Site, ev.CustomerID, ev.AnonymousID, ev.MessageID, ev.Type, ev.Name = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
@@ -138,6 +144,9 @@ func DecodeFact(b []byte, f *Fact) error {
 		if d.byte() == 1 {
 			ev.Traits = &customer.Traits{Email: d.str(), Name: d.str(), Phone: d.str(), Company: d.str(), Industry: d.str(),
 				CustomerType: d.str(), Role: d.str(), Level: d.str()}
+		}
+		if kind == kindLate {
+			ev.Arrived = d.time()
 		}
 	case kindHandoff:
 		a := &cart.Abandonment{}

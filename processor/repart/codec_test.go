@@ -25,7 +25,9 @@ func sampleFacts() []Fact {
 	ab.Abandonment.Items = []cart.Item{{ProductID: "p", SKU: "s", Name: "n", Category: "c", Price: 1.5, Quantity: 2, Currency: "EUR"}}
 	ab.Abandonment.Step, ab.Abandonment.MixedCurrency, ab.Abandonment.Recovered = cart.StepPayment, true, true
 	ab.Abandonment.RecoveredAt, ab.Abandonment.RecoveredOrderID, ab.Abandonment.RecoveredValue = time.Unix(1700000400, 0).UTC(), "o9", 7
-	return []Fact{o, id, sess, ab, wmark(3, time.Unix(1700000500, 0).UTC()), {Source: 1}}
+	late := order(2, 18, "cust-2", time.Unix(1700000000, 0).UTC(), 10)
+	late.Event.Arrived = time.Unix(1700000600, 7).UTC()
+	return []Fact{o, id, sess, ab, late, wmark(3, time.Unix(1700000500, 0).UTC()), {Source: 1}}
 }
 
 // TestCodecRoundTrip: every sample fact decodes to what was encoded, and

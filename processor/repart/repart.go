@@ -62,6 +62,9 @@ type Fact struct {
 func (f *Fact) Time() time.Time {
 	switch {
 	case f.Event != nil:
+		if f.Event.Arrived.After(f.Event.Time) {
+			return f.Event.Arrived // a late event counts when it arrived
+		}
 		return f.Event.Time
 	case f.Abandonment != nil:
 		if !f.At.IsZero() {

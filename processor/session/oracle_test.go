@@ -38,6 +38,7 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 	byVisitor := map[string][]*shoptrail.Event{}
 	var visitors []string
 	status := make([]Status, len(events))
+	lateAt := make([]int64, len(events)) // a late event's watermark
 	for i, e := range events {
 		if e.Timestamp.After(maxSeen) {
 			maxSeen = e.Timestamp
@@ -48,6 +49,7 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 		}
 		if e.Timestamp.Before(maxSeen.Add(-cfg.AllowedLateness)) {
 			status[i] = Late
+			lateAt[i] = maxSeen.Add(-cfg.AllowedLateness).UnixMilli()
 			continue
 		}
 		accepted[e.MessageID] = e
@@ -132,6 +134,8 @@ func (o oracle) run(events []*shoptrail.Event) oracleResult {
 		a := Assignment{Site: e.Site, MessageID: e.MessageID, Status: status[i]}
 		if status[i] != Late {
 			a.SessionID = sessionOf[e.MessageID]
+		} else {
+			a.Watermark = lateAt[i]
 		}
 		if status[i] == Assigned {
 			g := lossOf[e.MessageID]

@@ -249,6 +249,9 @@ type Assignment struct {
 	Status    Status
 	Lost      int32
 	LostPath  string
+	// Watermark is, for a Late event, the watermark it arrived behind
+	// (unix ms): the event time at which it became known.
+	Watermark int64
 }
 
 // IdentityLink records that an anonymous visitor was identified as a
@@ -889,7 +892,7 @@ func (s *Sessionizer) markDirty(vi int32, v *visitor) {
 
 func (s *Sessionizer) emitLate(e *shoptrail.Event) {
 	s.stats.Late++
-	s.out.Assignments = append(s.out.Assignments, Assignment{Site: e.Site, MessageID: e.MessageID, Status: Late})
+	s.out.Assignments = append(s.out.Assignments, Assignment{Site: e.Site, MessageID: e.MessageID, Status: Late, Watermark: s.wm})
 }
 
 // duplicate handles an event whose message id the visitor has counted in
