@@ -132,7 +132,6 @@ func checkFactsInTime(t *testing.T, reg *prometheus.Registry, min float64) {
 	}
 }
 
-
 // TestCustomers: the customer stage through the real broker and
 // ClickHouse. A visitor leaves a cart anonymously on the desktop, logs in
 // later, and orders on the phone (another partition): the cart is
