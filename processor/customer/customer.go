@@ -376,13 +376,12 @@ func (t *Tracker) orderCompleted(c *customer, e *Event, p *commerce.Props, ms in
 		if c.extra().firstOrder == 0 {
 			c.x.firstOrder = c.firstOrder()
 		}
+		c.x.trimmedNet += c.orders[0].net
 		c.orders = slices.Delete(c.orders, 0, 1)
 	}
 	c.orders = append(c.orders, orderRec{id: h, at: ms, net: amount, items: float32(o.ItemCount)})
-	c.lastOrder = max(c.lastOrder, ms)
 	c.orderCount = min(c.orderCount+1, math.MaxUint16-1)
 	o.Number = int(c.orderCount)
-	c.netRevenue += amount
 	if c.currency() == "" && p.Currency != "" {
 		var ch, src string
 		if c.prof != nil {
@@ -440,14 +439,7 @@ func (t *Tracker) orderChanged(c *customer, e *Event, p *commerce.Props, ms int6
 		net = 0
 		r.at = -r.at
 		c.orderCount--
-		c.lastOrder = 0
-		for _, o := range c.orders {
-			if !o.cancelled() {
-				c.lastOrder = max(c.lastOrder, o.time())
-			}
-		}
 	}
-	c.netRevenue += net - r.net
 	r.net = net
 	u.NetRevenue = net
 	t.out.OrderUpdates = append(t.out.OrderUpdates, u)
@@ -590,12 +582,13 @@ func (t *Tracker) nextTimer(c *customer) (int64, string) {
 	}
 	if c.orderCount > 0 {
 		r, d, l := t.thresholds(c)
-		consider(c.lastOrder+r, "at_risk")
-		consider(c.lastOrder+d, "dormant")
-		consider(c.lastOrder+l, "lost")
+		last := c.lastOrder()
+		consider(last+r, "at_risk")
+		consider(last+d, "dormant")
+		consider(last+l, "lost")
 		rf := t.cfg.rfm(c.site())
 		for _, days := range rf.Recency {
-			consider(c.lastOrder+int64(days*float64(24*time.Hour/time.Millisecond))+1, "recency")
+			consider(last+int64(days*float64(24*time.Hour/time.Millisecond))+1, "recency")
 		}
 	} else if c.flags&flagCarted != 0 {
 		consider(c.lastVisit+t.cfg.PotentialDormant.Milliseconds(), "potential_dormant")
@@ -694,7 +687,7 @@ func AbandonedSignal(a *cart.Abandonment) shoptrail.Signal {
 // view is what a salesperson sees of c.
 func (t *Tracker) view(c *customer) *shoptrail.SignalCustomer {
 	v := &shoptrail.SignalCustomer{ID: c.id(), Stage: c.stageName(), Tier: c.tierName(), OrderCount: int(c.orderCount),
-		NetRevenue: c.netRevenue, Currency: c.currency(), FirstSeenAt: msTime(c.firstSeen), LastOrderAt: msTime(c.lastOrder),
+		NetRevenue: c.netRevenue(), Currency: c.currency(), FirstSeenAt: msTime(c.firstSeen), LastOrderAt: msTime(c.lastOrder()),
 		LastVisitAt: msTime(c.lastVisit)}
 	if c.prof != nil {
 		v.FirstChannel, v.FirstSource = c.prof.channel, c.prof.source
@@ -726,7 +719,7 @@ func (t *Tracker) stage(c *customer, ms int64) uint8 {
 		return stPotential
 	}
 	r, d, l := t.thresholds(c)
-	since := ms - c.lastOrder
+	since := ms - c.lastOrder()
 	switch {
 	case since >= l:
 		return stLost
@@ -752,7 +745,7 @@ func (t *Tracker) tier(c *customer, ms int64) uint8 {
 		return 0
 	}
 	rf := t.cfg.rfm(c.site())
-	days := float64(ms-c.lastOrder) / float64(24*time.Hour/time.Millisecond)
+	days := float64(ms-c.lastOrder()) / float64(24*time.Hour/time.Millisecond)
 	score := 1
 	for i, d := range rf.Recency {
 		if days <= d {
@@ -768,7 +761,7 @@ func (t *Tracker) tier(c *customer, ms int64) uint8 {
 		}
 	}
 	for i, n := range rf.Monetary {
-		if c.netRevenue >= n {
+		if c.netRevenue() >= n {
 			m = 5 - i
 			break
 		}

@@ -3,6 +3,7 @@ package customer
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -70,7 +71,7 @@ type metaState struct {
 func (t *Tracker) Checkpoint(dst []Record) []Record {
 	for _, c := range t.stateDirty {
 		c.flags &^= flagState
-		st := customerState{NetRevenue: c.netRevenue, FirstSeen: c.firstSeen, LastOrder: c.lastOrder, LastVisit: c.lastVisit,
+		st := customerState{NetRevenue: c.netRevenue(), FirstSeen: c.firstSeen, LastOrder: c.lastOrder(), LastVisit: c.lastVisit,
 			Clock: c.clock, OrderCount: c.orderCount, St: c.st, Flags: c.flags &^ (flagDirty | flagState), Upto: t.wm.UnixMilli()}
 		for _, o := range c.orders {
 			st.Orders = append(st.Orders, orderState{ID: o.id, At: o.at, Net: o.net, Refunded: o.refunded, Items: o.items})
@@ -127,7 +128,7 @@ func (t *Tracker) Restore(recs []Record) error {
 		}
 		c := t.lookup(key[:i], key[i+1:], true)
 		upto[c] = st.Upto
-		c.netRevenue, c.firstSeen, c.lastOrder, c.lastVisit, c.clock = st.NetRevenue, st.FirstSeen, st.LastOrder, st.LastVisit, st.Clock
+		c.firstSeen, c.lastVisit, c.clock = st.FirstSeen, st.LastVisit, st.Clock
 		c.orderCount, c.st, c.flags = st.OrderCount, st.St, st.Flags&flagCarted
 		c.orders = nil
 		for _, o := range st.Orders {
@@ -148,6 +149,11 @@ func (t *Tracker) Restore(recs []Record) error {
 				}
 				x.waiting = append(x.waiting, waiting{a: w.A, expires: w.Expires, stage: w.Stage, tier: w.Tier})
 			}
+		}
+		// The record's net revenue beyond its orders' is that of orders
+		// trimmed from the history.
+		if d := st.NetRevenue - c.netRevenue(); math.Abs(d) > 1e-6*max(1, math.Abs(st.NetRevenue)) {
+			c.extra().trimmedNet = d
 		}
 	}
 	// Records written after the meta record read (a checkpoint cut short)

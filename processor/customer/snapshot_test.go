@@ -180,3 +180,37 @@ func TestRestoreRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+// TestLongOrderHistory: a customer with more orders than the history keeps
+// (maxOrders) still has the net revenue of every order, also after a
+// restore from a checkpoint taken once the history was trimmed.
+func TestLongOrderHistory(t *testing.T) {
+	var steps []step
+	for i := range maxOrders + 8 {
+		steps = append(steps, order(time.Duration(i)*day, "c", fmt.Sprintf("o%d", i), 10))
+	}
+	steps = append(steps,
+		ev(50*day, "c", shoptrail.EventOrderCancelled, `{"order_id":"o35"}`),
+		ev(51*day, "c", shoptrail.EventOrderRefunded, `{"order_id":"o39","revenue":5}`))
+	want, _ := run(t, Config{}, steps)
+	last := want.Customers[len(want.Customers)-1]
+	if last.NetRevenue != 385 || last.OrderCount != maxOrders+7 || !last.LastOrderAt.Equal(t0.Add(39*day)) || !last.FirstOrderAt.Equal(t0) {
+		t.Fatalf("customer row %+v, want 385 net from %d orders, first at day 0, last at day 39", last, maxOrders+7)
+	}
+	var got Output
+	tr, _ := New(Config{})
+	for i := range steps {
+		if i == maxOrders+4 {
+			recs := tr.Checkpoint(nil)
+			tr, _ = New(Config{})
+			if err := tr.Restore(recs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		apply(tr, steps, i)
+		tr.Drain(&got)
+	}
+	if g := got.Customers[len(got.Customers)-1]; !reflect.DeepEqual(g, last) {
+		t.Errorf("after a restore\n%+v\nwant\n%+v", g, last)
+	}
+}

@@ -70,9 +70,7 @@ type customer struct {
 	orders     []orderRec
 	prof       *profile // shared
 	x          *extra   // nil until traits, an abandonment or a trimmed order history
-	netRevenue float64
-	firstSeen  int64 // also the registration: the first event with the customer id
-	lastOrder  int64
+	firstSeen  int64    // also the registration: the first event with the customer id
 	lastVisit  int64
 	clock      int64 // event time of its last event or timer (its row's version)
 	deadline   int64
@@ -90,8 +88,9 @@ type extra struct {
 	traits               Traits
 	favorites, inquiries uint32
 	// firstOrder, once the order history was trimmed (else its first
-	// order's time).
+	// order's time), and the net revenue of the orders trimmed.
 	firstOrder int64
+	trimmedNet float64
 	waiting    []waiting
 }
 
@@ -110,6 +109,31 @@ func (c *customer) firstOrder() int64 {
 		return c.orders[0].time()
 	}
 	return 0
+}
+
+// lastOrder is the time of the customer's last order not cancelled among
+// those kept (unix ms), 0 if none.
+func (c *customer) lastOrder() int64 {
+	var last int64
+	for i := range c.orders {
+		if o := &c.orders[i]; !o.cancelled() {
+			last = max(last, o.time())
+		}
+	}
+	return last
+}
+
+// netRevenue is the net revenue of the customer's orders: those kept (a
+// cancelled one's is 0) and those trimmed from the history.
+func (c *customer) netRevenue() float64 {
+	var sum float64
+	if c.x != nil {
+		sum = c.x.trimmedNet
+	}
+	for i := range c.orders {
+		sum += c.orders[i].net
+	}
+	return sum
 }
 
 func (c *customer) currency() string {
@@ -198,12 +222,12 @@ type Row struct {
 
 func (t *Tracker) row(c *customer) Row {
 	r := Row{Site: c.site(), CustomerID: c.id(), FirstSeen: msTime(c.firstSeen), RegisteredAt: msTime(c.firstSeen),
-		FirstOrderAt: msTime(c.firstOrder()), LastOrderAt: msTime(c.lastOrder), OrderCount: int(c.orderCount),
-		NetRevenue: c.netRevenue, Currency: c.currency(),
+		FirstOrderAt: msTime(c.firstOrder()), LastOrderAt: msTime(c.lastOrder()), OrderCount: int(c.orderCount),
+		NetRevenue: c.netRevenue(), Currency: c.currency(),
 		LastVisitAt: msTime(c.lastVisit), Stage: c.stageName(), Tier: c.tierName(), Version: c.clock,
 		MedianDaysBetweenOrders: float64(c.medianInterval()) / float64(24*time.Hour/time.Millisecond)}
 	if c.orderCount > 0 {
-		r.AvgOrderValue = c.netRevenue / float64(c.orderCount)
+		r.AvgOrderValue = r.NetRevenue / float64(c.orderCount)
 		var items float64
 		n := 0
 		for _, o := range c.orders {
