@@ -22,7 +22,7 @@ FROM
             exit_page,
             count() AS exits,
             countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
-            uniqExact(anonymous_id) AS visitors
+            uniqExact(sipHash64(anonymous_id)) AS visitors
         FROM sessions_by_start FINAL
         WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
           AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))

@@ -19,7 +19,7 @@ FROM
     SELECT
         landing_page,
         count() AS sessions,
-        uniqExact(anonymous_id) AS visitors,
+        uniqExact(sipHash64(anonymous_id)) AS visitors,
         countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
         countIf(orders > 0) AS order_sessions,
         round(sum(revenue), 2) AS revenue_sum

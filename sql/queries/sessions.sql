@@ -51,14 +51,14 @@ FROM
         SELECT
             ${grain}(start_time) AS period,
             toString(${breakdown}) AS key,
-            uniqExactIf(anonymous_id, start_time >= $__fromTime) AS visitors,
-            uniqExactIf(anonymous_id, start_time >= $__fromTime AND is_returning = 0) AS new_visitors,
-            uniqExactIf(anonymous_id, start_time >= $__fromTime AND is_returning = 1) AS returning_visitors,
+            uniqExactIf(sipHash64(anonymous_id), start_time >= $__fromTime) AS visitors,
+            uniqExactIf(sipHash64(anonymous_id), start_time >= $__fromTime AND is_returning = 0) AS new_visitors,
+            uniqExactIf(sipHash64(anonymous_id), start_time >= $__fromTime AND is_returning = 1) AS returning_visitors,
             countIf(start_time >= $__fromTime) AS sessions,
             countIf(start_time >= $__fromTime AND page_views <= 1 AND is_engaged = 0) AS bounces,
             countIf(start_time >= $__fromTime AND page_views >= 2) AS second_clicks,
             countIf(start_time >= $__fromTime AND orders > 0) AS order_sessions,
-            uniqExact(anonymous_id) AS all_visitors,
+            uniqExact(sipHash64(anonymous_id)) AS all_visitors,
             count() AS all_sessions,
             countIf(orders > 0) AS all_order_sessions
         FROM sessions_by_start FINAL

@@ -24,9 +24,9 @@ FROM
     SELECT
         ${grain}(start_time) AS period,
         toString(${breakdown}) AS key,
-        uniqExact(anonymous_id) AS visitors,
+        uniqExact(sipHash64(anonymous_id)) AS visitors,
         count() AS sessions,
-        uniqExactIf(anonymous_id, anonymous_id IN
+        uniqExactIf(sipHash64(anonymous_id), anonymous_id IN
         (
             SELECT anonymous_id FROM events
             WHERE site = '${site}' AND event = 'Signed Up' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)

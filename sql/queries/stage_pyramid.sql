@@ -7,7 +7,8 @@
 -- come from visitor_days (migration 0041: one row per visitor, user id and
 -- day, so the range is taken in whole days), orders and sign-ups from
 -- person_facts (one row per event id); both collapse redelivered events.
--- Persons are grouped by the 64-bit sipHash64 of their id.
+-- Persons are grouped by the 64-bit sipHash64 of their id, and visitors
+-- joined to their links by that of their anonymous id.
 -- For the customer stage's own pyramid see customer_stages.
 SELECT
     stage,
@@ -27,25 +28,24 @@ FROM
             (max(signed_up) = 1 OR max(user_id != '') = 1) AS registered
         FROM
         (
-            SELECT sipHash64(if(linked != '', linked, if(user_id != '', user_id, anonymous_id))) AS person, active, potential, signed_up, order_id, user_id
+            SELECT if(linked != '', sipHash64(linked), if(user_id != '', sipHash64(user_id), a)) AS person, active, potential, signed_up, order_id, user_id
             FROM
             (
-                SELECT anonymous_id, user_id, toUInt8(1) AS active, max(potential) AS potential, toUInt8(0) AS signed_up, '' AS order_id
+                SELECT sipHash64(anonymous_id) AS a, user_id, toUInt8(1) AS active, potential, toUInt8(0) AS signed_up, '' AS order_id
                 FROM visitor_days
                 WHERE site = '${site}' AND day >= toDate($__fromTime) AND day <= toDate($__toTime)
-                GROUP BY anonymous_id, user_id
                 UNION ALL
-                SELECT anonymous_id, user_id, toUInt8(0) AS active, toUInt8(0) AS potential, toUInt8(event = 'Signed Up') AS signed_up, if(event = 'Order Completed', order_id, '') AS order_id
+                SELECT sipHash64(anonymous_id) AS a, user_id, toUInt8(0) AS active, toUInt8(0) AS potential, toUInt8(event = 'Signed Up') AS signed_up, if(event = 'Order Completed', order_id, '') AS order_id
                 FROM person_facts
                 WHERE site = '${site}' AND event_time <= $__toTime
             ) AS e
             ANY LEFT JOIN
             (
-                SELECT anonymous_id, any(customer_id) AS linked
+                SELECT sipHash64(anonymous_id) AS a, any(customer_id) AS linked
                 FROM identity_links
                 WHERE site = '${site}'
-                GROUP BY anonymous_id
-            ) AS l USING (anonymous_id)
+                GROUP BY a
+            ) AS l USING (a)
         )
         GROUP BY person
         HAVING max(active) = 1
