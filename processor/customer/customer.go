@@ -372,14 +372,14 @@ func (t *Tracker) orderCompleted(c *customer, e *Event, p *commerce.Props, ms in
 	}
 	amount := o.Revenue
 	o.FirstOrder = c.orderCount == 0
-	if len(c.orders) == maxOrders {
+	if len(c.orders()) == maxOrders {
 		if c.extra().firstOrder == 0 {
 			c.x.firstOrder = c.firstOrder()
 		}
-		c.x.trimmedNet += c.orders[0].net
-		c.orders = slices.Delete(c.orders, 0, 1)
+		c.x.trimmedNet += c.orders()[0].net
+		c.setOrders(slices.Delete(c.orders(), 0, 1))
 	}
-	c.orders = append(c.orders, orderRec{id: h, at: ms, net: amount, items: float32(o.ItemCount)})
+	c.setOrders(append(c.orders(), orderRec{id: h, at: ms, net: amount, items: float32(o.ItemCount)}))
 	c.orderCount = min(c.orderCount+1, math.MaxUint16-1)
 	o.Number = int(c.orderCount)
 	if c.currency() == "" && p.Currency != "" {
@@ -405,7 +405,7 @@ func (t *Tracker) orderChanged(c *customer, e *Event, p *commerce.Props, ms int6
 		t.problem(ProblemUnknownOrder)
 		return
 	}
-	r := &c.orders[i]
+	r := &c.orders()[i]
 	if r.cancelled() {
 		return
 	}
@@ -538,7 +538,7 @@ func (t *Tracker) Advance(wm time.Time) {
 			delete(t.ahead, c)
 		}
 	}
-	for len(t.timers) > 0 && t.timers[0].deadline <= ms {
+	for len(t.timers) > 0 && int64(t.timers[0].deadline)*1000 <= ms {
 		c := t.timers[0]
 		t.fire(c, ms) // reschedules c past ms, or drops its timer
 	}
@@ -604,7 +604,7 @@ func (t *Tracker) nextTimer(c *customer) (int64, string) {
 // thresholds are c's at-risk, dormant and lost times after the last order,
 // in ms.
 func (t *Tracker) thresholds(c *customer) (int64, int64, int64) {
-	if c.orderCount < 2 || len(c.orders) < 2 {
+	if c.orderCount < 2 || c.on < 2 {
 		return t.cfg.OneTimeAtRisk.Milliseconds(), t.cfg.OneTimeDormant.Milliseconds(), t.cfg.OneTimeLost.Milliseconds()
 	}
 	med := float64(c.medianInterval())
@@ -781,7 +781,7 @@ func (t *Tracker) schedule(c *customer) {
 		t.stateDirty = append(t.stateDirty, c)
 	}
 	at, _ := t.nextTimer(c)
-	c.deadline = at
+	c.deadline = deadlineSec(at)
 	switch {
 	case at == 0 && c.idx >= 0:
 		heap.Remove(&t.timers, int(c.idx))

@@ -73,7 +73,7 @@ func (t *Tracker) Checkpoint(dst []Record) []Record {
 		c.flags &^= flagState
 		st := customerState{NetRevenue: c.netRevenue(), FirstSeen: c.firstSeen, LastOrder: c.lastOrder(), LastVisit: c.lastVisit,
 			Clock: c.clock, OrderCount: c.orderCount, St: c.st, Flags: c.flags &^ (flagDirty | flagState), Upto: t.wm.UnixMilli()}
-		for _, o := range c.orders {
+		for _, o := range c.orders() {
 			st.Orders = append(st.Orders, orderState{ID: o.id, At: o.at, Net: o.net, Refunded: o.refunded, Items: o.items})
 		}
 		if c.prof != nil {
@@ -130,10 +130,11 @@ func (t *Tracker) Restore(recs []Record) error {
 		upto[c] = st.Upto
 		c.firstSeen, c.lastVisit, c.clock = st.FirstSeen, st.LastVisit, st.Clock
 		c.orderCount, c.st, c.flags = st.OrderCount, st.St, st.Flags&flagCarted
-		c.orders = nil
+		var orders []orderRec
 		for _, o := range st.Orders {
-			c.orders = append(c.orders, orderRec{id: o.ID, at: o.At, net: o.Net, refunded: o.Refunded, items: o.Items})
+			orders = append(orders, orderRec{id: o.ID, at: o.At, net: o.Net, refunded: o.Refunded, items: o.Items})
 		}
+		c.setOrders(orders)
 		if st.Channel != "" || st.Source != "" || st.Currency != "" {
 			c.prof = t.profile(st.Channel, st.Source, st.Currency)
 		}

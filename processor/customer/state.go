@@ -1,9 +1,11 @@
 package customer
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/processor/cart"
@@ -61,23 +63,43 @@ func (o *orderRec) time() int64 {
 
 func (o *orderRec) cancelled() bool { return o.at < 0 }
 
-// customer is one customer's state. Kept small (see
+// customer is one customer's state, 80 bytes (a size class; see
 // BenchmarkCustomerMemory): times as unix ms, what many customers share
 // (first channel and source, currency) behind one shared pointer, the
-// rarely set fields behind another.
+// rarely set fields behind another, the order history as a pointer and
+// two bytes of length and capacity rather than a 24-byte slice header
+// (orders, setOrders), the timer's deadline in seconds.
 type customer struct {
-	key        string // site NUL customer id
-	orders     []orderRec
-	prof       *profile // shared
-	x          *extra   // nil until traits, an abandonment or a trimmed order history
-	firstSeen  int64    // also the registration: the first event with the customer id
+	key        string    // site NUL customer id
+	ordp       *orderRec // the kept orders: see orders
+	prof       *profile  // shared
+	x          *extra    // nil until traits, an abandonment or a trimmed order history
+	firstSeen  int64     // also the registration: the first event with the customer id
 	lastVisit  int64
-	clock      int64 // event time of its last event or timer (its row's version)
-	deadline   int64
+	clock      int64  // event time of its last event or timer (its row's version)
+	deadline   uint32 // unix seconds, rounded up, of the next timer (the heap's key)
 	idx        int32
 	orderCount uint16
 	st         uint8 // stage | tier<<4
 	flags      uint8
+	on, oc     uint8 // orders kept, and their capacity
+}
+
+// orders returns the kept orders, oldest first (at most maxOrders).
+func (c *customer) orders() []orderRec {
+	if c.ordp == nil {
+		return nil
+	}
+	return unsafe.Slice(c.ordp, int(c.oc))[:c.on]
+}
+
+// setOrders keeps s as the customer's orders (len(s) <= maxOrders).
+func (c *customer) setOrders(s []orderRec) {
+	if cap(s) == 0 {
+		c.ordp, c.on, c.oc = nil, 0, 0
+		return
+	}
+	c.ordp, c.on, c.oc = unsafe.SliceData(s), uint8(len(s)), uint8(min(cap(s), math.MaxUint8))
 }
 
 // profile is what many customers share: how they first came, and the
@@ -105,8 +127,8 @@ func (c *customer) firstOrder() int64 {
 	if c.x != nil && c.x.firstOrder != 0 {
 		return c.x.firstOrder
 	}
-	if len(c.orders) > 0 {
-		return c.orders[0].time()
+	if c.on > 0 {
+		return c.orders()[0].time()
 	}
 	return 0
 }
@@ -115,8 +137,8 @@ func (c *customer) firstOrder() int64 {
 // those kept (unix ms), 0 if none.
 func (c *customer) lastOrder() int64 {
 	var last int64
-	for i := range c.orders {
-		if o := &c.orders[i]; !o.cancelled() {
+	for _, o := range c.orders() {
+		if !o.cancelled() {
 			last = max(last, o.time())
 		}
 	}
@@ -130,8 +152,8 @@ func (c *customer) netRevenue() float64 {
 	if c.x != nil {
 		sum = c.x.trimmedNet
 	}
-	for i := range c.orders {
-		sum += c.orders[i].net
+	for _, o := range c.orders() {
+		sum += o.net
 	}
 	return sum
 }
@@ -164,8 +186,8 @@ type state struct{ stage, tier uint8 }
 func (c *customer) snapshot() state { return state{c.stage(), c.tier()} }
 
 func (c *customer) findOrder(h uint64) int {
-	for i := range c.orders {
-		if c.orders[i].id == h {
+	for i, o := range c.orders() {
+		if o.id == h {
 			return i
 		}
 	}
@@ -177,7 +199,7 @@ func (c *customer) findOrder(h uint64) int {
 func (c *customer) medianInterval() int64 {
 	var times [maxOrders]int64
 	ts := times[:0]
-	for _, o := range c.orders {
+	for _, o := range c.orders() {
 		if !o.cancelled() {
 			ts = append(ts, o.time())
 		}
@@ -230,7 +252,7 @@ func (t *Tracker) row(c *customer) Row {
 		r.AvgOrderValue = r.NetRevenue / float64(c.orderCount)
 		var items float64
 		n := 0
-		for _, o := range c.orders {
+		for _, o := range c.orders() {
 			if !o.cancelled() {
 				items += float64(o.items)
 				n++
@@ -255,6 +277,12 @@ type timerHeap []*customer
 
 func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+
+// deadlineSec is a timer's time in unix seconds, rounded up (a timer at ms
+// is due once the watermark reaches deadlineSec(ms)*1000).
+func deadlineSec(ms int64) uint32 {
+	return uint32(min(max((ms+999)/1000, 0), math.MaxUint32))
+}
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = int32(i), int32(j)
