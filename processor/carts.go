@@ -84,7 +84,10 @@ type captured struct {
 	Time        time.Time       `json:"time"`
 	Props       commerce.Props  `json:"props"`
 	Traits      json.RawMessage `json:"traits,omitempty"`
-	N           int             `json:"n"`
+	// Offset is the event's offset in the partition: facts of equal times
+	// go to the customer stage in the order they arrived.
+	Offset int64 `json:"offset,omitempty"`
+	N      int   `json:"n"`
 }
 
 // forCustomer tells whether the customer stage reads the event.
@@ -127,7 +130,7 @@ func newCartStage(cfg cart.Config, timeout time.Duration, m *cartMetrics, source
 }
 
 // capture keeps a decoded cart event until the sessionizer assigns it.
-func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props) {
+func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props, offset int64) {
 	if e.AnonymousID == "" || e.MessageID == "" {
 		return
 	}
@@ -150,7 +153,7 @@ func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props) {
 		return
 	}
 	x := &captured{Site: e.Site, AnonymousID: e.AnonymousID, UserID: e.UserID, MessageID: e.MessageID, Name: e.Event,
-		Time: e.Timestamp, Props: *p, N: 1}
+		Time: e.Timestamp, Props: *p, Offset: offset, N: 1}
 	if e.Type != shoptrail.TypeTrack {
 		x.Type, x.Traits = e.Type, append(json.RawMessage(nil), e.Traits...)
 	}
@@ -356,7 +359,7 @@ func (c *cartStage) eventFact(x *captured, sessionID string) *customer.Event {
 	if len(x.Traits) > 0 {
 		e.Traits = customer.ParseTraits(x.Traits)
 	}
-	c.facts = append(c.facts, repart.Fact{Source: c.source, Event: e})
+	c.facts = append(c.facts, repart.Fact{Source: c.source, Offset: x.Offset, Event: e})
 	return e
 }
 

@@ -174,6 +174,12 @@ func TestCustomers(t *testing.T) {
 		// A known customer's cart.
 		ev("bobs", "bob", track, shoptrail.EventProductAdded, h, `{"product_id":"x1","price":500,"currency":"EUR"}`),
 	}
+	// Dave's identify and order come in one batch, stamped alike: they
+	// count in the order they arrived (whatever their message ids).
+	stream = append([]*shoptrail.Event{
+		withID(ev("daves", "dave", identify, "", 0, `{}`), "z-identify"),
+		withID(ev("daves", "dave", track, shoptrail.EventOrderCompleted, 0, `{"order_id":"o4","revenue":5,"currency":"EUR","products":[{"product_id":"c3","price":5}]}`), "a-order"),
+	}, stream...)
 	stream = append(stream, tailEvents("shop", t0.Add(10*day))...)
 	e.produce(stream)
 	cfg := e.config("customers-" + fmt.Sprint(time.Now().UnixNano()%1e6))
@@ -194,18 +200,24 @@ func TestCustomers(t *testing.T) {
 		"if(toUInt32(first_order_at) = 0, '-', toString(first_order_at)), if(toUInt32(last_order_at) = 0, '-', toString(last_order_at)), first_channel FROM customers FINAL ORDER BY customer_id FORMAT TSV")
 	want = "alice\tACME\tenterprise\tpurchaser\tMachinery\t2\t130\tsecond_buyer\t1\t2026-11-03 13:00:00\t2026-11-08 08:00:00\tDirect\n" +
 		"bob\t\t\t\t\t0\t0\tpotential\t0\t-\t-\tDirect\n" +
-		"carol\tLate Co\t\t\t\t1\t70\tfirst_buyer\t1\t2026-11-03 10:30:00\t2026-11-03 10:30:00\tDirect\n"
+		"carol\tLate Co\t\t\t\t1\t70\tfirst_buyer\t1\t2026-11-03 10:30:00\t2026-11-03 10:30:00\tDirect\n" +
+		"dave\t\t\t\t\t1\t5\tfirst_buyer\t1\t2026-11-03 08:00:00\t2026-11-03 08:00:00\tDirect\n"
 	if got != want {
 		t.Errorf("customers:\n%s\nwant\n%s", got, want)
 	}
 	got = e.query(db, "SELECT order_id, customer_id, order_number, first_order FROM customer_orders FINAL ORDER BY order_id FORMAT TSV")
-	if want := "o1\talice\t1\t1\no2\talice\t2\t0\no3\tcarol\t1\t1\n"; got != want {
+	if want := "o1\talice\t1\t1\no2\talice\t2\t0\no3\tcarol\t1\t1\no4\tdave\t1\t1\n"; got != want {
 		t.Errorf("customer_orders:\n%s\nwant\n%s", got, want)
 	}
 	got = e.query(db, "SELECT groupArray(to_value) FROM (SELECT to_value FROM customer_transitions FINAL "+
 		"WHERE customer_id = 'alice' AND kind = 'stage' ORDER BY at) FORMAT TSV")
 	if want := "['registered','first_buyer','second_buyer']\n"; got != want {
 		t.Errorf("alice's stage transitions: %s, want %s", got, want)
+	}
+	got = e.query(db, "SELECT groupArray(t) FROM (SELECT concat(from_value, '>', to_value) AS t FROM customer_transitions FINAL "+
+		"WHERE customer_id = 'dave' AND kind = 'stage' ORDER BY t) FORMAT TSV")
+	if want := "['registered>first_buyer','stranger>registered']\n"; got != want {
+		t.Errorf("dave's stage transitions: %s, want %s", got, want)
 	}
 	got = e.query(db, "SELECT to_value, at FROM customer_transitions FINAL WHERE customer_id = 'carol' AND kind = 'stage' ORDER BY at FORMAT TSV")
 	if want := "registered\t2026-11-03 10:00:00\nfirst_buyer\t2026-11-08 07:55:00\n"; got != want {
@@ -235,6 +247,11 @@ func TestCustomers(t *testing.T) {
 	if st := types[shoptrail.SignalStageChanged]; len(st) < 3 || !strings.HasPrefix(st[0], "alice/ACME") {
 		t.Errorf("stage signals %q, want alice's (registered, first, second buyer) and bob's", st)
 	}
+}
+
+func withID(e *shoptrail.Event, id string) *shoptrail.Event {
+	e.MessageID = id
+	return e
 }
 
 // monthOfCustomers makes a month of a shop's known customers, in event-time

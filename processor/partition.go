@@ -319,7 +319,7 @@ func (w *worker) add(m *kafka.Message) {
 	}
 	w.batch.Offsets = append(w.batch.Offsets, m.Offset)
 	w.batch.addCommerce(w.dec, e)
-	w.cart.capture(e, &w.batch.Commerce[len(w.batch.Commerce)-1])
+	w.cart.capture(e, &w.batch.Commerce[len(w.batch.Commerce)-1], m.Offset)
 	w.sess.Add(m.Offset, e)
 }
 
