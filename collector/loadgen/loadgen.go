@@ -56,7 +56,8 @@ type Config struct {
 	// CollectorPID, when not 0, is the collector's process on this
 	// machine: its CPU time and resident memory are read from /proc
 	// instead of its /metrics, so that sampling them costs the collector
-	// nothing (a scrape every 250 ms cost it 1-2 µs per single event).
+	// nothing (a scrape every 250 ms, gzip-compressed, was 2 % of its CPU
+	// under single events, by its profile).
 	CollectorPID int
 }
 
