@@ -58,7 +58,8 @@ FROM
             countIf(start_time >= $__fromTime AND page_views <= 1 AND is_engaged = 0) AS bounces,
             countIf(start_time >= $__fromTime AND page_views >= 2) AS second_clicks,
             countIf(start_time >= $__fromTime AND orders > 0) AS order_sessions,
-            uniqExact(sipHash64(anonymous_id)) AS all_visitors,
+            -- a period after the range's first holds only sessions in the range
+            if(period <= ${grain}($__fromTime), uniqExactIf(sipHash64(anonymous_id), ${grain}(start_time) <= ${grain}($__fromTime)), visitors) AS all_visitors,
             count() AS all_sessions,
             countIf(orders > 0) AS all_order_sessions
         FROM sessions_by_start FINAL
