@@ -541,6 +541,11 @@ func (t *Tracker) Advance(wm time.Time) {
 	for len(t.timers) > 0 && int64(t.timers[0].deadline)*1000 <= ms {
 		c := t.timers[0]
 		t.fire(c, ms) // reschedules c past ms, or drops its timer
+		if c.idx == 0 && int64(c.deadline)*1000 <= ms {
+			// Its next timer lies past what a deadline holds (2106), and
+			// so do those of every customer left: they wait.
+			break
+		}
 	}
 }
 

@@ -393,3 +393,41 @@ func TestBackfillEqualsLive(t *testing.T) {
 		t.Fatalf("backfill %d and live %d transitions differ", len(a.Transitions), len(b.Transitions))
 	}
 }
+
+// TestTimersPast2106: timers later than a deadline holds (unix seconds in
+// 32 bits, February 2106) neither hang Advance nor fire early; the ones
+// before still fire. (The collector clamps event times to its clock, but
+// the processor reads whatever the topic holds.)
+func TestTimersPast2106(t *testing.T) {
+	tr, _ := New(Config{})
+	var p commerce.Props
+	var ps commerce.Parser
+	ps.Parse([]byte(`{"order_id":"o1","revenue":10,"products":[{"product_id":"p","price":10}]}`), &p)
+	at := time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC) // at risk 30 days later, dormant past 2106-02-07
+	tr.Add(&Event{Site: "shop", CustomerID: "c", AnonymousID: "a", MessageID: "m1", Type: "track",
+		Name: shoptrail.EventOrderCompleted, Time: at, Props: &p})
+	var out Output
+	for _, wm := range []time.Time{time.Date(2106, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		done := make(chan struct{})
+		go func() {
+			tr.Advance(wm)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Advance(%v) did not return with a timer past 2106", wm)
+		}
+		tr.Drain(&out)
+	}
+	var to []string
+	for _, x := range out.Transitions {
+		if x.Kind == "stage" {
+			to = append(to, x.To+"@"+x.At.Format("2006-01-02"))
+		}
+	}
+	want := []string{"first_buyer@2106-01-01", "at_risk@2106-01-31", "dormant@2106-04-01", "lost@2106-06-30"}
+	if !reflect.DeepEqual(to, want) {
+		t.Errorf("stage transitions %q, want %q", to, want)
+	}
+}

@@ -277,12 +277,6 @@ type timerHeap []*customer
 
 func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-
-// deadlineSec is a timer's time in unix seconds, rounded up (a timer at ms
-// is due once the watermark reaches deadlineSec(ms)*1000).
-func deadlineSec(ms int64) uint32 {
-	return uint32(min(max((ms+999)/1000, 0), math.MaxUint32))
-}
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = int32(i), int32(j)
@@ -299,4 +293,11 @@ func (h *timerHeap) Pop() any {
 	*h = old[:len(old)-1]
 	c.idx = -1
 	return c
+}
+
+// deadlineSec is a timer's time in unix seconds, rounded up (a timer at ms
+// is due once the watermark reaches deadlineSec(ms)*1000), at most
+// math.MaxUint32 (February 2106).
+func deadlineSec(ms int64) uint32 {
+	return uint32(min(max((ms+999)/1000, 0), math.MaxUint32))
 }
