@@ -61,13 +61,15 @@ test-sdk-deps:
 # RACE_PKGS run under the race detector (concurrent code: the collector's
 # producer, limiter, budget and handlers); the others without it. Measured
 # on the shared 2-core machine: the collector packages take ~47 s under
-# -race against ~25 s without.
+# -race against ~25 s without. Their allocation-count tests skip under
+# -race (the detector allocates on its own) and run once more without it.
 RACE_PKGS ?= ./collector/...
 
 test-go:
 	@echo ">> running Go unit and integration tests (real ClickHouse and Kafka broker, and the shared Grafana where present); $(RACE_PKGS) under -race"
 	@scripts/grafana-check.sh
 	@$(GO) test -count=1 -timeout 30m -race $(RACE_PKGS)
+	@$(GO) test -count=1 -run 'Allocations' $(RACE_PKGS)
 	@$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -x -F "$$($(GO) list $(RACE_PKGS))")
 	@scripts/grafana-check.sh
 
