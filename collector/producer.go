@@ -404,6 +404,20 @@ func (p *groupProducer) send(q *topicQueue, entries []*entry) {
 // the others with an error.
 func (p *groupProducer) attempt(q *topicQueue, entries []*entry, deadline time.Time) (failed []*entry, err error) {
 	q.mu.Lock()
+	// Most flushes go to one broker (every partition's leader): then the
+	// request is sent from this goroutine, without grouping.
+	one := true
+	first := q.leaders[entries[0].partition]
+	for _, e := range entries[1:] {
+		if q.leaders[e.partition] != first {
+			one = false
+			break
+		}
+	}
+	if one {
+		q.mu.Unlock()
+		return p.request(q.name, entries, deadline)
+	}
 	byLeader := map[int32][]*entry{}
 	for _, e := range entries {
 		l := q.leaders[e.partition]
@@ -436,16 +450,37 @@ func (p *groupProducer) attempt(q *topicQueue, entries []*entry, deadline time.T
 func (p *groupProducer) request(topic string, entries []*entry, deadline time.Time) ([]*entry, error) {
 	now := time.Now()
 	var parts []produceAPI.RequestPartition
-	index := make(map[int32]int, len(entries))
+	// Each partition's index in parts, by a look through parts while they
+	// are few (most topics have a dozen partitions), by a map beyond.
+	var index map[int32]int
+	indexOf := func(part int32) (int, bool) {
+		if index != nil {
+			i, ok := index[part]
+			return i, ok
+		}
+		for i := range parts {
+			if parts[i].Partition == part {
+				return i, true
+			}
+		}
+		return 0, false
+	}
 	var counts []int
 	total := 0
 	for _, e := range entries {
-		i, ok := index[e.partition]
+		i, ok := indexOf(e.partition)
 		if !ok {
 			i = len(parts)
-			index[e.partition] = i
 			parts = append(parts, produceAPI.RequestPartition{Partition: e.partition})
 			counts = append(counts, 0)
+			if index == nil && len(parts) > 16 {
+				index = make(map[int32]int, 2*len(parts))
+				for j := range parts {
+					index[parts[j].Partition] = j
+				}
+			} else if index != nil {
+				index[e.partition] = i
+			}
 		}
 		counts[i] += len(e.msgs)
 		total += len(e.msgs)
@@ -459,7 +494,7 @@ func (p *groupProducer) request(topic string, entries []*entry, deadline time.Ti
 		off += n
 	}
 	for _, e := range entries {
-		i := index[e.partition]
+		i, _ := indexOf(e.partition)
 		for _, m := range e.msgs {
 			recs[i] = append(recs[i], kafka.Record{Time: now, Key: bytesOrNil(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers})
 		}
@@ -479,10 +514,13 @@ func (p *groupProducer) request(topic string, entries []*entry, deadline time.Ti
 	if err != nil {
 		return entries, err
 	}
-	partErr := map[int32]error{}
+	var partErr map[int32]error // nil when every partition succeeded
 	for _, t := range res.(*produceAPI.Response).Topics {
 		for _, pr := range t.Partitions {
 			if pr.ErrorCode != 0 {
+				if partErr == nil {
+					partErr = map[int32]error{}
+				}
 				partErr[pr.Partition] = kafka.Error(pr.ErrorCode)
 			}
 		}

@@ -155,18 +155,26 @@ func (s *Server) Ready() bool {
 // Handler returns the collector's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	// The ingest routes are also found by one map lookup before the mux
+	// (post, below): matching its patterns was 1.5 % of the collector's
+	// CPU under single events.
+	post := map[string]http.HandlerFunc{}
+	handlePost := func(path string, h http.HandlerFunc) {
+		mux.HandleFunc("POST "+path, h)
+		post[path] = h
+	}
 	prefixes := append([]string{"/v1"}, s.cfg.PathPrefixes...)
 	for _, p := range prefixes {
 		// analytics.js (analytics-next) posts to the calls' first letters:
 		// /v1/t, /v1/p, /v1/i, ... and batches to /v1/b.
 		batch := s.ingestHandler("", "batch")
-		mux.HandleFunc("POST "+p+"/batch", batch)
-		mux.HandleFunc("POST "+p+"/b", batch)
+		handlePost(p+"/batch", batch)
+		handlePost(p+"/b", batch)
 		for _, t := range []string{shoptrail.TypeTrack, shoptrail.TypePage, shoptrail.TypeScreen,
 			shoptrail.TypeIdentify, shoptrail.TypeGroup, shoptrail.TypeAlias} {
 			h := s.ingestHandler(t, t)
-			mux.HandleFunc("POST "+p+"/"+t, h)
-			mux.HandleFunc("POST "+p+"/"+t[:1], h)
+			handlePost(p+"/"+t, h)
+			handlePost(p+"/"+t[:1], h)
 		}
 		mux.HandleFunc("GET "+p+"/p.gif", s.pixelHandler)
 		mux.HandleFunc("GET "+p+"/id", s.idHandler)
@@ -176,7 +184,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("POST "+p+"/m", s.sdkMetrics)
 		// RudderStack's browser SDK in beacon mode: sendBeacon to
 		// <dataPlaneUrl>/beacon/v1/batch?writeKey=...
-		mux.HandleFunc("POST /beacon"+p+"/batch", batch)
+		handlePost("/beacon"+p+"/batch", batch)
 		mux.HandleFunc("OPTIONS /beacon"+p+"/", s.preflight)
 		if p != "/v1" {
 			mux.Handle("GET "+p+beacon.ScriptPath, s.beacon)
@@ -188,8 +196,8 @@ func (s *Server) Handler() http.Handler {
 	for _, t := range []string{shoptrail.TypeTrack, shoptrail.TypePage, shoptrail.TypeScreen,
 		shoptrail.TypeIdentify, shoptrail.TypeGroup, shoptrail.TypeAlias} {
 		h := s.ingestHandler(t, t)
-		mux.HandleFunc("POST /api/s/"+t, h)
-		mux.HandleFunc("POST /api/s/s2s/"+t, h)
+		handlePost("/api/s/"+t, h)
+		handlePost("/api/s/s2s/"+t, h)
 	}
 	mux.HandleFunc("OPTIONS /api/s/", s.preflight)
 	// RudderStack's browser SDK reports its own errors and metrics to
@@ -211,7 +219,25 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	return &routes{post: post, mux: mux}
+}
+
+// routes serves the ingest routes by their exact path (as the mux would:
+// a clean path matching one of its POST patterns) and the rest through the
+// mux.
+type routes struct {
+	post map[string]http.HandlerFunc
+	mux  *http.ServeMux
+}
+
+func (rt *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		if h, ok := rt.post[r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
+	}
+	rt.mux.ServeHTTP(w, r)
 }
 
 // maxHeaderBytes is the most a request line and its headers may take.
