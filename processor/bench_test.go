@@ -46,6 +46,12 @@ import (
 //     is shared, so the wall clock depends on the neighbours).
 //
 //     go test -run '^$' -bench Pipeline -benchtime 1x ./processor/
+//
+// BENCH_VISITORS, BENCH_BATCH and BENCH_INTERVAL change the stream's
+// visitors (40,000), the batch size (10,000) and interval (1s);
+// BENCH_CPU_PROFILE=FILE writes the processor's CPU profile to FILE and
+// its allocations to FILE.allocs; BENCH_CH_LOG=FILE writes what each table
+// cost the ClickHouse server to FILE (reportServerCosts).
 func BenchmarkPipeline(b *testing.B) {
 	e := newEnv(b)
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -71,7 +77,7 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		cfg := e.config("bench-" + testenv.RandomSuffix())
-		cfg.BatchSize, cfg.BatchInterval, cfg.CheckpointInterval = benchBatch(), time.Second, 5*time.Second
+		cfg.BatchSize, cfg.BatchInterval, cfg.CheckpointInterval = benchBatch(), benchInterval(), 5*time.Second
 		cfg.GroupSessionTimeout = 30 * time.Second
 		db, dbConn := e.database()
 		self0, children0 := cpuTimes()
@@ -104,6 +110,7 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		logInserts(b, metricsFile)
 		reportStorage(b, dbConn, db.Database)
+		reportServerCosts(b, dbConn, db.Database)
 		perEvent := func(d time.Duration) float64 { return d.Seconds() * 1e6 / n }
 		procUS, brokerUS, chUS := perEvent(proc), perEvent(self1-self0), perEvent(children1-children0-proc)
 		b.ReportMetric(n/inserted.Seconds(), "events/s")
@@ -288,4 +295,9 @@ func openSessionMemory(b *testing.B, visitors int) (heap, rss float64) {
 		os.WriteFile(fmt.Sprintf("%s.%d", dst, visitors), data, 0o644)
 	}
 	return heap, rss
+}
+
+func benchInterval() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("BENCH_INTERVAL"))
+	return cmp.Or(d, time.Second)
 }

@@ -65,6 +65,8 @@ func childMain() bool {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The processor process, as the binary runs it.
+	processor.TuneGC(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	conn, err := clickhouse.Open(ctx, c.ClickHouse)
@@ -141,6 +143,12 @@ func childMain() bool {
 		}
 	}
 	pprof.StopCPUProfile()
+	if c.CPUProfile != "" {
+		if f, err := os.Create(c.CPUProfile + ".allocs"); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if err != nil {
 		os.Exit(1)
 	}

@@ -77,6 +77,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	processor.TuneGC(log)
 	if *sitesFile != "" {
 		sites, err := shoptrail.LoadSitesFile(*sitesFile)
 		if err != nil {

@@ -38,6 +38,10 @@ type ClickHouseConfig struct {
 	// Extra is XML inserted into the server config as it is: a cluster's
 	// remote_servers, macros and zookeeper sections (see ClusterXML).
 	Extra string
+	// LogQueries logs every query in system.query_log and every part
+	// written or merged in system.part_log (benchmarks read what each
+	// table costs the server from them).
+	LogQueries bool
 }
 
 // ClickHouse is a running ClickHouse server child process.
@@ -83,7 +87,12 @@ func StartClickHouse(ctx context.Context, cfg ClickHouseConfig) (*ClickHouse, er
 			return nil, err
 		}
 	}
-	if err := writeClickHouseConfig(dir, tcp, httpPort, cfg.Extra); err != nil {
+	extra, logQueries := cfg.Extra, "0"
+	if cfg.LogQueries {
+		extra += partLogXML
+		logQueries = "1"
+	}
+	if err := writeClickHouseConfig(dir, tcp, httpPort, extra, logQueries); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "--config-file="+filepath.Join(dir, "config.xml"))
@@ -143,7 +152,7 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func writeClickHouseConfig(dir string, tcp, httpPort int, extra string) error {
+func writeClickHouseConfig(dir string, tcp, httpPort int, extra, logQueries string) error {
 	for _, d := range []string{"data", "tmp", "user_files", "format_schemas", "log"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return fmt.Errorf("cannot create ClickHouse dir: %w", err)
@@ -153,7 +162,8 @@ func writeClickHouseConfig(dir string, tcp, httpPort int, extra string) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(r.Replace(clickHouseConfig)), 0o644); err != nil {
 		return fmt.Errorf("cannot write ClickHouse config: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(clickHouseUsers), 0o644); err != nil {
+	users := strings.Replace(clickHouseUsers, "{log_queries}", logQueries, 1)
+	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(users), 0o644); err != nil {
 		return fmt.Errorf("cannot write ClickHouse users: %w", err)
 	}
 	return nil
@@ -189,6 +199,11 @@ const clickHouseConfig = `<?xml version="1.0"?>
 </yandex>
 `
 
+// partLogXML enables system.part_log, flushed every second.
+const partLogXML = `
+  <part_log><database>system</database><table>part_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></part_log>
+`
+
 // clickHouseUsers has the default user (loopback only, no password) and a
 // readonly profile for dashboards.
 const clickHouseUsers = `<?xml version="1.0"?>
@@ -196,6 +211,7 @@ const clickHouseUsers = `<?xml version="1.0"?>
   <profiles>
     <default>
       <max_memory_usage>4000000000</max_memory_usage>
+      <log_queries>{log_queries}</log_queries>
     </default>
     <readonly>
       <readonly>1</readonly>

@@ -63,7 +63,9 @@ func ClickHouse(t testing.TB) *devstack.ClickHouse {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		chServer, chErr = devstack.StartClickHouse(ctx, devstack.ClickHouseConfig{Dir: chDir})
+		// BENCH_CH_LOG: the pipeline benchmark reports each table's share
+		// of the server's work from system.query_log and part_log.
+		chServer, chErr = devstack.StartClickHouse(ctx, devstack.ClickHouseConfig{Dir: chDir, LogQueries: os.Getenv("BENCH_CH_LOG") != ""})
 	})
 	if chErr != nil {
 		t.Fatalf("cannot start the test ClickHouse server: %v", chErr)
