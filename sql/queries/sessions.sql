@@ -6,10 +6,13 @@
 -- the share of sessions with an order. new_visitors had no earlier session,
 -- returning_visitors had one (a visitor may be both within one period).
 -- prev_* are the same figures for the period before (the range is widened
--- back by one period for them: one read of sessions_by_start serves both),
--- *_growth the change against it (NULL when the previous period had
--- none). Bots are left out; sessions are read with FINAL, so a row written
--- twice counts once.
+-- back by one period for them: one read serves both), *_growth the change
+-- against it (NULL when the previous period had none). Bots are left out.
+-- Closed sessions of whole days come from session_days (migration 0044),
+-- the range's last two days, a start within a day, and every day when a
+-- customer filter is set, from sessions_by_start FINAL (open sessions
+-- included); sessions and visitors are counted as distinct ids, so a row
+-- written twice counts once.
 -- Filters (dashboard variables, multi-value; '__all' is the value of All
 -- and matches every session): ${channel} the session's channel, ${device}
 -- its device class, ${customer_type} and ${tier} the customer type and
@@ -48,27 +51,58 @@ FROM
         groupArray((period, visitors, new_visitors, returning_visitors, sessions, bounces, second_clicks, order_sessions)) AS cur
     FROM
     (
+        -- per period and breakdown value: the closed sessions of whole
+        -- days from session_days, the rest from sessions_by_start (see
+        -- the note at the top); cur marks what lies in the range, and
+        -- sessions in it and before it are disjoint
         SELECT
-            ${grain}(start_time) AS period,
-            toString(${breakdown}) AS key,
-            uniqExactIf(sipHash64(anonymous_id), start_time >= $__fromTime) AS visitors,
-            uniqExactIf(sipHash64(anonymous_id), start_time >= $__fromTime AND is_returning = 0) AS new_visitors,
-            uniqExactIf(sipHash64(anonymous_id), start_time >= $__fromTime AND is_returning = 1) AS returning_visitors,
-            countIf(start_time >= $__fromTime) AS sessions,
-            countIf(start_time >= $__fromTime AND page_views <= 1 AND is_engaged = 0) AS bounces,
-            countIf(start_time >= $__fromTime AND page_views >= 2) AS second_clicks,
-            countIf(start_time >= $__fromTime AND orders > 0) AS order_sessions,
+            period,
+            key,
+            uniqExactMergeIf(v, cur) AS visitors,
+            uniqExactMergeIf(v, cur AND is_returning = 0) AS new_visitors,
+            uniqExactMergeIf(v, cur AND is_returning = 1) AS returning_visitors,
+            uniqExactMergeIf(s, cur) AS sessions,
+            uniqExactMergeIf(s, cur AND pages = 0) AS bounces,
+            uniqExactMergeIf(s, cur AND pages = 2) AS second_clicks,
+            uniqExactMergeIf(s, cur AND ordered = 1) AS order_sessions,
             -- a period after the range's first holds only sessions in the range
-            if(period <= ${grain}($__fromTime), uniqExactIf(sipHash64(anonymous_id), ${grain}(start_time) <= ${grain}($__fromTime)), visitors) AS all_visitors,
-            count() AS all_sessions,
-            countIf(orders > 0) AS all_order_sessions
-        FROM sessions_by_start FINAL
-        WHERE site = '${site}' AND is_bot = 0
-          AND toDate(start_time) >= ${grain}(${grain}($__fromTime) - 1) AND start_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND toDate(start_time) <= toDate($__toTime) AND start_time <= $__toTime
-          AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
-          AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
-              AND NOT (has([${customer_type}], '__all') AND has([${tier}], '__all'))
-              AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
+            if(period <= ${grain}($__fromTime), uniqExactMergeIf(v, period <= ${grain}($__fromTime)), visitors) AS all_visitors,
+            sessions + uniqExactMergeIf(s, cur = 0) AS all_sessions,
+            order_sessions + uniqExactMergeIf(s, cur = 0 AND ordered = 1) AS all_order_sessions
+        FROM
+        (
+            SELECT
+                ${grain}(day) AS period,
+                toString(${breakdown}) AS key,
+                toDateTime(day) >= $__fromTime AS cur,
+                pages, ordered, is_returning, sessions AS s, visitors AS v
+            FROM session_days
+            WHERE site = '${site}'
+              AND day >= ${grain}(${grain}($__fromTime) - 1) AND day <= toDate($__toTime)
+              AND NOT (day >= if(has([${customer_type}], '__all') AND has([${tier}], '__all'), toDate($__toTime) - 1, toDate(0))
+                  OR day = if(toDate($__fromTime - 1) = toDate($__fromTime), toDate($__fromTime), toDate(0)))
+              AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+            UNION ALL
+            SELECT
+                ${grain}(start_time) AS period,
+                toString(${breakdown}) AS key,
+                start_time >= $__fromTime AS cur,
+                multiIf(page_views >= 2, 2, is_engaged = 1, 1, 0) AS pages,
+                orders > 0 AS ordered,
+                is_returning,
+                uniqExactState(sipHash64(session_id)) AS s,
+                uniqExactState(sipHash64(anonymous_id)) AS v
+            FROM sessions_by_start FINAL
+            WHERE site = '${site}' AND is_bot = 0
+              AND toDate(start_time) >= ${grain}(${grain}($__fromTime) - 1) AND start_time >= toDateTime(${grain}(${grain}($__fromTime) - 1)) AND toDate(start_time) <= toDate($__toTime) AND start_time <= $__toTime
+              AND (toDate(start_time) >= if(has([${customer_type}], '__all') AND has([${tier}], '__all'), toDate($__toTime) - 1, toDate(0))
+                  OR toDate(start_time) = if(toDate($__fromTime - 1) = toDate($__fromTime), toDate($__fromTime), toDate(0)))
+              AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+              AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
+                  AND NOT (has([${customer_type}], '__all') AND has([${tier}], '__all'))
+                  AND ('__all' IN (${customer_type}) OR customer_type IN (${customer_type})) AND ('__all' IN (${tier}) OR tier IN (${tier}))))
+            GROUP BY period, key, cur, pages, ordered, is_returning
+        )
         GROUP BY period, key
     )
     GROUP BY key
