@@ -118,5 +118,10 @@ func TestSessionDays(t *testing.T) {
 		enterprise := params(day(1), day(7).Add(-time.Second), "site", "s6", "grain", "toStartOfMonth", "breakdown", "channel")
 		enterprise.Vars["customer_type"] = analytics.Multi("enterprise")
 		check(t, "enterprise", b.rows(t, "sessions", enterprise), [][]string{{"Direct", "1", "1", "0"}}, "key", "sessions", "visitors", "bounces")
+		// funnel joins customers only for a breakdown by their type or tier.
+		byType := params(day(1), day(7).Add(-time.Second), "site", "s6", "grain", "toStartOfMonth", "breakdown", "customer_type")
+		check(t, "funnel by customer type", b.rows(t, "funnel", byType), [][]string{{"", "5"}, {"enterprise", "1"}}, "key", "sessions")
+		byChannel := params(day(1), day(7).Add(-time.Second), "site", "s6", "grain", "toStartOfMonth", "breakdown", "channel")
+		check(t, "funnel by channel", b.rows(t, "funnel", byChannel), [][]string{{"Direct", "4"}, {"Organic Search", "1"}, {"Referral", "1"}}, "key", "sessions")
 	})
 }

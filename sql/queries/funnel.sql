@@ -47,9 +47,11 @@ FROM
     ) AS s
     ANY LEFT JOIN
     (
+        -- only for a breakdown by customer_type or tier: 18.16 folds has()
+        -- over constants and reads no customers row otherwise
         SELECT customer_id, customer_type, tier
         FROM customers FINAL
-        WHERE site = '${site}' AND customer_id != ''
+        WHERE site = '${site}' AND customer_id != '' AND has(['customer_type', 'tier'], '${breakdown}')
     ) AS c USING (customer_id)
     GROUP BY period, key
 )
