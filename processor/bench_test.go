@@ -71,7 +71,7 @@ func BenchmarkPipeline(b *testing.B) {
 	// for the run: at the default GOGC every collection rescans it, which
 	// was most of the broker's CPU per event. The broker is a fixture (a
 	// deployment's Kafka runs elsewhere), so it collects less often here;
-	// the processor process keeps its own GOGC.
+	// the processor process has its own policy (processor.TuneGC).
 	runtime.GC()
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	b.ResetTimer()
@@ -84,8 +84,10 @@ func BenchmarkPipeline(b *testing.B) {
 		start := time.Now()
 		metricsFile := filepath.Join(b.TempDir(), "metrics")
 		addrFile := filepath.Join(b.TempDir(), "metrics-addr")
+		// The processor's memory limit as deployed (deploy/k8s), under
+		// which it runs at GOGC=400 (processor.TuneGC).
 		c := startChild(b, childSpec{Processor: cfg, ClickHouse: db, CPUProfile: os.Getenv("BENCH_CPU_PROFILE"),
-			MetricsFile: metricsFile, MetricsAddrFile: addrFile})
+			MetricsFile: metricsFile, MetricsAddrFile: addrFile, MemLimit: "1600MiB"})
 		// Every decoded event is inserted into events, and has its row in
 		// event_sessions but the tail events (one per partition, far in the
 		// future: nothing moves the watermark past them).
@@ -278,7 +280,7 @@ func openSessionMemory(b *testing.B, visitors int) (heap, rss float64) {
 	memFile := filepath.Join(b.TempDir(), "mem")
 	c := startChild(b, childSpec{Processor: cfg, ClickHouse: e.ch, MemFile: memFile})
 	e.waitDone(cfg.GroupID, 30*time.Minute)
-	if n := strings.TrimSpace(e.query(e.ch.Database, "SELECT count() FROM sessions")); n != "0" {
+	if n := strings.TrimSpace(e.query(e.ch.Database, "SELECT count() FROM sessions WHERE is_final = 1")); n != "0" {
 		b.Fatalf("%s sessions closed, want all open", n)
 	}
 	if n := strings.TrimSpace(e.query(e.ch.Database, "SELECT count() FROM event_sessions WHERE status = 'assigned'")); n != strconv.Itoa(2*visitors) {

@@ -50,6 +50,8 @@ type childSpec struct {
 	// MetricsAddrFile, if set, makes the process serve its metrics over
 	// HTTP on a free loopback port, and write the address to this file.
 	MetricsAddrFile string
+	// MemLimit, if set, is the process's GOMEMLIMIT.
+	MemLimit string
 }
 
 // childMain runs the processor when the test binary was started as a

@@ -43,6 +43,9 @@ func startChild(t testing.TB, spec childSpec) *child {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
+	if spec.MemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+spec.MemLimit)
+	}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -10,31 +10,37 @@ import (
 )
 
 // TestTuneGC checks the processor's garbage-collector policy: GOGC=400
-// unless the environment sets GOGC, and the environment's GOMEMLIMIT left
-// alone.
+// with a soft memory limit unless the environment sets GOGC, Go's default
+// without one, and the environment's GOMEMLIMIT left alone. (This machine
+// runs the tests without a cgroup memory limit.)
 func TestTuneGC(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 
-	t.Setenv("GOGC", "")
-	debug.SetGCPercent(100)
-	processor.TuneGC(log)
-	if got := debug.SetGCPercent(100); got != processor.GCPercent {
-		t.Errorf("GOGC unset: GC percent %d, want %d", got, processor.GCPercent)
-	}
-
-	t.Setenv("GOGC", "150")
-	debug.SetGCPercent(150)
-	processor.TuneGC(log)
-	if got := debug.SetGCPercent(150); got != 150 {
-		t.Errorf("GOGC=150: GC percent %d, want the environment's 150", got)
-	}
-
-	t.Setenv("GOMEMLIMIT", "1GiB")
-	debug.SetMemoryLimit(1 << 30)
-	processor.TuneGC(log)
-	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
-		t.Errorf("GOMEMLIMIT=1GiB: soft limit %d, want the environment's %d", got, 1<<30)
+	for _, c := range []struct {
+		name, gogc, memlimit string
+		limit                int64 // as the runtime read GOMEMLIMIT
+		want                 int
+	}{
+		{"no limit", "", "", math.MaxInt64, 100},
+		{"GOMEMLIMIT", "", "1GiB", 1 << 30, processor.GCPercent},
+		{"GOMEMLIMIT and GOGC", "150", "1GiB", 1 << 30, 150},
+	} {
+		t.Setenv("GOGC", c.gogc)
+		t.Setenv("GOMEMLIMIT", c.memlimit)
+		gogc := 100
+		if c.gogc != "" {
+			gogc = 150
+		}
+		debug.SetGCPercent(gogc)
+		debug.SetMemoryLimit(c.limit)
+		processor.TuneGC(log)
+		if got := debug.SetGCPercent(100); got != c.want {
+			t.Errorf("%s: GC percent %d, want %d", c.name, got, c.want)
+		}
+		if got := debug.SetMemoryLimit(-1); got != c.limit {
+			t.Errorf("%s: soft limit %d, want %d", c.name, got, c.limit)
+		}
 	}
 }
