@@ -2,7 +2,8 @@
 -- A person is the customer id (userId) when the event has one, else the
 -- anonymous id. potential counts persons with any of the three;
 -- potential_dormant those of them with no Order Completed (same person) up
--- to the end of the range. Bots are left out; duplicates count once.
+-- to the end of the range (person_facts, migration 0041: the orders alone,
+-- not every event's day). Bots are left out; duplicates count once.
 SELECT
     period,
     favoriters,
@@ -30,8 +31,8 @@ FROM
             if(user_id != '', user_id, anonymous_id) AS person,
             person IN
             (
-                SELECT if(user_id != '', user_id, anonymous_id) FROM events
-                WHERE site = '${site}' AND event = 'Order Completed' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
+                SELECT if(user_id != '', user_id, anonymous_id) FROM person_facts
+                WHERE site = '${site}' AND event = 'Order Completed' AND event_time <= $__toTime
             ) AS buyer
         FROM events
         WHERE site = '${site}' AND is_bot = 0 AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
@@ -51,8 +52,8 @@ ANY LEFT JOIN
             if(user_id != '', user_id, anonymous_id) AS person,
             person IN
             (
-                SELECT if(user_id != '', user_id, anonymous_id) FROM events
-                WHERE site = '${site}' AND event = 'Order Completed' AND toDate(event_time) <= toDate($__toTime) AND event_time <= $__toTime
+                SELECT if(user_id != '', user_id, anonymous_id) FROM person_facts
+                WHERE site = '${site}' AND event = 'Order Completed' AND event_time <= $__toTime
             ) AS buyer
         FROM events
         WHERE site = '${site}' AND is_bot = 0
