@@ -61,27 +61,32 @@ FROM
             uniqExactMergeIf(v, cur) AS visitors,
             uniqExactMergeIf(v, cur AND is_returning = 0) AS new_visitors,
             uniqExactMergeIf(v, cur AND is_returning = 1) AS returning_visitors,
-            uniqExactMergeIf(s, cur) AS sessions,
-            uniqExactMergeIf(s, cur AND pages = 0) AS bounces,
-            uniqExactMergeIf(s, cur AND pages = 2) AS second_clicks,
-            uniqExactMergeIf(s, cur AND ordered = 1) AS order_sessions,
+            sumIf(n, cur) AS sessions,
+            sumIf(n, cur AND pages = 0) AS bounces,
+            sumIf(n, cur AND pages = 2) AS second_clicks,
+            sumIf(n, cur AND ordered = 1) AS order_sessions,
             -- a period after the range's first holds only sessions in the range
             if(period <= ${grain}($__fromTime), uniqExactMergeIf(v, period <= ${grain}($__fromTime)), visitors) AS all_visitors,
-            sessions + uniqExactMergeIf(s, cur = 0) AS all_sessions,
-            order_sessions + uniqExactMergeIf(s, cur = 0 AND ordered = 1) AS all_order_sessions
+            sum(n) AS all_sessions,
+            sumIf(n, ordered = 1) AS all_order_sessions
         FROM
         (
+            -- a closed session lies in one row of session_days and one
+            -- group here: its sessions' count is the group's
             SELECT
                 ${grain}(day) AS period,
                 toString(${breakdown}) AS key,
                 toDateTime(day) >= $__fromTime AS cur,
-                pages, ordered, is_returning, sessions AS s, visitors AS v
+                pages, ordered, is_returning,
+                uniqExactMerge(sessions) AS n,
+                uniqExactMergeState(visitors) AS v
             FROM session_days
             WHERE site = '${site}'
               AND day >= ${grain}(${grain}($__fromTime) - 1) AND day <= toDate($__toTime)
               AND NOT (day >= if(has([${customer_type}], '__all') AND has([${tier}], '__all'), toDate($__toTime) - 1, toDate(0))
                   OR day = if(toDate($__fromTime - 1) = toDate($__fromTime), toDate($__fromTime), toDate(0)))
               AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
+            GROUP BY period, key, cur, pages, ordered, is_returning
             UNION ALL
             SELECT
                 ${grain}(start_time) AS period,
@@ -90,7 +95,7 @@ FROM
                 multiIf(page_views >= 2, 2, is_engaged = 1, 1, 0) AS pages,
                 orders > 0 AS ordered,
                 is_returning,
-                uniqExactState(sipHash64(session_id)) AS s,
+                count() AS n,
                 uniqExactState(sipHash64(anonymous_id)) AS v
             FROM sessions_by_start FINAL
             WHERE site = '${site}' AND is_bot = 0
