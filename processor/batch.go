@@ -50,10 +50,25 @@ type Batch struct {
 	Written uint32
 }
 
-// newBatch returns a batch with room for size events: growing a slice of
-// events (large structs full of pointers) while the garbage collector runs
-// costs far more than allocating it once.
+// DefaultBatchSize is the default of Config.BatchSize. At a partition's
+// usual rates BatchInterval ends a batch first, and the batches of all
+// partitions that are ready at the same time go into one insert; a
+// partition catching up on a backlog fills batches this large. Larger inserts cost ClickHouse
+// less per event (a part per table and insert, merged later): 25,000
+// against 10,000 took 25-39 % less ClickHouse CPU per event in four
+// alternating pairs of the pipeline benchmark.
+const DefaultBatchSize = 25000
+
+// preallocEvents is the most events a new batch has room for before it
+// grows: a partition that never fills more keeps smaller batches.
+const preallocEvents = 10000
+
+// newBatch returns a batch with room for size events, at most
+// preallocEvents: growing a slice of events (large structs full of
+// pointers) while the garbage collector runs costs far more than
+// allocating it once, and a batch keeps what it grew to (up to maxKeptCap).
 func newBatch(topic string, partition, size int) *Batch {
+	size = min(size, preallocEvents)
 	return &Batch{Topic: topic, Partition: partition,
 		Events: make([]shoptrail.Event, 0, size), Offsets: make([]int64, 0, size),
 		Commerce: make([]commerce.Props, 0, size)}

@@ -18,12 +18,13 @@ import (
 
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor"
 )
 
 // BenchmarkPipeline measures the processor end to end on this machine:
 // a topic of 4 partitions filled beforehand with about 960,000 events (the in-process Kafka broker of
 // this test process), consumed by one processor running as its own process
-// with the default batch and checkpoint settings (10,000 events, 1s; 5s),
+// with the default batch and checkpoint settings (25,000 events, 1s; 5s),
 // which decodes, sessionizes, inserts events, event_sessions, sessions,
 // identity links and loss into the local ClickHouse 18.16 server,
 // checkpoints to the state topic and commits.
@@ -48,7 +49,7 @@ import (
 //     go test -run '^$' -bench Pipeline -benchtime 1x ./processor/
 //
 // BENCH_VISITORS, BENCH_BATCH and BENCH_INTERVAL change the stream's
-// visitors (40,000), the batch size (10,000) and interval (1s);
+// visitors (40,000), the batch size (the processor's default) and interval (1s);
 // BENCH_CPU_PROFILE=FILE writes the processor's CPU profile to FILE and
 // its allocations to FILE.allocs; BENCH_CH_LOG=FILE writes what each table
 // cost the ClickHouse server to FILE (reportServerCosts).
@@ -224,7 +225,7 @@ func benchVisitors() int {
 
 func benchBatch() int {
 	n, _ := strconv.Atoi(os.Getenv("BENCH_BATCH"))
-	return cmp.Or(n, 10000)
+	return cmp.Or(n, processor.DefaultBatchSize)
 }
 
 // BenchmarkOpenSessionMemory measures the processor's memory per open

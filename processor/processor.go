@@ -121,7 +121,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.StateTopic, "kafka.state-topic", "", "compacted Kafka topic of the partitions' state, one per group (default: <kafka.topic>.<kafka.group>.state)")
 	fs.DurationVar(&c.GroupSessionTimeout, "kafka.session-timeout", 10*time.Second, "how long the group waits for a silent processor before moving its partitions (the failover time of a crashed processor)")
 	fs.DurationVar(&c.RebalanceTimeout, "kafka.rebalance-timeout", 10*time.Second, "how long a rebalance waits for processors to checkpoint and rejoin (and for one that died during it)")
-	fs.IntVar(&c.BatchSize, "batch.size", 10000, "events per partition per batch, at most (the batches of all partitions are inserted together)")
+	fs.IntVar(&c.BatchSize, "batch.size", DefaultBatchSize, "events per partition per batch, at most (the batches of all partitions are inserted together)")
 	fs.DurationVar(&c.BatchInterval, "batch.interval", time.Second, "longest wait before a partial batch is inserted")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint.interval", 5*time.Second, "how often partition state is written to the state topic and offsets committed")
 	fs.DurationVar(&c.IdleAdvance, "session.idle-advance", time.Minute, "after a partition is idle at its end this long, its watermark follows the wall clock (negative: never)")
@@ -155,7 +155,7 @@ func (c *Config) setDefaults() {
 	// any of their devices.
 	c.Cart.HandOff = true
 	if c.BatchSize == 0 {
-		c.BatchSize = 10000
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.BatchInterval == 0 {
 		c.BatchInterval = time.Second

@@ -73,7 +73,7 @@ func (c *devConfig) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.promPort, "prometheus.port", 19090, "port of the dev Prometheus on 127.0.0.1 (started when Debian's prometheus is installed; scrapes the collector and the processor every 5 s)")
 	fs.StringVar(&c.demoKey, "demo.write-key", "dev", "write key the demo shop's beacon sends with (one of -sites)")
 	fs.StringVar(&c.procHTTP, "processor.http-addr", "127.0.0.1:8082", "processor: listen address of /metrics, /healthz and /readyz")
-	fs.IntVar(&c.proc.BatchSize, "batch.size", 10000, "processor: events per partition per batch, at most")
+	fs.IntVar(&c.proc.BatchSize, "batch.size", processor.DefaultBatchSize, "processor: events per partition per batch, at most")
 	fs.DurationVar(&c.proc.BatchInterval, "batch.interval", time.Second, "processor: longest wait before a partial batch is inserted")
 	fs.StringVar(&c.alerts.RulesFile, "alerts.file", "", "alerter: the rules file (default: <dir>/alerts.yaml, written to send every alert to the dev receiver)")
 	fs.StringVar(&c.alertsRx, "alerts.receiver-addr", "127.0.0.1:8083", "alerter: listen address of the dev alert receiver (logs verified alerts) when -alerts.file is not given")
