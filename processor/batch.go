@@ -53,10 +53,10 @@ type Batch struct {
 // DefaultBatchSize is the default of Config.BatchSize. At a partition's
 // usual rates BatchInterval ends a batch first, and the batches of all
 // partitions that are ready at the same time go into one insert; a
-// partition catching up on a backlog fills batches this large. Larger inserts cost ClickHouse
-// less per event (a part per table and insert, merged later): 25,000
-// against 10,000 took 25-39 % less ClickHouse CPU per event in four
-// alternating pairs of the pipeline benchmark.
+// partition catching up on a backlog fills batches this large. Larger
+// inserts cost ClickHouse less per event (a part per table and insert,
+// merged later): 25,000 against 10,000 took 25-39 % less ClickHouse CPU
+// per event in four alternating pairs of the pipeline benchmark.
 const DefaultBatchSize = 25000
 
 // preallocEvents is the most events a new batch has room for before it

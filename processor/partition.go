@@ -521,8 +521,8 @@ func (w *worker) release() {
 // fetch round brought nothing): the written batches kept for reuse, and
 // the current batch's room for events, which also holds on to the strings
 // of the events it held before. With three batches of 10,000 events that
-// is some 40 MB a partition (some 100 MB at 25,000). It does nothing while a batch is in flight or
-// the current one has events. (Trimming at every checkpoint too cost about
+// is some 40 MB a partition (some 100 MB at 25,000). It does nothing while
+// a batch is in flight or the current one has events. (Trimming at every checkpoint too cost about
 // 1 µs of processor CPU per event under load: fresh 7 MB allocations fault
 // their pages in again.)
 func (w *worker) trim() {
