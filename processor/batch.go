@@ -68,10 +68,17 @@ const preallocEvents = 10000
 // pointers) while the garbage collector runs costs far more than
 // allocating it once, and a batch keeps what it grew to (up to maxKeptCap).
 func newBatch(topic string, partition, size int) *Batch {
-	size = min(size, preallocEvents)
-	return &Batch{Topic: topic, Partition: partition,
-		Events: make([]shoptrail.Event, 0, size), Offsets: make([]int64, 0, size),
-		Commerce: make([]commerce.Props, 0, size)}
+	b := &Batch{Topic: topic, Partition: partition, Offsets: make([]int64, 0, min(size, preallocEvents))}
+	b.makeRoom(size)
+	return b
+}
+
+// makeRoom gives b's events (and their commerce properties) room for size
+// events, at most preallocEvents.
+func (b *Batch) makeRoom(size int) {
+	n := min(size, preallocEvents)
+	b.Events = make([]shoptrail.Event, 0, n)
+	b.Commerce = make([]commerce.Props, 0, n)
 }
 
 // Rows is the number of rows of the batch, over all tables.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
@@ -38,10 +39,10 @@ func TuneGC(log *slog.Logger) {
 	if limit == math.MaxInt64 {
 		return
 	}
-	gc := "GOGC"
-	if os.Getenv("GOGC") == "" {
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
 		debug.SetGCPercent(GCPercent)
-		gc = "GCPercent"
+		gogc = strconv.Itoa(GCPercent)
 	}
-	log.Info("garbage collector", "soft_limit_bytes", limit, "gogc_from", gc)
+	log.Info("garbage collector", "soft_limit_bytes", limit, "gogc", gogc)
 }

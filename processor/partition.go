@@ -14,7 +14,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
-	"github.com/shoptrail/shoptrail/processor/commerce"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -280,9 +279,7 @@ func (w *worker) add(m *kafka.Message) {
 	}
 	w.dirty = true
 	if cap(w.batch.Events) == 0 { // trimmed while the partition was quiet
-		n := min(w.cfg.BatchSize, preallocEvents)
-		w.batch.Events = make([]shoptrail.Event, 0, n)
-		w.batch.Commerce = make([]commerce.Props, 0, n)
+		w.batch.makeRoom(w.cfg.BatchSize)
 	}
 	// Reuse the slot without zeroing it first: decode resets it, and each
 	// pass over these large structs costs cache misses.
