@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/shoptrail/shoptrail"
@@ -79,6 +80,19 @@ func (b *Batch) makeRoom(size int) {
 	n := min(size, preallocEvents)
 	b.Events = make([]shoptrail.Event, 0, n)
 	b.Commerce = make([]commerce.Props, 0, n)
+}
+
+// extend returns s one element longer, with the slot past its length as it
+// was (not zeroed: the caller resets it). A full s grows straight to room
+// for size elements rather than in append's 1.25x steps, each of which
+// copies every element so far: a batch of 25,000 events that starts with
+// room for 10,000 allocated and copied some 70 MB on its way up.
+func extend[T any](s []T, size int) []T {
+	n := len(s)
+	if n == cap(s) {
+		s = slices.Grow(s, max(size-n, 1))
+	}
+	return s[:n+1]
 }
 
 // Rows is the number of rows of the batch, over all tables.
@@ -175,10 +189,6 @@ type Sink interface {
 // addCommerce appends the e-commerce properties of e, the batch's last
 // event, reusing the slot's room for products.
 func (b *Batch) addCommerce(d *eventDecoder, e *shoptrail.Event) {
-	if n := len(b.Commerce); n < cap(b.Commerce) {
-		b.Commerce = b.Commerce[:n+1]
-	} else {
-		b.Commerce = append(b.Commerce, commerce.Props{})
-	}
+	b.Commerce = extend(b.Commerce, cap(b.Events))
 	d.commerce(e, &b.Commerce[len(b.Commerce)-1])
 }

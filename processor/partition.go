@@ -283,11 +283,7 @@ func (w *worker) add(m *kafka.Message) {
 	}
 	// Reuse the slot without zeroing it first: decode resets it, and each
 	// pass over these large structs costs cache misses.
-	if n := len(w.batch.Events); n < cap(w.batch.Events) {
-		w.batch.Events = w.batch.Events[:n+1]
-	} else {
-		w.batch.Events = append(w.batch.Events, shoptrail.Event{})
-	}
+	w.batch.Events = extend(w.batch.Events, w.cfg.BatchSize)
 	e := &w.batch.Events[len(w.batch.Events)-1]
 	err := w.dec.decode(m.Value, e)
 	if err == nil && e.V > shoptrail.EventVersion {

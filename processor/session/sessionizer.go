@@ -708,7 +708,7 @@ func (s *Sessionizer) Drain(out *Output) {
 	}
 	s.out.Reset()
 	// Keep the buffers for the next batch, unless a burst made them big.
-	if cap(s.out.Assignments) > 1<<14 {
+	if cap(s.out.Assignments) > 1<<15 {
 		s.out.Assignments = nil
 	}
 	if cap(s.out.Sessions) > 1<<12 {
