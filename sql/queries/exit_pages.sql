@@ -1,7 +1,9 @@
 -- Exit pages: the pages sessions end on, with the share of all sessions that ended there, top 50 over the range.
 -- bounces are the sessions that also started there and saw one page without
--- engagement. Bots are left out; sessions are read with FINAL, so a row
--- written twice counts once.
+-- engagement. Bots are left out; sessions are read from sessions_narrow
+-- (migration 0045: the rows of sessions_by_start with 64-bit ids) with
+-- FINAL, so a row written twice counts once and an open session counts as
+-- its latest row.
 -- Filters (dashboard variables, multi-value; '__all' is the value of All
 -- and matches every session): ${channel} the session's channel, ${device}
 -- its device class, ${customer_type} and ${tier} the customer type and
@@ -21,10 +23,10 @@ FROM
         SELECT
             exit_page,
             count() AS exits,
-            countIf(page_views <= 1 AND is_engaged = 0) AS bounces,
-            uniqExact(sipHash64(anonymous_id)) AS visitors
-        FROM sessions_by_start FINAL
-        WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
+            countIf(pages = 0) AS bounces,
+            uniqExact(visitor) AS visitors
+        FROM sessions_narrow FINAL
+        WHERE site = '${site}' AND is_bot = 0 AND day >= toDate($__fromTime) AND day <= toDate($__toTime) AND $__timeFilter(start_time)
           AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
           AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
               AND NOT (has([${customer_type}], '__all') AND has([${tier}], '__all'))

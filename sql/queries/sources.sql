@@ -2,8 +2,10 @@
 -- registrations counts the visitors of this source who signed up
 -- ('Signed Up') within the range (a visitor who came by two sources counts
 -- under both); orders and revenue are those of the source's sessions. Bots
--- are left out; sessions are read with FINAL, so a row written twice counts
--- once.
+-- are left out; sessions are read from sessions_narrow (migration 0045: the
+-- rows of sessions_by_start with 64-bit ids) with FINAL, so a row written
+-- twice counts once and an open session counts as its latest row; visitors
+-- are counted as distinct sipHash64(anonymous_id).
 -- Filters (dashboard variables, multi-value; '__all' is the value of All
 -- and matches every session): ${channel} the session's channel, ${device}
 -- its device class, ${customer_type} and ${tier} the customer type and
@@ -24,18 +26,18 @@ FROM
     SELECT
         ${grain}(start_time) AS period,
         toString(${breakdown}) AS key,
-        uniqExact(sipHash64(anonymous_id)) AS visitors,
+        uniqExact(visitor) AS visitors,
         count() AS sessions,
-        uniqExactIf(sipHash64(anonymous_id), anonymous_id IN
+        uniqExactIf(visitor, visitor IN
         (
-            SELECT anonymous_id FROM events
+            SELECT sipHash64(anonymous_id) FROM events
             WHERE site = '${site}' AND event = 'Signed Up' AND toDate(event_time) >= toDate($__fromTime) AND toDate(event_time) <= toDate($__toTime) AND $__timeFilter(event_time)
         )) AS registrations,
         sum(orders) AS order_count,
         countIf(orders > 0) AS order_sessions,
         round(sum(revenue), 2) AS revenue_sum
-    FROM sessions_by_start FINAL
-    WHERE site = '${site}' AND is_bot = 0 AND toDate(start_time) >= toDate($__fromTime) AND toDate(start_time) <= toDate($__toTime) AND $__timeFilter(start_time)
+    FROM sessions_narrow FINAL
+    WHERE site = '${site}' AND is_bot = 0 AND day >= toDate($__fromTime) AND day <= toDate($__toTime) AND $__timeFilter(start_time)
       AND ('__all' IN (${channel}) OR channel IN (${channel})) AND ('__all' IN (${device}) OR device_class IN (${device}))
       AND (('__all' IN (${customer_type}) AND '__all' IN (${tier})) OR customer_id IN (SELECT customer_id FROM customers FINAL WHERE site = '${site}'
           AND NOT (has([${customer_type}], '__all') AND has([${tier}], '__all'))
