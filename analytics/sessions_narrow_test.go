@@ -99,7 +99,7 @@ func TestSessionsNarrow(t *testing.T) {
 			exits, "exit_page", "exits", "exit_share", "bounces", "visitors")
 
 		check(t, "sources", b.rows(t, "sources", sixDays), [][]string{
-			{"Direct", "3", "4", "1", "1", "30", "7.5"},          // a c e; n1 n3 n4 n7; e signed up (a before the range)
+			{"Direct", "3", "4", "1", "1", "30", "7.5"},        // a c e; n1 n3 n4 n7; e signed up (a before the range)
 			{"Organic Search", "1", "1", "1", "1", "20", "20"}, // b, n2 final with its order
 			{"Referral", "1", "1", "0", "0", "0", "0"},         // d, n5 open
 		}, "key", "visitors", "sessions", "registrations", "orders", "revenue", "revenue_per_session")
