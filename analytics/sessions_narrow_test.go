@@ -9,14 +9,17 @@ import (
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
 )
 
-// TestSessionsNarrow: exit_pages and sources read sessions_narrow
-// (migration 0045) with FINAL and count the same as sessions_by_start
-// FINAL: sessions written before the migration are copied by it, a final
-// row written twice (a redelivered batch) counts once, a provisional row
-// replaced by its final row counts as the final one (its exit page too),
-// and an open session counts as its latest row.
+// TestSessionsNarrow: sources reads sessions_narrow (migration 0045) with
+// FINAL, and exit_pages the closed sessions of whole days before the
+// range's last two from exit_days (migration 0046) and the rest from
+// sessions_narrow FINAL; both count the same as sessions_by_start FINAL:
+// sessions written before the migrations are copied and rolled up by them,
+// a final row written twice (a redelivered batch) counts once, a
+// provisional row replaced by its final row counts as the final one (its
+// exit page too), and an open session counts as its latest row.
 //
-// Site s7, range 11-01 .. 11-06. Before the migration:
+// Site s7, range 11-01 .. 11-06 (exit_days for 11-01 .. 11-04, the raw
+// table for 11-05 and 11-06). Before the migrations:
 //
 //	n1 a 11-02 09:00 Direct         desktop exit /cart      2 pages, engaged, order 30   final (written twice)
 //	n2 b 11-02 09:30 Organic Search desktop exit /p/1       1 page so far                provisional
@@ -85,6 +88,9 @@ func TestSessionsNarrow(t *testing.T) {
 		check(t, "sessions_narrow", b.rowsSQL(t, `SELECT count() AS sessions, uniqExact(visitor) AS visitors, countIf(pages = 0) AS bounces
 			FROM sessions_narrow FINAL WHERE site = 's7' AND is_bot = 0`), [][]string{{"6", "5", "2"}}, "sessions", "visitors", "bounces")
 
+		check(t, "exit_days", b.rowsSQL(t, `SELECT uniqExactMerge(sessions) AS n, uniqExactMerge(visitors) AS v, uniqExactMergeIf(sessions, bounce = 1) AS b
+			FROM exit_days WHERE site = 's7'`), [][]string{{"5", "4", "1"}}, "n", "v", "b") // closed: n1 n2 n3 n4 n7 (not n5, open, nor n6, a bot)
+
 		sixDays := params(day(1), day(7).Add(-time.Second), "site", "s7", "grain", "toStartOfMonth", "breakdown", "channel")
 		exits := [][]string{
 			{"/", "2", "0.3333", "2", "2"},     // n3, n5 (open, one page so far): both bounces
@@ -119,6 +125,11 @@ func TestSessionsNarrow(t *testing.T) {
 		// leaves out n1 (09:00) and n7 (11:00).
 		midDay := params(time.Date(2026, 11, 2, 9, 15, 0, 0, time.UTC), time.Date(2026, 11, 5, 9, 0, 0, 0, time.UTC),
 			"site", "s7", "grain", "toDate", "breakdown", "site")
+		check(t, "exit pages from 09:15", b.rows(t, "exit_pages", midDay), [][]string{
+			{"/", "2", "0.5", "2", "2"},          // n3 (exit_days), n5 (open)
+			{"/c/x", "1", "0.25", "0", "1"},      // n4 (exit_days)
+			{"/checkout", "1", "0.25", "0", "1"}, // n2 (11-02 from 09:15, raw)
+		}, "exit_page", "exits", "exit_share", "bounces", "visitors")
 		check(t, "sources from 09:15", b.rows(t, "sources", midDay), [][]string{
 			{"2026-11-02", "1", "1", "1"}, // n2
 			{"2026-11-03", "2", "2", "0"}, // n3, n4
