@@ -13,6 +13,7 @@ import (
 	"github.com/shoptrail/shoptrail/analytics"
 	"github.com/shoptrail/shoptrail/internal/chdb"
 	"github.com/shoptrail/shoptrail/internal/testenv"
+	"github.com/shoptrail/shoptrail/processor/clickhouse"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -29,6 +30,21 @@ func (b backend) mustExec(t *testing.T, sql string) {
 	t.Helper()
 	if err := b.exec(sql); err != nil {
 		t.Fatalf("%s: %v\n%s", b.name, err, sql)
+	}
+}
+
+// migrate applies the migrations of ms older than version (before) or the
+// others (!before): a test writes rows under the old schema in between, as
+// a database that lived before the migration.
+func (b backend) migrate(t *testing.T, ms []clickhouse.Migration, version int, before bool) {
+	t.Helper()
+	for _, m := range ms {
+		if (m.Version < version) != before {
+			continue
+		}
+		for _, s := range m.Statements {
+			b.mustExec(t, s)
+		}
 	}
 }
 

@@ -17,16 +17,7 @@ func TestEventsMoveForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	eachBackendRaw(t, func(t *testing.T, b backend) {
-		apply := func(before bool) {
-			for _, m := range ms {
-				if (m.Version < 3) != before {
-					continue
-				}
-				for _, s := range m.Statements {
-					b.mustExec(t, s)
-				}
-			}
-		}
+		apply := func(before bool) { b.migrate(t, ms, 3, before) }
 		apply(true)
 		for _, r := range []string{
 			`('s1','m1','Product Added','a','2026-11-02 10:00:00','{"product_id":"p1","sku":"S1","category":"Relays","price":2.5,"quantity":4,"cart_id":"c1"}')`,

@@ -38,16 +38,7 @@ func TestRollupsMoveForward(t *testing.T) {
 	const cols = "site, session_id, anonymous_id, start_time, channel, landing_page, exit_page, page_views, is_engaged, orders, revenue, is_final"
 	const evCols = "site, message_id, type, event, anonymous_id, user_id, event_time, page_path, page_url, page_referrer, order_id"
 	eachBackendRaw(t, func(t *testing.T, b backend) {
-		apply := func(before bool) {
-			for _, m := range ms {
-				if (m.Version < 41) != before {
-					continue
-				}
-				for _, s := range m.Statements {
-					b.mustExec(t, s)
-				}
-			}
-		}
+		apply := func(before bool) { b.migrate(t, ms, 41, before) }
 		session := func(r string) { b.mustExec(t, "INSERT INTO sessions ("+cols+") VALUES ('s5', "+r+")") }
 		event := func(r string) { b.mustExec(t, "INSERT INTO events ("+evCols+") VALUES ('s5', "+r+")") }
 		promo := func(r string) {

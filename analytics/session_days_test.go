@@ -38,16 +38,7 @@ func TestSessionDays(t *testing.T) {
 	}
 	const cols = "site, session_id, anonymous_id, customer_id, start_time, channel, landing_page, page_views, is_engaged, is_returning, orders, revenue, is_bot, is_final"
 	eachBackendRaw(t, func(t *testing.T, b backend) {
-		apply := func(before bool) {
-			for _, m := range ms {
-				if (m.Version < 44) != before {
-					continue
-				}
-				for _, s := range m.Statements {
-					b.mustExec(t, s)
-				}
-			}
-		}
+		apply := func(before bool) { b.migrate(t, ms, 44, before) }
 		session := func(rows ...string) {
 			sql := "INSERT INTO sessions (" + cols + ") VALUES "
 			for i, r := range rows {

@@ -41,16 +41,7 @@ func TestSessionsNarrow(t *testing.T) {
 	}
 	const cols = "site, session_id, anonymous_id, customer_id, start_time, end_time, channel, device_class, landing_page, exit_page, page_views, is_engaged, orders, revenue, is_bot, is_final"
 	eachBackendRaw(t, func(t *testing.T, b backend) {
-		apply := func(before bool) {
-			for _, m := range ms {
-				if (m.Version < 45) != before {
-					continue
-				}
-				for _, s := range m.Statements {
-					b.mustExec(t, s)
-				}
-			}
-		}
+		apply := func(before bool) { b.migrate(t, ms, 45, before) }
 		session := func(rows ...string) {
 			sql := "INSERT INTO sessions (" + cols + ") VALUES "
 			for i, r := range rows {
