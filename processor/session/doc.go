@@ -78,6 +78,11 @@
 // its small long-lived record; for a visitor forgotten after
 // Config.VisitorRetention its last record marked purged, and a tombstone
 // (nil Value) one checkpoint later; and MetaKey last (watermark and offset).
+// The long-lived record holds whether the visitor had a session, its
+// customer id, its tabs' sequence numbers and its first touch (the start,
+// channel and source of its first session, carried by its first
+// IdentityLink); a record written before first touches were kept (version
+// 2) restores without one.
 // Restore loads the compacted topic into a new Sessionizer, which then
 // continues exactly as the original would have (tested: restore plus
 // continue equals never stopped). If the process dies while writing a
@@ -94,8 +99,8 @@
 // least recently seen visitors are evicted, retained records first (see
 // Config); StateBytes is the estimate the byte cap applies to.
 //
-// Memory is about 260 bytes of heap per open session (1,000,000 open
-// sessions; see BenchmarkOpenSessionMemory), about 140 bytes per visitor
+// Memory is about 270 bytes of heap per open session (1,000,000 open
+// sessions; see BenchmarkOpenSessionMemory), about 145 bytes per visitor
 // record kept between sessions, and about 120 bytes per waiting event (there
 // are about the partition's live event rate times the allowed lateness). The per-event cost
 // is about 1.5 µs (BenchmarkSessionizer), most of it cache misses on the

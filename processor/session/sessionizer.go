@@ -41,9 +41,10 @@ type Config struct {
 	// hits and internal referrers never do.
 	NoCampaignSplit bool
 	// VisitorRetention is how long a visitor's small record (whether it had
-	// sessions, its customer id, its tabs' sequence numbers) is kept after
-	// its last event. A visitor seen again within it is a returning visitor
-	// and keeps its customer id. The default is 30 days.
+	// sessions, its customer id, its tabs' sequence numbers, its first
+	// touch) is kept after its last event. A visitor seen again within it is
+	// a returning visitor and keeps its customer id and first touch. The
+	// default is 30 days.
 	VisitorRetention time.Duration
 	// OwnDomains lists, per site id, the domains whose referrers are
 	// internal (subdomains included). The page URL's own host always is.
@@ -81,7 +82,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxLength, "session.max-length", DefaultMaxLength, "longest session; a later event starts a new one")
 	fs.DurationVar(&c.AllowedLateness, "session.allowed-lateness", DefaultAllowedLateness, "how far behind the newest event time an event may arrive and still count in its session")
 	fs.BoolVar(&c.NoCampaignSplit, "session.no-campaign-split", false, "do not start a new session when the campaign source changes (GA4 behaviour)")
-	fs.DurationVar(&c.VisitorRetention, "session.visitor-retention", DefaultVisitorRetention, "keep a visitor's record this long after its last event (returning visitors, customer id)")
+	fs.DurationVar(&c.VisitorRetention, "session.visitor-retention", DefaultVisitorRetention, "keep a visitor's record this long after its last event (returning visitors, customer id, first touch)")
 	fs.IntVar(&c.MaxVisitors, "session.max-visitors", DefaultMaxVisitors, "visitors kept in memory per partition, at most; past it the least recently seen are evicted, retained records first (negative: no cap)")
 	fs.Func("session.max-state-bytes", "estimated heap of a partition's session state, at most, in bytes (suffixes KiB, MiB, GiB); past it visitors are evicted as at session.max-visitors (default 512MiB; negative: no cap)", func(v string) error {
 		n, err := parseBytes(v)
@@ -257,11 +258,26 @@ type Assignment struct {
 // IdentityLink records that an anonymous visitor was identified as a
 // customer: a row of the identity_links table. FirstSeen is the event time
 // of the event that carried the link.
+//
+// The visitor's first link (to its first customer id) also carries its
+// first touch when the Sessionizer knows it: FirstTouchAt, the start of
+// the visitor's first session (within Config.VisitorRetention of its
+// last event), and that session's channel and traffic source. A visitor
+// restored from a changelog record written before first touches were kept,
+// or whose first event carried the customer id and came late, has none
+// (FirstTouchAt zero); later links of the visitor carry none either.
 type IdentityLink struct {
 	Site        string
 	AnonymousID string
 	UserID      string
 	FirstSeen   time.Time
+
+	FirstTouchAt time.Time
+	FirstChannel string
+	FirstSource  string
+	// Arrived is set on a link carried by a late event: the watermark it
+	// arrived behind, the event time at which the link became known.
+	Arrived time.Time
 }
 
 // LossRecord counts beacon events per site, browser and page path: Received
@@ -359,8 +375,8 @@ func sessionIDSum(dst *[16]byte, buf []byte, site string, visitorKey []byte, msg
 // splitting sessions as sorted data would. Timers are data: per-visitor
 // deadlines in a wheel that the watermark drives.
 //
-// Memory: about 260 bytes of heap per open session (measured with 1,000,000
-// open sessions: BenchmarkOpenSessionMemory), about 140 per visitor record
+// Memory: about 270 bytes of heap per open session (measured with 1,000,000
+// open sessions: BenchmarkOpenSessionMemory), about 145 per visitor record
 // kept between sessions, and about 120 per event waiting for the watermark.
 //
 // A Sessionizer is not safe for concurrent use: one per partition, driven
@@ -440,6 +456,13 @@ type visitor struct {
 	lastSeen uint32 // unix seconds of the newest settled event
 	ntabs    uint8
 	flags    uint8
+	// The visitor's first touch: the start (unix seconds and milliseconds;
+	// firstSec 0: unknown) and the traffic source (touches ref; 0 direct)
+	// of the first session of this record. Unknown for a record restored
+	// from a changelog written before it was kept.
+	firstMs    uint16
+	firstTouch uint32
+	firstSec   uint32
 }
 
 const (
@@ -637,7 +660,7 @@ func (s *Sessionizer) Add(offset int64, e *shoptrail.Event) {
 		// (An on-time one links when it is applied, in event-time order:
 		// see apply.)
 		if stitch {
-			s.stitch(vi, v, e.UserID, t)
+			s.stitch(vi, v, e.UserID, t, s.wm)
 		}
 		s.emitLate(e)
 		if v.sess == 0 && v.pendHead == 0 {
@@ -925,8 +948,9 @@ func (s *Sessionizer) duplicate(vi int32, v *visitor, h uint64, e *shoptrail.Eve
 	return false
 }
 
-// stitch links an anonymous visitor to a customer id.
-func (s *Sessionizer) stitch(vi int32, v *visitor, userID string, t int64) {
+// stitch links an anonymous visitor to a customer id; arrived is the
+// watermark a late event carrying the link arrived behind (0: on time).
+func (s *Sessionizer) stitch(vi int32, v *visitor, userID string, t, arrived int64) {
 	if v.user != 0 && s.strs.str(v.user) == userID {
 		return
 	}
@@ -934,7 +958,21 @@ func (s *Sessionizer) stitch(vi int32, v *visitor, userID string, t int64) {
 	v.user = s.strs.ref(userID)
 	s.strs.dec(old)
 	site, anon, _ := s.splitKey(s.keyOf(vi, v))
-	s.out.Links = append(s.out.Links, IdentityLink{Site: site, AnonymousID: anon, UserID: userID, FirstSeen: time.UnixMilli(t).UTC()})
+	l := IdentityLink{Site: site, AnonymousID: anon, UserID: userID, FirstSeen: time.UnixMilli(t).UTC()}
+	if arrived != 0 {
+		l.Arrived = time.UnixMilli(arrived).UTC()
+	}
+	if old == 0 && v.firstSec != 0 {
+		// The visitor's anonymous history before this link is the
+		// customer's: its first touch goes with its first link.
+		l.FirstTouchAt = time.UnixMilli(int64(v.firstSec)*1000 + int64(v.firstMs)).UTC()
+		l.FirstChannel, l.FirstSource = ChannelDirect, SourceDirect
+		if v.firstTouch != 0 {
+			tv := s.touches.val(v.firstTouch)
+			l.FirstChannel, l.FirstSource = tv.channel, tv.src.Source
+		}
+	}
+	s.out.Links = append(s.out.Links, l)
 	s.stats.LinksEmitted++
 	s.markDirty(vi, v)
 }
@@ -1242,7 +1280,7 @@ func (s *Sessionizer) apply(vi int32, v *visitor, r *pending) {
 		// Linked in event-time order, after the session it may have
 		// closed: the link belongs to the sessions from this one on,
 		// whatever other visitors' events moved the watermark meanwhile.
-		s.stitch(vi, v, s.strs.str(r.user), r.t)
+		s.stitch(vi, v, s.strs.str(r.user), r.t, 0)
 	}
 	ss := s.sessions.at(v.sess - 1)
 	if off := r.t - ss.start; off > int64(ss.endOff) {
@@ -1354,6 +1392,11 @@ func (s *Sessionizer) openSession(vi int32, v *visitor, r *pending) {
 	s.strs.inc(r.referrer)
 	if v.flags&visReturning != 0 {
 		ss.flags |= sessReturning
+	} else if v.firstSec == 0 && r.t >= 1000 && r.t/1000 <= math.MaxUint32 {
+		// The record's first session: its first touch.
+		v.firstSec, v.firstMs = uint32(r.t/1000), uint16(r.t%1000)
+		v.firstTouch = r.touch
+		s.touches.inc(r.touch)
 	}
 	v.sess = si + 1
 }
@@ -1565,6 +1608,7 @@ func (s *Sessionizer) purge(vi int32, v *visitor) {
 	s.table.remove(s, vi, maphash.Bytes(s.table.seed, key))
 	s.forgetKey(vi, v)
 	s.strs.dec(v.user)
+	s.touches.dec(v.firstTouch)
 	for i := 0; i < int(v.ntabs); i++ {
 		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
 	}
@@ -1581,7 +1625,7 @@ func (s *Sessionizer) purge(vi int32, v *visitor) {
 // slab slot and lookup table share; an open session's slot; a pending
 // event's slot; a long key's map entry.
 const (
-	visitorBytes = 120
+	visitorBytes = 128
 	sessionBytes = 120
 	pendingBytes = 120
 	longKeyBytes = 64

@@ -285,7 +285,10 @@ func TestIdentityStitching(t *testing.T) {
 	s.Flush()
 	s.Drain(&out)
 	wantLinks := []IdentityLink{
-		{Site: site, AnonymousID: "a", UserID: "cust-7", FirstSeen: at(2)},
+		// The visitor's first link carries its first touch: its first
+		// session, direct; a later link none.
+		{Site: site, AnonymousID: "a", UserID: "cust-7", FirstSeen: at(2), FirstTouchAt: at(0),
+			FirstChannel: ChannelDirect, FirstSource: SourceDirect},
 		{Site: site, AnonymousID: "a", UserID: "cust-9", FirstSeen: at(61)},
 	}
 	if !slices.Equal(out.Links, wantLinks) {

@@ -26,10 +26,12 @@ const MetaKey = "\x00meta"
 
 // snapshotVersion is the version of the records Checkpoint writes.
 // Version 2 added the pending events' customer id; Restore reads 1 too (its
-// pending events had linked their visitor on arrival already).
-const snapshotVersion = 2
+// pending events had linked their visitor on arrival already). Version 3
+// added the visitor's first touch (flag recFirstTouch); Restore reads 2
+// too (the visitor's first touch is then unknown).
+const snapshotVersion = 3
 
-func knownVersion(v byte) bool { return v == 1 || v == snapshotVersion }
+func knownVersion(v byte) bool { return v >= 1 && v <= snapshotVersion }
 
 func changelogKey(site, id string, anonymous bool) string {
 	kind := "u:"
@@ -94,8 +96,9 @@ func (s *Sessionizer) Checkpoint(dst []StateRecord) []StateRecord {
 
 // Flags of a visitor record.
 const (
-	recReturning = 1 << iota // the visitor had a session
-	recPurged                // the visitor was purged at the record's offset
+	recReturning  = 1 << iota // the visitor had a session
+	recPurged                 // the visitor was purged at the record's offset
+	recFirstTouch             // the visitor's first touch follows its customer id
 )
 
 func (s *Sessionizer) encodeVisitor(e *encoder, v *visitor, flags byte) {
@@ -105,8 +108,15 @@ func (s *Sessionizer) encodeVisitor(e *encoder, v *visitor, flags byte) {
 	if v.flags&visReturning != 0 {
 		flags |= recReturning
 	}
+	if v.firstSec != 0 {
+		flags |= recFirstTouch
+	}
 	e.byte(flags)
 	e.str(s.strs.str(v.user))
+	if v.firstSec != 0 {
+		e.uvarint(uint64(v.firstSec)*1000 + uint64(v.firstMs))
+		s.encodeTouch(e, v.firstTouch)
+	}
 	e.uvarint(uint64(v.ntabs))
 	for i := 0; i < int(v.ntabs); i++ {
 		w := v.extra[3*i : 3*i+3]
@@ -273,6 +283,17 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		v.flags |= visReturning
 	}
 	v.user = s.strs.ref(d.str())
+	if flags&recFirstTouch != 0 {
+		if version < 3 {
+			return errors.New("first touch in a version 2 record")
+		}
+		ms := d.uvarint()
+		if ms < 1000 || ms/1000 > math.MaxUint32 {
+			return fmt.Errorf("first touch at %d ms", ms)
+		}
+		v.firstSec, v.firstMs = uint32(ms/1000), uint16(ms%1000)
+		v.firstTouch = s.decodeTouch(&d)
+	}
 	ntabs := d.uvarint()
 	if ntabs > maxTabs {
 		return fmt.Errorf("%d tabs", ntabs)
@@ -375,6 +396,7 @@ func (s *Sessionizer) dropRestored(vi int32, v *visitor) {
 	s.forgetKey(vi, v)
 	delete(s.skip, vi)
 	s.strs.dec(v.user)
+	s.touches.dec(v.firstTouch)
 	for i := 0; i < int(v.ntabs); i++ {
 		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
 	}

@@ -285,7 +285,8 @@ func equalOutputs(t *testing.T, got, want Output, exact bool) {
 	linkSet := func(ls []IdentityLink) []string {
 		var out []string
 		for _, l := range ls {
-			out = append(out, fmt.Sprintf("%s|%s|%s|%s", l.Site, l.AnonymousID, l.UserID, l.FirstSeen.Format(time.RFC3339Nano)))
+			out = append(out, fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%s", l.Site, l.AnonymousID, l.UserID, l.FirstSeen.Format(time.RFC3339Nano),
+				l.FirstTouchAt.Format(time.RFC3339Nano), l.FirstChannel, l.FirstSource, l.Arrived.Format(time.RFC3339Nano)))
 		}
 		slices.Sort(out)
 		if !exact {
