@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -390,6 +391,29 @@ func (c *cartStage) sessionFact(s *session.Session, at time.Time) {
 	c.facts = append(c.facts, repart.Fact{Source: c.source, Event: &customer.Event{Site: s.Site, CustomerID: s.UserID,
 		AnonymousID: s.AnonymousID, MessageID: "session:" + s.SessionID, Type: customer.TypeSession, Time: at,
 		SessionID: s.SessionID, Channel: s.Channel, Source: s.Source, SessionStart: s.Start}})
+}
+
+// links adds a link fact (customer.TypeLink) for each link that carries
+// the visitor's first touch: the customer stage learns how the customer
+// first came, anonymous visits before the link included. The fact is at
+// the link's event time, before the events of that time (offset -1), so
+// that the customer's row and signals of that moment have the touch
+// already; a link carried by a late event counts when it arrived, as a
+// late order does (lateFact).
+func (c *cartStage) links(ls []session.IdentityLink) {
+	for i := range ls {
+		l := &ls[i]
+		if l.FirstTouchAt.IsZero() {
+			continue
+		}
+		e := &customer.Event{Site: l.Site, CustomerID: l.UserID, AnonymousID: l.AnonymousID,
+			MessageID: "link:" + l.AnonymousID + ":" + strconv.FormatInt(l.FirstSeen.UnixMilli(), 10), Type: customer.TypeLink,
+			Time: l.FirstSeen, Channel: l.FirstChannel, Source: l.FirstSource, SessionStart: l.FirstTouchAt}
+		if !l.Arrived.IsZero() {
+			e.Arrived = maxTime(l.Arrived, c.floor)
+		}
+		c.facts = append(c.facts, repart.Fact{Source: c.source, Offset: -1, Event: e})
+	}
 }
 
 // handoffFact adds the fact of a hand-off to the customer stage.

@@ -367,6 +367,7 @@ func (w *worker) drain() {
 	w.sess.Drain(&o)
 	w.held.Sessions, w.held.Links = o.Sessions, o.Links
 	w.cart.sessions(o.Sessions[sessions:])
+	w.cart.links(o.Links[links:])
 	// Abandonments are held for the checkpoint like sessions: few rows,
 	// one insert per checkpoint rather than per batch.
 	defer w.cart.advance(w.sess.Watermark(), &w.held)

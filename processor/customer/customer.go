@@ -59,6 +59,14 @@ type Event struct {
 // customer, with its channel and source.
 const TypeSession = "session"
 
+// TypeLink is the Type of a link fact: a device (AnonymousID) linked to
+// the customer at Time, whose first session began at SessionStart with
+// Channel and Source: the device's first touch, its anonymous visits
+// included. A link fact makes the touch known to the customer and
+// nothing else: a customer first known by it gets its row, stage and
+// transitions with its first event or session, as without it.
+const TypeLink = "link"
+
 // Order is a row of the orders table: one per site and order id, rewritten
 // (Version rising) when an update, refund or cancellation changes it.
 type Order struct {
@@ -282,6 +290,10 @@ func (t *Tracker) Add(e *Event) {
 	// Timers due before this event fire first, as they would have had the
 	// watermark passed them before it arrived.
 	t.fire(c, now)
+	if e.Type == TypeLink {
+		t.link(c, e, at, ms, now)
+		return
+	}
 	before := c.snapshot()
 	cause := "event:" + e.Name
 	if e.Name == "" {
@@ -292,12 +304,9 @@ func (t *Tracker) Add(e *Event) {
 	if e.Type == TypeSession && !e.SessionStart.IsZero() {
 		visit = min(ms, e.SessionStart.UnixMilli())
 	}
-	if c.firstSeen == 0 {
-		c.firstSeen = ms
-	}
-	// How the customer first came: the first session known with a channel.
-	if e.Channel != "" && (c.prof == nil || c.prof.channel == "") {
-		c.prof = t.profile(e.Channel, e.Source, c.currency())
+	t.register(c, ms)
+	if e.Channel != "" {
+		t.touch(c, visit, e.Channel, e.Source)
 	}
 	c.lastVisit = max(c.lastVisit, visit)
 	if e.Traits != nil {
@@ -325,6 +334,54 @@ func (t *Tracker) Add(e *Event) {
 		t.orderChanged(c, e, p, ms)
 	}
 	t.settle(c, before, at, cause, now)
+}
+
+// register records the customer's first event at ms (the first fact of
+// the customer the tracker applies): its registration, and its first
+// seen unless a touch before it is known.
+func (t *Tracker) register(c *customer, ms int64) {
+	if c.registered != 0 {
+		return
+	}
+	c.registered = ms
+	if c.firstSeen == 0 || ms < c.firstSeen {
+		c.firstSeen = ms
+	}
+}
+
+// touch records that the customer came at ms by channel and source (a
+// session's start, or a linked device's first session): the earliest such
+// touch known is how the customer first came, and the customer was first
+// seen no later. Facts come in a deterministic order and a touch replaces
+// another only when strictly earlier, so a replay ends with the same.
+func (t *Tracker) touch(c *customer, ms int64, channel, source string) {
+	if channel != "" && (c.touchAt == 0 || ms < c.touchAt) {
+		c.touchAt = ms
+		c.prof = t.profile(channel, source, c.currency())
+	}
+	if c.firstSeen == 0 || ms < c.firstSeen {
+		c.firstSeen = ms
+	}
+}
+
+// link applies a link fact (TypeLink) at ms (the link's event time; now,
+// when it counts): the device's first touch. A customer without a row yet
+// (first known by the link, or by a hand-off of its cart) takes it
+// silently: its row, stage and transitions come with its next event or
+// session, at the same time or later, as they did before links were
+// facts, so a link never causes a transition. A customer with a row has
+// it rewritten if the touch changes its first seen or first channel and
+// source.
+func (t *Tracker) link(c *customer, e *Event, at time.Time, ms, now int64) {
+	t.register(c, ms)
+	seen, prof := c.firstSeen, c.prof
+	if !e.SessionStart.IsZero() {
+		t.touch(c, e.SessionStart.UnixMilli(), e.Channel, e.Source)
+	}
+	if c.stage() == stStranger || c.firstSeen == seen && c.prof == prof {
+		return // (fire scheduled c: its changelog record is written)
+	}
+	t.settle(c, c.snapshot(), at, "event:link:"+e.MessageID, now)
 }
 
 // NewOrder builds the orders row of an Order Completed event e (of a
@@ -478,9 +535,9 @@ func (t *Tracker) AddAbandonment(a *cart.Abandonment, isNew bool, window time.Du
 		return
 	}
 	t.fire(c, a.AbandonedAt.UnixMilli())
-	if c.firstSeen == 0 {
-		c.firstSeen = a.LastActivityAt.UnixMilli()
-		c.lastVisit = c.firstSeen
+	t.register(c, a.LastActivityAt.UnixMilli())
+	if c.lastVisit == 0 {
+		c.lastVisit = a.LastActivityAt.UnixMilli()
 	}
 	if isNew {
 		row := Abandonment{Abandonment: *a, Stage: c.stageName(), Tier: c.tierName()}

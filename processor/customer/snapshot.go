@@ -40,12 +40,18 @@ type waitingState struct {
 }
 
 type customerState struct {
-	Orders     []orderState   `json:"orders,omitempty"`
-	Channel    string         `json:"channel,omitempty"`
-	Source     string         `json:"source,omitempty"`
-	Currency   string         `json:"currency,omitempty"`
-	NetRevenue float64        `json:"netRevenue,omitempty"`
-	FirstSeen  int64          `json:"firstSeen"`
+	Orders     []orderState `json:"orders,omitempty"`
+	Channel    string       `json:"channel,omitempty"`
+	Source     string       `json:"source,omitempty"`
+	Currency   string       `json:"currency,omitempty"`
+	NetRevenue float64      `json:"netRevenue,omitempty"`
+	FirstSeen  int64        `json:"firstSeen"`
+	// Registered and TouchAt: see customer. A record without them was
+	// written before they were kept, when FirstSeen was the registration
+	// and the channel that of the first session known: its touch is taken
+	// as at FirstSeen.
+	Registered int64          `json:"registered,omitempty"`
+	TouchAt    int64          `json:"touchAt,omitempty"`
 	LastOrder  int64          `json:"lastOrder,omitempty"`
 	LastVisit  int64          `json:"lastVisit"`
 	Clock      int64          `json:"clock"`
@@ -71,7 +77,7 @@ type metaState struct {
 func (t *Tracker) Checkpoint(dst []Record) []Record {
 	for _, c := range t.stateDirty {
 		c.flags &^= flagState
-		st := customerState{NetRevenue: c.netRevenue(), FirstSeen: c.firstSeen, LastOrder: c.lastOrder(), LastVisit: c.lastVisit,
+		st := customerState{NetRevenue: c.netRevenue(), FirstSeen: c.firstSeen, Registered: c.registered, TouchAt: c.touchAt, LastOrder: c.lastOrder(), LastVisit: c.lastVisit,
 			Clock: c.clock, OrderCount: c.orderCount, St: c.st, Flags: c.flags &^ (flagDirty | flagState), Upto: t.wm.UnixMilli()}
 		for _, o := range c.orders() {
 			st.Orders = append(st.Orders, orderState{ID: o.id, At: o.at, Net: o.net, Refunded: o.refunded, Items: o.items})
@@ -128,7 +134,13 @@ func (t *Tracker) Restore(recs []Record) error {
 		}
 		c := t.lookup(key[:i], key[i+1:], true)
 		upto[c] = st.Upto
-		c.firstSeen, c.lastVisit, c.clock = st.FirstSeen, st.LastVisit, st.Clock
+		c.firstSeen, c.registered, c.touchAt, c.lastVisit, c.clock = st.FirstSeen, st.Registered, st.TouchAt, st.LastVisit, st.Clock
+		if c.registered == 0 {
+			c.registered = st.FirstSeen
+		}
+		if c.touchAt == 0 && st.Channel != "" {
+			c.touchAt = st.FirstSeen
+		}
 		c.orderCount, c.st, c.flags = st.OrderCount, st.St, st.Flags&flagCarted
 		var orders []orderRec
 		for _, o := range st.Orders {

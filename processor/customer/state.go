@@ -63,7 +63,7 @@ func (o *orderRec) time() int64 {
 
 func (o *orderRec) cancelled() bool { return o.at < 0 }
 
-// customer is one customer's state, 80 bytes (a size class; see
+// customer is one customer's state, 96 bytes (a size class; see
 // BenchmarkCustomerMemory): times as unix ms, what many customers share
 // (first channel and source, currency) behind one shared pointer, the
 // rarely set fields behind another, the order history as a pointer and
@@ -74,7 +74,9 @@ type customer struct {
 	ordp       *orderRec // the kept orders: see orders
 	prof       *profile  // shared
 	x          *extra    // nil until traits, an abandonment or a trimmed order history
-	firstSeen  int64     // also the registration: the first event with the customer id
+	firstSeen  int64     // the earliest known: its registration, or a touch before it
+	registered int64     // its first event: the first fact with the customer id
+	touchAt    int64     // the first touch known (prof's channel and source); 0 none
 	lastVisit  int64
 	clock      int64  // event time of its last event or timer (its row's version)
 	deadline   uint32 // unix seconds, rounded up, of the next timer (the heap's key)
@@ -243,7 +245,7 @@ type Row struct {
 }
 
 func (t *Tracker) row(c *customer) Row {
-	r := Row{Site: c.site(), CustomerID: c.id(), FirstSeen: msTime(c.firstSeen), RegisteredAt: msTime(c.firstSeen),
+	r := Row{Site: c.site(), CustomerID: c.id(), FirstSeen: msTime(c.firstSeen), RegisteredAt: msTime(c.registered),
 		FirstOrderAt: msTime(c.firstOrder()), LastOrderAt: msTime(c.lastOrder()), OrderCount: int(c.orderCount),
 		NetRevenue: c.netRevenue(), Currency: c.currency(),
 		LastVisitAt: msTime(c.lastVisit), Stage: c.stageName(), Tier: c.tierName(), Version: c.clock,
