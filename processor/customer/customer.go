@@ -308,7 +308,7 @@ func (t *Tracker) Add(e *Event) {
 	if e.Channel != "" {
 		t.touch(c, visit, e.Channel, e.Source)
 	}
-	c.lastVisit = max(c.lastVisit, visit)
+	c.lastVisit = max(c.lastVisit, secOf(visit))
 	if e.Traits != nil {
 		c.extra().traits.merge(e.Traits)
 	}
@@ -343,9 +343,10 @@ func (t *Tracker) register(c *customer, ms int64) {
 	if c.registered != 0 {
 		return
 	}
-	c.registered = ms
-	if c.firstSeen == 0 || ms < c.firstSeen {
-		c.firstSeen = ms
+	s := secOf(ms)
+	c.registered = s
+	if c.firstSeen == 0 || s < c.firstSeen {
+		c.firstSeen = s
 	}
 }
 
@@ -355,12 +356,13 @@ func (t *Tracker) register(c *customer, ms int64) {
 // seen no later. Facts come in a deterministic order and a touch replaces
 // another only when strictly earlier, so a replay ends with the same.
 func (t *Tracker) touch(c *customer, ms int64, channel, source string) {
-	if channel != "" && (c.touchAt == 0 || ms < c.touchAt) {
-		c.touchAt = ms
+	s := secOf(ms)
+	if channel != "" && (c.touchAt == 0 || s < c.touchAt) {
+		c.touchAt = s
 		c.prof = t.profile(channel, source, c.currency())
 	}
-	if c.firstSeen == 0 || ms < c.firstSeen {
-		c.firstSeen = ms
+	if c.firstSeen == 0 || s < c.firstSeen {
+		c.firstSeen = s
 	}
 }
 
@@ -537,7 +539,7 @@ func (t *Tracker) AddAbandonment(a *cart.Abandonment, isNew bool, window time.Du
 	t.fire(c, a.AbandonedAt.UnixMilli())
 	t.register(c, a.LastActivityAt.UnixMilli())
 	if c.lastVisit == 0 {
-		c.lastVisit = a.LastActivityAt.UnixMilli()
+		c.lastVisit = secOf(a.LastActivityAt.UnixMilli())
 	}
 	if isNew {
 		row := Abandonment{Abandonment: *a, Stage: c.stageName(), Tier: c.tierName()}
@@ -653,7 +655,7 @@ func (t *Tracker) nextTimer(c *customer) (int64, string) {
 			consider(last+int64(days*float64(24*time.Hour/time.Millisecond))+1, "recency")
 		}
 	} else if c.flags&flagCarted != 0 {
-		consider(c.lastVisit+t.cfg.PotentialDormant.Milliseconds(), "potential_dormant")
+		consider(c.lastVisit.ms()+t.cfg.PotentialDormant.Milliseconds(), "potential_dormant")
 	}
 	if c.x != nil {
 		for _, w := range c.x.waiting {
@@ -749,8 +751,8 @@ func AbandonedSignal(a *cart.Abandonment) shoptrail.Signal {
 // view is what a salesperson sees of c.
 func (t *Tracker) view(c *customer) *shoptrail.SignalCustomer {
 	v := &shoptrail.SignalCustomer{ID: c.id(), Stage: c.stageName(), Tier: c.tierName(), OrderCount: int(c.orderCount),
-		NetRevenue: c.netRevenue(), Currency: c.currency(), FirstSeenAt: msTime(c.firstSeen), LastOrderAt: msTime(c.lastOrder()),
-		LastVisitAt: msTime(c.lastVisit)}
+		NetRevenue: c.netRevenue(), Currency: c.currency(), FirstSeenAt: msTime(c.firstSeen.ms()), LastOrderAt: msTime(c.lastOrder()),
+		LastVisitAt: msTime(c.lastVisit.ms())}
 	if c.prof != nil {
 		v.FirstChannel, v.FirstSource = c.prof.channel, c.prof.source
 	}
@@ -775,7 +777,7 @@ func (t *Tracker) stage(c *customer, ms int64) uint8 {
 		switch {
 		case c.flags&flagCarted == 0:
 			return stRegistered
-		case ms >= c.lastVisit+t.cfg.PotentialDormant.Milliseconds():
+		case ms >= c.lastVisit.ms()+t.cfg.PotentialDormant.Milliseconds():
 			return stPotentialDormant
 		}
 		return stPotential

@@ -77,7 +77,7 @@ type metaState struct {
 func (t *Tracker) Checkpoint(dst []Record) []Record {
 	for _, c := range t.stateDirty {
 		c.flags &^= flagState
-		st := customerState{NetRevenue: c.netRevenue(), FirstSeen: c.firstSeen, Registered: c.registered, TouchAt: c.touchAt, LastOrder: c.lastOrder(), LastVisit: c.lastVisit,
+		st := customerState{NetRevenue: c.netRevenue(), FirstSeen: c.firstSeen.ms(), Registered: c.registered.ms(), TouchAt: c.touchAt.ms(), LastOrder: c.lastOrder(), LastVisit: c.lastVisit.ms(),
 			Clock: c.clock, OrderCount: c.orderCount, St: c.st, Flags: c.flags &^ (flagDirty | flagState), Upto: t.wm.UnixMilli()}
 		for _, o := range c.orders() {
 			st.Orders = append(st.Orders, orderState{ID: o.id, At: o.at, Net: o.net, Refunded: o.refunded, Items: o.items})
@@ -134,12 +134,12 @@ func (t *Tracker) Restore(recs []Record) error {
 		}
 		c := t.lookup(key[:i], key[i+1:], true)
 		upto[c] = st.Upto
-		c.firstSeen, c.registered, c.touchAt, c.lastVisit, c.clock = st.FirstSeen, st.Registered, st.TouchAt, st.LastVisit, st.Clock
+		c.firstSeen, c.registered, c.touchAt, c.lastVisit, c.clock = secOf(st.FirstSeen), secOf(st.Registered), secOf(st.TouchAt), secOf(st.LastVisit), st.Clock
 		if c.registered == 0 {
-			c.registered = st.FirstSeen
+			c.registered = c.firstSeen
 		}
 		if c.touchAt == 0 && st.Channel != "" {
-			c.touchAt = st.FirstSeen
+			c.touchAt = c.firstSeen
 		}
 		c.orderCount, c.st, c.flags = st.OrderCount, st.St, st.Flags&flagCarted
 		var orders []orderRec

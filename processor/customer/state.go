@@ -63,8 +63,10 @@ func (o *orderRec) time() int64 {
 
 func (o *orderRec) cancelled() bool { return o.at < 0 }
 
-// customer is one customer's state, 96 bytes (a size class; see
-// BenchmarkCustomerMemory): times as unix ms, what many customers share
+// customer is one customer's state, 80 bytes (a size class; see
+// BenchmarkCustomerMemory): its clock as unix ms, the times its rows give
+// to the second (first seen, registration, first touch, last visit) as
+// unix seconds, what many customers share
 // (first channel and source, currency) behind one shared pointer, the
 // rarely set fields behind another, the order history as a pointer and
 // two bytes of length and capacity rather than a 24-byte slice header
@@ -74,11 +76,11 @@ type customer struct {
 	ordp       *orderRec // the kept orders: see orders
 	prof       *profile  // shared
 	x          *extra    // nil until traits, an abandonment or a trimmed order history
-	firstSeen  int64     // the earliest known: its registration, or a touch before it
-	registered int64     // its first event: the first fact with the customer id
-	touchAt    int64     // the first touch known (prof's channel and source); 0 none
-	lastVisit  int64
-	clock      int64  // event time of its last event or timer (its row's version)
+	clock      int64 // event time of its last event or timer (its row's version)
+	firstSeen  sec   // the earliest known: its registration, or a touch before it
+	registered sec   // its first event: the first fact with the customer id
+	touchAt    sec   // the first touch known (prof's channel and source); 0 none
+	lastVisit  sec
 	deadline   uint32 // unix seconds, rounded up, of the next timer (the heap's key)
 	idx        int32
 	orderCount uint16
@@ -245,10 +247,10 @@ type Row struct {
 }
 
 func (t *Tracker) row(c *customer) Row {
-	r := Row{Site: c.site(), CustomerID: c.id(), FirstSeen: msTime(c.firstSeen), RegisteredAt: msTime(c.registered),
+	r := Row{Site: c.site(), CustomerID: c.id(), FirstSeen: msTime(c.firstSeen.ms()), RegisteredAt: msTime(c.registered.ms()),
 		FirstOrderAt: msTime(c.firstOrder()), LastOrderAt: msTime(c.lastOrder()), OrderCount: int(c.orderCount),
 		NetRevenue: c.netRevenue(), Currency: c.currency(),
-		LastVisitAt: msTime(c.lastVisit), Stage: c.stageName(), Tier: c.tierName(), Version: c.clock,
+		LastVisitAt: msTime(c.lastVisit.ms()), Stage: c.stageName(), Tier: c.tierName(), Version: c.clock,
 		MedianDaysBetweenOrders: float64(c.medianInterval()) / float64(24*time.Hour/time.Millisecond)}
 	if c.orderCount > 0 {
 		r.AvgOrderValue = r.NetRevenue / float64(c.orderCount)
@@ -296,6 +298,17 @@ func (h *timerHeap) Pop() any {
 	c.idx = -1
 	return c
 }
+
+// sec is a time in unix seconds, rounded down; 0 is none. The customer's
+// times that its row and signals give to the second (ClickHouse DateTime)
+// take 4 bytes rather than 8: the struct stays in the 80-byte size class.
+type sec uint32
+
+// secOf is ms as a sec, within 1970 .. February 2106.
+func secOf(ms int64) sec { return sec(min(max(ms/1000, 0), math.MaxUint32)) }
+
+// ms is s in unix ms.
+func (s sec) ms() int64 { return int64(s) * 1000 }
 
 // deadlineSec is a timer's time in unix seconds, rounded up (a timer at ms
 // is due once the watermark reaches deadlineSec(ms)*1000), at most

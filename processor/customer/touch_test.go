@@ -167,7 +167,7 @@ func TestFirstTouchRestoreOldRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := again.lookup("shop", "cy", false)
-	if c == nil || c.firstSeen != t0.Add(day).UnixMilli() || c.registered != reg || c.touchAt != c.firstSeen || c.prof.channel != "Organic Social" {
+	if c == nil || c.firstSeen.ms() != t0.Add(day).UnixMilli() || c.registered.ms() != reg || c.touchAt != c.firstSeen || c.prof.channel != "Organic Social" {
 		t.Errorf("restored %+v", c)
 	}
 }
