@@ -76,10 +76,10 @@ type customer struct {
 	ordp       *orderRec // the kept orders: see orders
 	prof       *profile  // shared
 	x          *extra    // nil until traits, an abandonment or a trimmed order history
-	clock      int64 // event time of its last event or timer (its row's version)
-	firstSeen  sec   // the earliest known: its registration, or a touch before it
-	registered sec   // its first event: the first fact with the customer id
-	touchAt    sec   // the first touch known (prof's channel and source); 0 none
+	clock      int64     // event time of its last event or timer (its row's version)
+	firstSeen  sec       // the earliest known: its registration, or a touch before it
+	registered sec       // its first event: the first fact with the customer id
+	touchAt    sec       // the first touch known (prof's channel and source); 0 none
 	lastVisit  sec
 	deadline   uint32 // unix seconds, rounded up, of the next timer (the heap's key)
 	idx        int32
