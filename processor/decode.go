@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"time"
 	"unicode/utf8"
@@ -101,6 +102,21 @@ func (p *parser) eat(c byte) bool {
 	return false
 }
 
+// plain skips the plain bytes of a string eight at a time (user agents
+// and URLs are long), stopping at the first word that may hold a '"', a
+// '\\', a control character or a non-ASCII byte: the caller goes on byte by
+// byte from there.
+func (p *parser) plain() {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for ; p.i+8 <= len(p.b); p.i += 8 {
+		x := binary.LittleEndian.Uint64(p.b[p.i:])
+		q, s := x^(lo*'"'), x^(lo*'\\')
+		if ((x-lo*0x20)&^x|(q-lo)&^q|(s-lo)&^s|x)&hi != 0 {
+			return
+		}
+	}
+}
+
 // str reads a string without escapes, in valid UTF-8, and returns its
 // contents.
 func (p *parser) str() ([]byte, bool) {
@@ -109,6 +125,7 @@ func (p *parser) str() ([]byte, bool) {
 	}
 	start := p.i
 	ascii := true
+	p.plain()
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
@@ -377,6 +394,7 @@ func (p *parser) skipString() bool {
 	p.i++
 	start := p.i
 	ascii := true
+	p.plain()
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {

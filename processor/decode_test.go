@@ -27,6 +27,22 @@ func checkDecode(t *testing.T, d *eventDecoder, data []byte) {
 	}
 }
 
+// TestDecodeStringWords puts each kind of byte the decoder's strings must
+// stop at (a quote or a backslash escaped, a raw control character, UTF-8,
+// invalid UTF-8) at every position around the 8-byte words it skips, in a
+// decoded string and in one it only skips (properties), and checks the
+// result against encoding/json.
+func TestDecodeStringWords(t *testing.T) {
+	d := newEventDecoder()
+	for _, special := range []string{`\"`, `\\`, `\n`, "\x01", "\x7f", "é", "\xff", "\xe2\x82"} {
+		for n := range 25 {
+			v := strings.Repeat("a", n) + special + "bcdefghijklmnopq"
+			checkDecode(t, d, []byte(`{"v":1,"site":"shop","messageId":"m1","type":"track","event":"E","anonymousId":"`+v+`"}`))
+			checkDecode(t, d, []byte(`{"v":1,"site":"shop","messageId":"m1","type":"track","event":"E","properties":{"k":"`+v+`"}}`))
+		}
+	}
+}
+
 // fillEvent sets every field of an event, with strings drawn from pick.
 func fillEvent(rng *rand.Rand, pick func() string) *shoptrail.Event {
 	ts := func() time.Time {
