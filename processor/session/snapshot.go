@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -70,6 +71,19 @@ func (s *Sessionizer) Checkpoint(dst []StateRecord) []StateRecord {
 	dst = append(dst, s.purged...)
 	clear(s.purged)
 	s.purged = s.purged[:0]
+	// A key purged since the last Checkpoint whose visitor came back gets
+	// its live record below, after the purged one: its tombstone is no
+	// longer due. (Left due, it would go out with the next Checkpoint and
+	// delete the live record; should the visitor be purged again before
+	// then and that Checkpoint be torn, a replay would find no record.)
+	var purged map[string]bool
+	if len(s.deletedPrev) > 0 {
+		purged = make(map[string]bool, len(s.deletedPrev))
+		for _, k := range s.deletedPrev {
+			purged[k] = true
+		}
+	}
+	revived := false
 	var enc encoder
 	for _, vi := range s.dirty {
 		if !s.visitors.valid(vi) {
@@ -83,9 +97,16 @@ func (s *Sessionizer) Checkpoint(dst []StateRecord) []StateRecord {
 		site, id, anonymous := s.splitKey(s.keyOf(vi, v))
 		enc.reset()
 		s.encodeVisitor(&enc, v, 0)
-		dst = append(dst, StateRecord{Key: changelogKey(site, id, anonymous), Value: enc.bytes()})
+		k := changelogKey(site, id, anonymous)
+		if purged[k] {
+			purged[k], revived = false, true
+		}
+		dst = append(dst, StateRecord{Key: k, Value: enc.bytes()})
 	}
 	s.dirty = s.dirty[:0]
+	if revived {
+		s.deletedPrev = slices.DeleteFunc(s.deletedPrev, func(k string) bool { return !purged[k] })
+	}
 	enc.reset()
 	enc.byte(snapshotVersion)
 	enc.uvarint(uint64(s.offset + 1))

@@ -144,16 +144,22 @@ func testRestoreEquivalence(t *testing.T, seed uint64, cfg Config) {
 // record does not. The replay from the older meta offset must not double or
 // change anything: visitors already ahead skip what they applied, the
 // others redo it identically (outputs are idempotent by key downstream).
+//
+// Besides the random seed, it runs seeds that once failed: with a short
+// retention, a visitor purged and back before the next checkpoint, then
+// purged again, had its first purge's tombstone go out after its live
+// record, so a torn checkpoint could leave the replay without it.
 func TestRestoreAfterTornCheckpoint(t *testing.T) {
-	seed := testSeed(t)
-	for _, rc := range restoreConfigs {
-		if rc.cfg.MaxVisitors > 0 {
-			// Not with evictions: after a torn checkpoint the replay
-			// runs with some visitors ahead of the others, so the cap
-			// is reached at other points (documented in the README).
-			continue
+	for _, seed := range []uint64{testSeed(t), 1796619229542866884, 1796619377479568703, 1796619385130292844} {
+		for _, rc := range restoreConfigs {
+			if rc.cfg.MaxVisitors > 0 {
+				// Not with evictions: after a torn checkpoint the replay
+				// runs with some visitors ahead of the others, so the cap
+				// is reached at other points (documented in the README).
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/%d", rc.name, seed), func(t *testing.T) { testRestoreAfterTornCheckpoint(t, seed, rc.cfg) })
 		}
-		t.Run(rc.name, func(t *testing.T) { testRestoreAfterTornCheckpoint(t, seed, rc.cfg) })
 	}
 }
 
