@@ -1605,19 +1605,24 @@ func (s *Sessionizer) purge(vi int32, v *visitor) {
 	s.encodeVisitor(&enc, v, recPurged)
 	s.purged = append(s.purged, StateRecord{Key: ck, Value: enc.bytes()})
 	s.deleted = append(s.deleted, ck)
-	s.table.remove(s, vi, maphash.Bytes(s.table.seed, key))
+	s.releaseVisitor(vi, v)
+	s.stats.VisitorsPurged++
+}
+
+// releaseVisitor forgets a visitor whose open session and pending events
+// are gone: its key, its skip entry, its references to interned strings
+// and touches, and its slot.
+func (s *Sessionizer) releaseVisitor(vi int32, v *visitor) {
+	s.table.remove(s, vi, maphash.Bytes(s.table.seed, s.keyOf(vi, v)))
 	s.forgetKey(vi, v)
+	delete(s.skip, vi)
 	s.strs.dec(v.user)
 	s.touches.dec(v.firstTouch)
 	for i := 0; i < int(v.ntabs); i++ {
 		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
 	}
 	s.setExtra(v, nil)
-	if s.skip != nil {
-		delete(s.skip, vi)
-	}
 	s.visitors.release(vi)
-	s.stats.VisitorsPurged++
 }
 
 // Estimated heap bytes of the state's parts, measured with

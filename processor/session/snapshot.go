@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
@@ -404,25 +403,11 @@ func (s *Sessionizer) restoreVisitor(r StateRecord) error {
 		// Purged before the meta record's offset: gone. (Purged after
 		// it, in a torn checkpoint, it stays until the replay purges it
 		// again at the same point.)
-		s.dropRestored(vi, v)
+		s.releaseVisitor(vi, v)
 		return nil
 	}
 	s.reschedule(vi, v)
 	return nil
-}
-
-// dropRestored undoes the restore of a visitor that turned out purged.
-func (s *Sessionizer) dropRestored(vi int32, v *visitor) {
-	s.table.remove(s, vi, maphash.Bytes(s.table.seed, s.keyOf(vi, v)))
-	s.forgetKey(vi, v)
-	delete(s.skip, vi)
-	s.strs.dec(v.user)
-	s.touches.dec(v.firstTouch)
-	for i := 0; i < int(v.ntabs); i++ {
-		s.strs.dec(uint32(v.extra[3*i+2] >> 32))
-	}
-	s.setExtra(v, nil)
-	s.visitors.release(vi)
 }
 
 func (s *Sessionizer) decodeTouch(d *decoder) uint32 {
