@@ -67,7 +67,8 @@ const preallocEvents = 10000
 // newBatch returns a batch with room for size events, at most
 // preallocEvents: growing a slice of events (large structs full of
 // pointers) while the garbage collector runs costs far more than
-// allocating it once, and a batch keeps what it grew to (up to maxKeptCap).
+// allocating it once, and a batch keeps what it grew to (at most the batch
+// size: reset truncates its events without freeing them).
 func newBatch(topic string, partition, size int) *Batch {
 	b := &Batch{Topic: topic, Partition: partition, Offsets: make([]int64, 0, min(size, preallocEvents))}
 	b.makeRoom(size)
