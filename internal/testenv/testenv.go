@@ -57,7 +57,7 @@ func ClickHouse(t testing.TB) *devstack.ClickHouse {
 	t.Helper()
 	Integration(t)
 	chOnce.Do(func() {
-		chDir, chErr = os.MkdirTemp("", "shoptrail-clickhouse-")
+		chDir, chErr = newClickHouseDir()
 		if chErr != nil {
 			return
 		}
