@@ -88,7 +88,7 @@ func BenchmarkPipeline(b *testing.B) {
 		// The processor's memory limit as deployed (deploy/k8s), under
 		// which it runs at GOGC=400 (processor.TuneGC).
 		c := startChild(b, childSpec{Processor: cfg, ClickHouse: db, CPUProfile: os.Getenv("BENCH_CPU_PROFILE"),
-			MetricsFile: metricsFile, MetricsAddrFile: addrFile, MemLimit: "1600MiB"})
+			MetricsFile: metricsFile, MetricsAddrFile: addrFile, MemLimit: cmp.Or(os.Getenv("BENCH_MEMLIMIT"), "1600MiB")})
 		// Every decoded event is inserted into events, and has its row in
 		// event_sessions but the tail events (one per partition, far in the
 		// future: nothing moves the watermark past them).
