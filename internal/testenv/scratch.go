@@ -18,7 +18,7 @@ const clickHouseDirEnv = "SHOPTRAIL_TEST_CLICKHOUSE_DIR"
 // a tmpfs with room, else the system's temporary directory. The server
 // creates a few hundred files per insert; on this project's build machines
 // the root file system is ext4 without a journal, where creating a file cost
-// 650-870 µs of kernel CPU against 21 µs on tmpfs (README, "Testing"), which
+// 650-870 µs of kernel CPU against 21 µs on tmpfs (README, "Development"), which
 // the benchmarks would otherwise count as ClickHouse's work.
 func scratchParent() string {
 	if dir := os.Getenv(clickHouseDirEnv); dir != "" {
