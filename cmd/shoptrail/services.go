@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,22 +33,7 @@ func runCollector(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// A soft memory limit makes the GC work harder before the collector
-	// nears it (GOMEMLIMIT, when set, wins); the in-flight budget and the
-	// connection limit bound what is live.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(384 << 20)
-	}
-	// The live heap is small (~20 MiB: the crawler matcher, caches, free
-	// lists) and every request allocates: at the default GOGC the GC ran
-	// three times a second under single events, 3.1 µs of CPU per event;
-	// at 200 it costs 1.1 µs (0.4 at 400). 200, not 400: the resident
-	// memory under 400-event batches peaked at 190 MiB (134 at 100, 305 at
-	// 400), within the 256 MiB the Kubernetes manifest requests.
-	// GOGC, when set, wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
-	}
+	collector.TuneGC(log)
 	// One registry per process: the collector's metrics plus the process
 	// and Go runtime ones (CPU seconds for the load generator's µs/event).
 	reg := prometheus.NewRegistry()
