@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/shoptrail/shoptrail/internal/envflag"
+	"github.com/shoptrail/shoptrail/internal/gctune"
 	"github.com/shoptrail/shoptrail/processor/alert"
 	"github.com/shoptrail/shoptrail/processor/alert/rules"
 	"github.com/shoptrail/shoptrail/processor/alert/safehttp"
@@ -33,6 +34,8 @@ func runAlerter(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Unless GOMEMLIMIT is set, a soft limit of 80 % of the container's.
+	gctune.Policy{}.Apply(log)
 	conn, err := clickhouse.Open(ctx, chc)
 	if err != nil {
 		return err
