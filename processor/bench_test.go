@@ -52,7 +52,8 @@ import (
 // visitors (40,000), the batch size (the processor's default) and interval (1s);
 // BENCH_CPU_PROFILE=FILE writes the processor's CPU profile to FILE and
 // its allocations to FILE.allocs; BENCH_CH_LOG=FILE writes what each table
-// cost the ClickHouse server to FILE (reportServerCosts).
+// cost the ClickHouse server to FILE (reportServerCosts); BENCH_TIMELINE=FILE
+// writes the run's progress every 100ms to FILE (timeline).
 func BenchmarkPipeline(b *testing.B) {
 	e := newEnv(b)
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -92,8 +93,11 @@ func BenchmarkPipeline(b *testing.B) {
 		// Every decoded event is inserted into events, and has its row in
 		// event_sessions but the tail events (one per partition, far in the
 		// future: nothing moves the watermark past them).
+		tl := newTimeline(start)
 		for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-			rows := insertedRows(addrFile)
+			p := readProgress(addrFile)
+			rows := p.rows
+			tl.sample(p)
 			if rows["events"] == decodable && rows["event_sessions"] == decodable-partitions {
 				break
 			}
@@ -102,6 +106,11 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 		}
 		inserted := time.Since(start)
+		if f := os.Getenv("BENCH_TIMELINE"); f != "" {
+			if err := os.WriteFile(f, tl.text(), 0o644); err != nil {
+				b.Error(err)
+			}
+		}
 		e.waitDone(cfg.GroupID, 10*time.Minute)
 		took := time.Since(start)
 		proc := processCPU(c.cmd.Process.Pid)
@@ -128,32 +137,84 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// insertedRows returns the rows the processor has inserted so far per
-// table, from its metrics; nil while they cannot be read.
-func insertedRows(addrFile string) map[string]int {
+// progress is a run's progress as the processor reports it: the messages
+// it consumed and the rows it inserted per table so far.
+type progress struct {
+	messages int
+	rows     map[string]int
+}
+
+// readProgress reads the processor's progress from its metrics; rows is
+// nil while they cannot be read.
+func readProgress(addrFile string) progress {
+	var p progress
 	addr, err := os.ReadFile(addrFile)
 	if err != nil {
-		return nil
+		return p
 	}
 	resp, err := noKeepAlive.Get("http://" + string(addr) + "/metrics")
 	if err != nil {
-		return nil
+		return p
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil
+		return p
 	}
-	rows := make(map[string]int)
+	p.rows = make(map[string]int)
 	const prefix = `shoptrail_processor_insert_rows_sum{table="`
 	for _, l := range strings.Split(string(body), "\n") {
 		if rest, ok := strings.CutPrefix(l, prefix); ok {
 			table, value, _ := strings.Cut(rest, `"} `)
 			n, _ := strconv.ParseFloat(value, 64)
-			rows[table] = int(n)
+			p.rows[table] = int(n)
+		}
+		if rest, ok := strings.CutPrefix(l, "shoptrail_processor_messages_total "); ok {
+			n, _ := strconv.ParseFloat(rest, 64)
+			p.messages = int(n)
 		}
 	}
-	return rows
+	return p
+}
+
+// timeline keeps a run's progress at every poll with the share of the
+// machine's CPU left idle since the poll before (BENCH_TIMELINE): where a
+// run waits, and on what.
+type timeline struct {
+	start, last time.Time
+	idle        int // the machine's idle ticks at the last sample
+	lines       []string
+}
+
+func newTimeline(start time.Time) *timeline {
+	return &timeline{start: start, last: start, idle: idleTicks(),
+		lines: []string{"seconds\tconsumed\tevents\tevent_sessions\tsessions\tidle%"}}
+}
+
+func (t *timeline) sample(p progress) {
+	now, idle := time.Now(), idleTicks()
+	// /proc/stat counts USER_HZ (100) ticks per CPU.
+	pct := float64(idle-t.idle) / (now.Sub(t.last).Seconds() * 100 * float64(runtime.NumCPU())) * 100
+	t.lines = append(t.lines, fmt.Sprintf("%.2f\t%d\t%d\t%d\t%d\t%.0f", now.Sub(t.start).Seconds(), p.messages,
+		p.rows["events"], p.rows["event_sessions"], p.rows["sessions"], pct))
+	t.last, t.idle = now, idle
+}
+
+func (t *timeline) text() []byte { return []byte(strings.Join(t.lines, "\n") + "\n") }
+
+// idleTicks returns the idle time of all CPUs so far, in ticks.
+func idleTicks() int {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle ...
+	if len(f) < 5 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[4])
+	return n
 }
 
 // logInserts logs the processor's inserts per table: how many, how many
