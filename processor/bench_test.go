@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -44,7 +45,10 @@ import (
 //   - the CPU time per event, up to the commit, of the processor, of the
 //     broker (this process) and of the ClickHouse server, with the
 //     throughput they add up to on two cores nobody else uses (the machine
-//     is shared, so the wall clock depends on the neighbours).
+//     is shared, so the wall clock depends on the neighbours);
+//
+//   - reference-ns: the time of a fixed piece of work on one core before
+//     and after the run (referenceNs), the machine's speed at the time.
 //
 //     go test -run '^$' -bench Pipeline -benchtime 1x ./processor/
 //
@@ -82,6 +86,7 @@ func BenchmarkPipeline(b *testing.B) {
 		cfg.BatchSize, cfg.BatchInterval, cfg.CheckpointInterval = benchBatch(), benchInterval(), 5*time.Second
 		cfg.GroupSessionTimeout = 30 * time.Second
 		db, dbConn := e.database()
+		refBefore := referenceNs()
 		self0, children0 := cpuTimes()
 		start := time.Now()
 		metricsFile := filepath.Join(b.TempDir(), "metrics")
@@ -120,6 +125,7 @@ func BenchmarkPipeline(b *testing.B) {
 		if !c.exited(time.Minute) {
 			b.Error("the processor did not stop on SIGTERM")
 		}
+		refAfter := referenceNs()
 		logInserts(b, metricsFile)
 		reportStorage(b, dbConn, db.Database)
 		reportServerCosts(b, dbConn, db.Database)
@@ -131,10 +137,35 @@ func BenchmarkPipeline(b *testing.B) {
 		b.ReportMetric(brokerUS, "broker-cpu-µs/event")
 		b.ReportMetric(chUS, "clickhouse-cpu-µs/event")
 		b.ReportMetric(2e6/(procUS+brokerUS+chUS), "events/s-on-2-idle-cores")
+		b.ReportMetric((refBefore+refAfter)/2, "reference-ns")
+		b.Logf("reference work: %.0f ns before the run, %.0f ns after", refBefore, refAfter)
 		b.Logf("%.0f events: in ClickHouse after %v, committed after %v", n, inserted.Round(time.Millisecond), took.Round(time.Millisecond))
 		b.StartTimer()
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// referenceNs times a fixed piece of CPU work on one core, the same in
+// every sitting: encoding/json decoding BenchmarkDecode's 957-byte event,
+// in ns. This shared virtual machine's speed varies (BenchmarkDecode's
+// encoding-json case, the same work, took 10.5 µs on 2026-11-22 and
+// 20.5–22.5 µs on 2026-12-07 afternoon), and the pipeline's figures
+// follow it: compare runs of different sittings only with their reference
+// time beside them.
+func referenceNs() float64 {
+	data := processor.ReferenceEventJSON()
+	n := 0
+	start := time.Now()
+	for time.Since(start) < 300*time.Millisecond {
+		for range 50 {
+			var e shoptrail.Event
+			if err := json.Unmarshal(data, &e); err != nil {
+				panic(err)
+			}
+		}
+		n += 50
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(n)
 }
 
 // progress is a run's progress as the processor reports it: the messages
