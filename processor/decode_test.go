@@ -209,7 +209,7 @@ func FuzzEventRoundTrip(f *testing.F) {
 }
 
 // benchEventJSON is the event of BenchmarkDecode (and the pipeline
-// benchmark's reference work, ReferenceEventJSON): 950 bytes of JSON with
+// benchmark's reference work, ReferenceEventJSON): 957 bytes of JSON with
 // the fields a beacon sends.
 func benchEventJSON() []byte {
 	e := &shoptrail.Event{V: 1, Site: "shop", MessageID: "0b7c6f2e-1111-4222-8333-0123456789ab", Type: "track",
