@@ -641,10 +641,16 @@ func (p *parser) context(c *shoptrail.Context) bool {
 	})
 }
 
+// hasCommerce tells whether e may have e-commerce properties: a track call
+// with properties.
+func hasCommerce(e *shoptrail.Event) bool {
+	return e.Type == shoptrail.TypeTrack && len(e.Properties) > 0
+}
+
 // commerce parses the e-commerce properties of e (a decoded track event)
 // into dst, interning its short strings; other events get zero Props.
 func (d *eventDecoder) commerce(e *shoptrail.Event, dst *commerce.Props) {
-	if e.Type != shoptrail.TypeTrack || len(e.Properties) == 0 {
+	if !hasCommerce(e) {
 		products := dst.Products[:0]
 		*dst = commerce.Props{Products: products}
 		return

@@ -312,8 +312,7 @@ func (w *worker) add(m *kafka.Message) {
 		return
 	}
 	w.batch.Offsets = append(w.batch.Offsets, m.Offset)
-	w.batch.addCommerce(w.dec, e)
-	w.cart.capture(e, &w.batch.Commerce[len(w.batch.Commerce)-1], m.Offset)
+	w.cart.capture(e, w.batch.addCommerce(w.dec, e), m.Offset)
 	w.sess.Add(m.Offset, e)
 }
 
@@ -526,7 +525,7 @@ func (w *worker) trim() {
 	clear(w.free)
 	w.free = w.free[:0]
 	w.batch.Events = nil
-	w.batch.Commerce = nil
+	w.batch.Commerce, w.batch.CommerceOf = nil, nil
 }
 
 // maxInflight is how many batches of a partition may be waiting for or

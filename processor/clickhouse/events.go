@@ -22,7 +22,7 @@ var eventColumns = []string{
 	"click_id_kind", "click_id", "user_agent", "ip", "device_class", "browser", "os",
 	"is_bot", "bot_reason", "library", "locale", "tab_id", "seq", "transport",
 	"flags", "properties", "traits", "schema_version",
-	// typed e-commerce columns (migration 0003), from the batch's Commerce
+	// typed e-commerce columns (migration 0003), from the batch's CommerceAt
 	"product_id", "sku", "category", "coupon", "currency", "order_id", "cart_id", "checkout_id",
 	"promotion_id", "creative", "search_query",
 	"price", "quantity", "items", "revenue", "discount", "products", "step",
@@ -84,18 +84,9 @@ func commerceOf(p *commerce.Props) typedCommerce {
 	return t
 }
 
-// commerceAt returns the typed e-commerce properties of event i of b, nil
-// when the batch has none for it.
-func commerceAt(b *processor.Batch, i int) *commerce.Props {
-	if i < len(b.Commerce) {
-		return &b.Commerce[i]
-	}
-	return nil
-}
-
 // eventRowAt returns the values of event i of b, in eventColumns order.
 func eventRowAt(b *processor.Batch, i int) []any {
-	t := commerceOf(commerceAt(b, i))
+	t := commerceOf(b.CommerceAt(i))
 	vals := eventRow(&b.Events[i])
 	for _, s := range t.strs {
 		vals = append(vals, s)
@@ -259,7 +250,7 @@ func eventColumnValues(batches []*processor.Batch, refs []rowRef) ([]any, func()
 		}
 		c.flags = append(c.flags, f)
 		c.versions = append(c.versions, uint8(e.V))
-		t := commerceOf(commerceAt(batches[r.b], r.i))
+		t := commerceOf(batches[r.b].CommerceAt(r.i))
 		for i, v := range t.strs {
 			c.typed[i] = append(c.typed[i], v)
 		}

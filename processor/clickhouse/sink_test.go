@@ -58,6 +58,7 @@ func TestTypedCommerceColumns(t *testing.T) {
 			Event: "E", Timestamp: t0, ReceivedAt: t0, Properties: []byte(p)})
 		var c commerce.Props
 		ps.Parse([]byte(p), &c)
+		batch.CommerceOf = append(batch.CommerceOf, int32(len(batch.Commerce)))
 		batch.Commerce = append(batch.Commerce, c)
 	}
 	if err := sink.Write(context.Background(), []*processor.Batch{batch}); err != nil {
