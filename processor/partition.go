@@ -497,17 +497,29 @@ const maxHeldRows = 1 << 15
 // release moves the held rows into the batch.
 func (w *worker) release() {
 	b, h := w.batch, &w.held
-	b.Sessions = append(b.Sessions, h.Sessions...)
-	b.Links = append(b.Links, h.Links...)
-	b.Loss = append(b.Loss, h.Loss...)
-	b.DeadLetters = append(b.DeadLetters, h.DeadLetters...)
-	b.Abandonments = append(b.Abandonments, h.Abandonments...)
-	b.Orders = append(b.Orders, h.Orders...)
-	b.OrderUpdates = append(b.OrderUpdates, h.OrderUpdates...)
-	b.Customers = append(b.Customers, h.Customers...)
-	b.Transitions = append(b.Transitions, h.Transitions...)
-	b.CustomerOrders = append(b.CustomerOrders, h.CustomerOrders...)
+	b.Sessions, h.Sessions = move(b.Sessions, h.Sessions)
+	b.Links, h.Links = move(b.Links, h.Links)
+	b.Loss, h.Loss = move(b.Loss, h.Loss)
+	b.DeadLetters, h.DeadLetters = move(b.DeadLetters, h.DeadLetters)
+	b.Abandonments, h.Abandonments = move(b.Abandonments, h.Abandonments)
+	b.Orders, h.Orders = move(b.Orders, h.Orders)
+	b.OrderUpdates, h.OrderUpdates = move(b.OrderUpdates, h.OrderUpdates)
+	b.Customers, h.Customers = move(b.Customers, h.Customers)
+	b.Transitions, h.Transitions = move(b.Transitions, h.Transitions)
+	b.CustomerOrders, h.CustomerOrders = move(b.CustomerOrders, h.CustomerOrders)
 	h.reset()
+}
+
+// move returns dst with the rows of src after its own, and what src may
+// go on with. An empty dst (the usual case: only release fills these
+// slices of a batch) trades places with src instead: copying the rows
+// made a second slice as large as the held one in every batch that took
+// them, some 80 MB of the processor's heap in the pipeline benchmark.
+func move[T any](dst, src []T) ([]T, []T) {
+	if len(dst) == 0 {
+		return src, dst[:0]
+	}
+	return append(dst, src...), src
 }
 
 // trim lets go of the batches' memory while the partition is quiet (a
