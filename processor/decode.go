@@ -647,14 +647,9 @@ func hasCommerce(e *shoptrail.Event) bool {
 	return e.Type == shoptrail.TypeTrack && len(e.Properties) > 0
 }
 
-// commerce parses the e-commerce properties of e (a decoded track event)
-// into dst, interning its short strings; other events get zero Props.
+// commerce parses the e-commerce properties of e (a decoded event with
+// any, hasCommerce) into dst, interning its short strings.
 func (d *eventDecoder) commerce(e *shoptrail.Event, dst *commerce.Props) {
-	if !hasCommerce(e) {
-		products := dst.Products[:0]
-		*dst = commerce.Props{Products: products}
-		return
-	}
 	if d.cp.Intern == nil {
 		d.cp.Intern = d.intern
 	}
