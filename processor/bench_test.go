@@ -52,8 +52,9 @@ import (
 //
 //     go test -run '^$' -bench Pipeline -benchtime 1x ./processor/
 //
-// BENCH_VISITORS, BENCH_BATCH and BENCH_INTERVAL change the stream's
-// visitors (40,000), the batch size (the processor's default) and interval (1s);
+// BENCH_VISITORS, BENCH_BATCH, BENCH_INTERVAL and BENCH_CKPT change the
+// stream's visitors (40,000), the batch size (the processor's default),
+// the batch interval (1s) and the checkpoint interval (5s);
 // BENCH_CPU_PROFILE=FILE writes the processor's CPU profile to FILE and
 // its allocations to FILE.allocs; BENCH_CH_LOG=FILE writes what each table
 // cost the ClickHouse server to FILE (reportServerCosts); BENCH_TIMELINE=FILE
@@ -84,6 +85,9 @@ func BenchmarkPipeline(b *testing.B) {
 	for range b.N {
 		cfg := e.config("bench-" + testenv.RandomSuffix())
 		cfg.BatchSize, cfg.BatchInterval, cfg.CheckpointInterval = benchBatch(), benchInterval(), 5*time.Second
+		if d, err := time.ParseDuration(os.Getenv("BENCH_CKPT")); err == nil {
+			cfg.CheckpointInterval = d
+		}
 		cfg.GroupSessionTimeout = 30 * time.Second
 		db, dbConn := e.database()
 		refBefore := referenceNs()

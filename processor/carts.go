@@ -103,7 +103,7 @@ type cartStage struct {
 	saved   map[string]bool      // pending keys with a record in the changelog
 	out     cart.Output
 	m       *cartMetrics
-	// signals wait for the next checkpoint (writeSignals).
+	// signals wait for the next checkpoint (writeCheckpoint).
 	signals []shoptrail.Signal
 	// closed are the sessions closed in the drain under way, by visitor
 	// (site NUL anonymous id), and timeout the session timeout.
@@ -421,24 +421,6 @@ func (c *cartStage) handoffFact(h cart.Handoff, isNew bool) {
 	a := *h.Abandonment
 	a.CustomerID = h.CustomerID
 	c.facts = append(c.facts, repart.Fact{Source: c.source, Abandonment: &a, New: isNew, At: h.At})
-}
-
-// writeSignals writes the signals concluded so far to the signals topic,
-// retrying as writes of batches are. It runs before every checkpoint (and
-// on the way out), so a signal is in Kafka before the offsets past its
-// events are committed; a replay writes it again with the same id.
-func (c *cartStage) writeSignals(ctx context.Context, leaving <-chan struct{}, w *worker) error {
-	if len(c.signals) == 0 {
-		return nil
-	}
-	err := w.produce(ctx, leaving, "write signals", func(ctx context.Context) error { return w.p.signals.write(ctx, c.signals) })
-	if err != nil {
-		return err
-	}
-	c.m.signals.Add(float64(len(c.signals)))
-	clear(c.signals)
-	c.signals = c.signals[:0]
-	return nil
 }
 
 // checkpoint appends the stage's changelog records: captured events

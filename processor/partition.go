@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shoptrail/shoptrail"
+	"github.com/shoptrail/shoptrail/processor/repart"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
 
@@ -43,7 +44,7 @@ type worker struct {
 	// batch fills while the batches of inflight, oldest first, are being
 	// written; free are written batches kept for reuse.
 	batch    *Batch
-	inflight []inflightBatch
+	inflight []*inflightBatch
 	free     []*Batch
 	// held keeps the rows of the small tables (sessions, identity links,
 	// loss, dead letters) until the next checkpoint, when they join the
@@ -52,6 +53,10 @@ type worker struct {
 	// (a part of some 20 files, merged later), and these rows are only
 	// needed in ClickHouse before the offsets past them are committed.
 	held Batch
+	// ckpt, when not nil, brings the outcome of the checkpoint being
+	// written (see startCheckpoint); recs is the room for the next one's
+	// records.
+	ckpt chan checkpointResult
 	recs []session.StateRecord
 
 	next      int64     // offset of the next message to read
@@ -100,10 +105,11 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 	restoredOnce := sync.OnceFunc(restored)
 	defer restoredOnce()
 	defer func() {
-		// A batch in flight is not ours to drop: wait for it, telling its
-		// retries to give up first.
+		// A batch or checkpoint in flight is not ours to drop: wait for
+		// it, telling its retries to give up first.
 		cancel()
 		w.wait()
+		w.waitCheckpoint()
 	}()
 
 	if err := w.restore(wctx); err != nil {
@@ -403,15 +409,20 @@ func (w *worker) drain() {
 }
 
 // flush hands the batch to the writer and, when due (or final),
-// checkpoints. Batches are written in the background, one at a time, while
-// the next one fills: decoding and sessionizing overlap with ClickHouse's
-// work. A checkpoint saves the state as of now, so before it the batch in
-// flight and the current one are written. Failed writes are retried until
-// ctx is done, or until leaving is closed (the partition is being revoked or
-// the process stops): then it gives up.
+// checkpoints. Batches are written in the background while the next one
+// fills: decoding and sessionizing overlap with ClickHouse's work. A
+// checkpoint saves the state as of now, and is written in the background
+// too once the batches before it are (see startCheckpoint); a final one
+// (the partition is left) is written before flush returns. Failed writes
+// are retried until ctx is done, or until leaving is closed (the partition
+// is being revoked or the process stops): then it gives up, and the error
+// comes back from a later flush.
 func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool) error {
 	if w.lossUntil >= 0 && w.next >= w.lossUntil {
 		w.endLossReplay()
+	}
+	if err := w.pollCheckpoint(); err != nil {
+		return err
 	}
 	w.drain()
 	took, err := w.cust.poll()
@@ -446,29 +457,26 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 	if checkpoint || final || w.held.Rows() >= maxHeldRows {
 		w.release()
 	}
-	if checkpoint || final {
+	if final {
+		// On the way out: everything written and checkpointed before
+		// returning, on this goroutine.
+		if err := w.waitCheckpoint(); err != nil {
+			return err
+		}
 		if err := w.wait(); err != nil {
 			return err
 		}
 		if w.batch.Rows() > 0 {
-			b := w.batch
-			if err := w.writeBatch(ctx, leaving, b); err != nil {
+			if err := w.writeBatch(ctx, leaving, w.batch); err != nil {
 				return err
 			}
 		}
-		// The signals and the customer facts, before the checkpoint past
-		// them.
-		if err := w.cart.writeSignals(ctx, leaving, w); err != nil {
-			return err
-		}
-		if err := w.writeFacts(ctx, leaving); err != nil {
-			return err
+		j, err := w.snapshot(checkpoint)
+		if err == nil {
+			err = w.finishCheckpoint(j, w.writeCheckpoint(ctx, leaving, j))
 		}
 		w.gauges()
-		if !checkpoint {
-			return nil
-		}
-		return w.checkpoint(ctx, leaving)
+		return err
 	}
 	if w.batch.Rows() > 0 {
 		if len(w.inflight) == maxInflight {
@@ -482,9 +490,17 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 		} else {
 			w.batch = newBatch(w.cfg.Topic, w.partition, w.cfg.BatchSize)
 		}
-		done := make(chan error, 1)
-		w.inflight = append(w.inflight, inflightBatch{b, done})
-		go func() { done <- w.writeBatch(ctx, leaving, b) }()
+		f := &inflightBatch{b: b, done: make(chan struct{})}
+		w.inflight = append(w.inflight, f)
+		go func() {
+			f.err = w.writeBatch(ctx, leaving, b)
+			close(f.done)
+		}()
+	}
+	if checkpoint {
+		if err := w.startCheckpoint(ctx, leaving); err != nil {
+			return err
+		}
 	}
 	w.gauges()
 	return nil
@@ -547,21 +563,24 @@ func (w *worker) trim() {
 // the slower ClickHouse, the larger (and cheaper per row) its inserts.
 const maxInflight = 2
 
-// inflightBatch is a batch handed to the writer, and its outcome.
+// inflightBatch is a batch handed to the writer, and its outcome: err,
+// once done is closed (the worker and a checkpoint in progress both wait
+// for it).
 type inflightBatch struct {
 	b    *Batch
-	done chan error
+	done chan struct{}
+	err  error
 }
 
 // waitOldest waits for the oldest batch in flight and returns its outcome.
 func (w *worker) waitOldest() error {
 	f := w.inflight[0]
-	err := <-f.done
+	<-f.done
 	w.inflight = append(w.inflight[:0], w.inflight[1:]...)
-	if err == nil {
+	if f.err == nil {
 		w.free = append(w.free, f.b) // emptied by writeBatch
 	}
-	return err
+	return f.err
 }
 
 // wait waits for every batch in flight, and returns the first error.
@@ -592,59 +611,6 @@ func (w *worker) writeBatch(ctx context.Context, leaving <-chan struct{}, b *Bat
 	w.log.Debug("batch written", "events", events, "rows", b.Rows(), "took", time.Since(start))
 	b.reset()
 	w.hook("written")
-	return nil
-}
-
-// checkpoint writes the partition's changed state to the changelog, then
-// commits the offset after it.
-func (w *worker) checkpoint(ctx context.Context, leaving <-chan struct{}) error {
-	start := time.Now()
-	var err error
-	var sent time.Time
-	if wm := w.sess.Watermark(); !wm.IsZero() {
-		sent = broadcastWatermark(wm)
-	}
-	if w.recs, err = w.cust.checkpoint(w.recs[:0], sent); err != nil {
-		return err
-	}
-	w.recs = w.cart.checkpoint(w.recs)
-	w.recs = w.sess.Checkpoint(w.recs)
-	loss := w.loss.encode()
-	next := w.sess.Offset() + 1
-	cl := w.p.changelog
-	// The pending record first, then the visitors, then the meta record:
-	// see pendingKey.
-	err = w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writePending(ctx, w.partition, next, loss) })
-	if err == nil {
-		err = w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writeRecords(ctx, w.partition, w.recs) })
-	}
-	if err == nil {
-		w.hook("records")
-		err = w.retry(ctx, leaving, "write checkpoint", func() error { return cl.writeMeta(ctx, w.partition, w.recs, loss) })
-	}
-	if err != nil {
-		return err
-	}
-	w.p.m.stateRecords.Add(float64(len(w.recs)))
-	clear(w.recs)
-	if cap(w.recs) > maxKeptCap {
-		w.recs = nil // after a burst, do not hold on to its size
-	}
-	w.hook("state")
-	if off := next; off > 0 {
-		// A refused commit is harmless: the changelog's meta record is
-		// where a restore resumes; the committed offset serves lag
-		// monitoring and the group's tools.
-		if err := w.commit(w.partition, off); err != nil {
-			w.p.m.commitErrors.Inc()
-			w.log.Warn("offset commit refused", "offset", off, "err", err)
-		}
-	}
-	w.hook("committed")
-	w.broadcast(ctx)
-	w.dirty = false
-	w.lastCkpt = time.Now()
-	w.p.m.checkpoint.Observe(time.Since(start).Seconds())
 	return nil
 }
 
@@ -696,7 +662,15 @@ func (w *worker) retry(ctx context.Context, leaving <-chan struct{}, what string
 // writeFacts writes the customer facts of the partition's known
 // customers to the customers topic, retrying as writes of batches are.
 func (w *worker) writeFacts(ctx context.Context, leaving <-chan struct{}) error {
-	facts := w.cart.facts
+	if err := w.produceFacts(ctx, leaving, w.cart.facts); err != nil {
+		return err
+	}
+	clear(w.cart.facts)
+	w.cart.facts = w.cart.facts[:0]
+	return nil
+}
+
+func (w *worker) produceFacts(ctx context.Context, leaving <-chan struct{}, facts []repart.Fact) error {
 	if len(facts) == 0 {
 		return nil
 	}
@@ -705,8 +679,6 @@ func (w *worker) writeFacts(ctx context.Context, leaving <-chan struct{}) error 
 		return err
 	}
 	w.p.custm.written.Add(float64(len(facts)))
-	clear(facts)
-	w.cart.facts = facts[:0]
 	return nil
 }
 
@@ -721,32 +693,6 @@ func (w *worker) produce(ctx context.Context, leaving <-chan struct{}, what stri
 	})
 }
 
-// broadcastWatermark is the watermark a partition sends the customer
-// stage for a checkpoint at watermark wm: a second less (see repart),
-// whole milliseconds.
-func broadcastWatermark(wm time.Time) time.Time {
-	return wm.Add(-time.Second).Truncate(time.Millisecond)
-}
-
-// broadcast sends the checkpointed watermark to every customer partition.
-// One attempt: if it fails, the next checkpoint sends a later one.
-func (w *worker) broadcast(ctx context.Context) {
-	wm := w.sess.Watermark()
-	if wm.IsZero() || w.p.customerPartitions == 0 {
-		return
-	}
-	b := broadcastWatermark(wm)
-	if b.Equal(w.sent) {
-		return
-	}
-	actx, cancel := context.WithTimeout(ctx, signalWriteTimeout)
-	defer cancel()
-	if err := w.p.facts.broadcast(actx, w.partition, w.p.customerPartitions, b); err != nil {
-		w.log.Warn("cannot send the watermark to the customer stage; the next checkpoint sends a later one", "err", err)
-		return
-	}
-	w.cart.floor, w.sent = b.Add(time.Millisecond), b
-}
 
 func (w *worker) gauges() {
 	st := w.sess.Stats()
