@@ -693,7 +693,6 @@ func (w *worker) produce(ctx context.Context, leaving <-chan struct{}, what stri
 	})
 }
 
-
 func (w *worker) gauges() {
 	st := w.sess.Stats()
 	w.p.m.openSessions.WithLabelValues(w.label).Set(float64(st.OpenSessions))
