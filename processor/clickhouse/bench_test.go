@@ -13,6 +13,7 @@ import (
 	"github.com/shoptrail/shoptrail"
 	"github.com/shoptrail/shoptrail/internal/testenv"
 	"github.com/shoptrail/shoptrail/processor"
+	"github.com/shoptrail/shoptrail/processor/cart"
 	"github.com/shoptrail/shoptrail/processor/clickhouse"
 	"github.com/shoptrail/shoptrail/processor/session"
 )
@@ -103,5 +104,36 @@ func BenchmarkSinkAssignments(b *testing.B) {
 	}
 	_, ch1 := childCPU()
 	n := float64(b.N * len(batch.Assignments))
+	b.ReportMetric((ch1-ch0).Seconds()*1e6/n, "clickhouse-cpu-µs/row")
+}
+
+// BenchmarkSinkAbandonments measures inserting cart_abandonments rows (a
+// table written from each row's values, with arrays of items) in batches
+// of 40,000.
+func BenchmarkSinkAbandonments(b *testing.B) {
+	_, conn := testenv.Database(b)
+	sink := clickhouse.NewSink(conn, nil, nil)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	batch := &processor.Batch{Topic: "t"}
+	for i := range 40000 {
+		a := cart.Abandonment{Site: "shop", ID: fmt.Sprintf("%032x", i), CartID: fmt.Sprintf("cart-%d", i),
+			AnonymousID: fmt.Sprintf("anon-%d", i), CustomerID: fmt.Sprintf("cust-%d", i%7000),
+			Items: []cart.Item{{ProductID: "p-1", SKU: "sku-1", Name: "Mug", Category: "Kitchen", Price: 12.5, Quantity: 2},
+				{ProductID: "p-2", SKU: "sku-2", Name: "Tea", Category: "Food", Price: 4.25, Quantity: 1}},
+			ItemCount: 3, Value: 29.25, Currency: "EUR", LastActivityAt: t0.Add(time.Duration(i) * time.Second),
+			AbandonedAt: t0.Add(time.Duration(i)*time.Second + time.Hour), Step: cart.StepCheckout,
+			SessionID: fmt.Sprintf("%032x", i/3), Channel: "Organic Search", Source: "google"}
+		batch.Abandonments = append(batch.Abandonments, processor.AbandonmentRow{Abandonment: a, Stage: "potential", Tier: "new"})
+	}
+	b.ResetTimer()
+	_, ch0 := childCPU()
+	for range b.N {
+		batch.Written = 0
+		if err := sink.Write(context.Background(), []*processor.Batch{batch}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, ch1 := childCPU()
+	n := float64(b.N * len(batch.Abandonments))
 	b.ReportMetric((ch1-ch0).Seconds()*1e6/n, "clickhouse-cpu-µs/row")
 }
