@@ -563,8 +563,8 @@ func (w *worker) trim() {
 // the slower ClickHouse, the larger (and cheaper per row) its inserts.
 // Three rather than two since checkpoints are written in the background:
 // ClickHouse then always has the next insert waiting (3 % of the CPU idle
-// in a pipeline benchmark run against 7.7 %, and more events/s in five of
-// six alternating pairs); while checkpoints waited for every batch in
+// in a pipeline benchmark run against 7.7 %, and more events/s in seven of
+// ten alternating pairs); while checkpoints waited for every batch in
 // flight, three made each checkpoint's stall longer and the runs slower.
 // The price is one more batch per partition in memory.
 const maxInflight = 3
