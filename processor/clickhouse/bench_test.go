@@ -94,17 +94,7 @@ func BenchmarkSinkAssignments(b *testing.B) {
 		batch.Assignments = append(batch.Assignments, session.Assignment{Site: "shop",
 			MessageID: fmt.Sprintf("%08x-1111-4222-8333-%012x", i, i), SessionID: fmt.Sprintf("%032x", i/8), Status: session.Assigned})
 	}
-	b.ResetTimer()
-	_, ch0 := childCPU()
-	for range b.N {
-		batch.Written = 0
-		if err := sink.Write(context.Background(), []*processor.Batch{batch}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	_, ch1 := childCPU()
-	n := float64(b.N * len(batch.Assignments))
-	b.ReportMetric((ch1-ch0).Seconds()*1e6/n, "clickhouse-cpu-µs/row")
+	benchWrite(b, sink, batch, len(batch.Assignments))
 }
 
 // BenchmarkSinkAbandonments measures inserting cart_abandonments rows (a
@@ -125,6 +115,12 @@ func BenchmarkSinkAbandonments(b *testing.B) {
 			SessionID: fmt.Sprintf("%032x", i/3), Channel: "Organic Search", Source: "google"}
 		batch.Abandonments = append(batch.Abandonments, processor.AbandonmentRow{Abandonment: a, Stage: "potential", Tier: "new"})
 	}
+	benchWrite(b, sink, batch, len(batch.Abandonments))
+}
+
+// benchWrite writes batch b.N times, timed, and reports the ClickHouse
+// server's CPU per row of its rows.
+func benchWrite(b *testing.B, sink *clickhouse.Sink, batch *processor.Batch, rows int) {
 	b.ResetTimer()
 	_, ch0 := childCPU()
 	for range b.N {
@@ -134,6 +130,5 @@ func BenchmarkSinkAbandonments(b *testing.B) {
 		}
 	}
 	_, ch1 := childCPU()
-	n := float64(b.N * len(batch.Abandonments))
-	b.ReportMetric((ch1-ch0).Seconds()*1e6/n, "clickhouse-cpu-µs/row")
+	b.ReportMetric((ch1-ch0).Seconds()*1e6/float64(b.N*rows), "clickhouse-cpu-µs/row")
 }
