@@ -43,21 +43,16 @@ type checkpointJob struct {
 	// zero for none; resend tells that it was not sent already.
 	sent   time.Time
 	resend bool
-	// sentOK tells that sent reached the customer stage (set by
-	// writeCheckpoint).
+	// sentOK tells that sent reached the customer stage, err how writing
+	// the job ended (set by writeCheckpoint and startCheckpoint).
 	sentOK bool
+	err    error
 
 	signals []shoptrail.Signal
 	facts   []repart.Fact
 	// batches are the batches in flight when the snapshot was taken.
 	batches []*inflightBatch
 	start   time.Time
-}
-
-// checkpointResult is the outcome of writeCheckpoint.
-type checkpointResult struct {
-	job *checkpointJob
-	err error
 }
 
 // snapshot takes what the next checkpoint writes; with state false only
@@ -102,11 +97,11 @@ func (w *worker) startCheckpoint(ctx context.Context, leaving <-chan struct{}) e
 		return err
 	}
 	j.batches = slices.Clone(w.inflight)
-	done := make(chan checkpointResult, 1)
+	done := make(chan *checkpointJob, 1)
 	w.ckpt = done
 	go func() {
-		err := w.writeCheckpoint(ctx, leaving, j)
-		done <- checkpointResult{job: j, err: err}
+		j.err = w.writeCheckpoint(ctx, leaving, j)
+		done <- j
 	}()
 	return nil
 }
@@ -118,9 +113,9 @@ func (w *worker) pollCheckpoint() error {
 		return nil
 	}
 	select {
-	case r := <-w.ckpt:
+	case j := <-w.ckpt:
 		w.ckpt = nil
-		return w.finishCheckpoint(r.job, r.err)
+		return w.finishCheckpoint(j, j.err)
 	default:
 		return nil
 	}
@@ -132,9 +127,9 @@ func (w *worker) waitCheckpoint() error {
 	if w.ckpt == nil {
 		return nil
 	}
-	r := <-w.ckpt
+	j := <-w.ckpt
 	w.ckpt = nil
-	return w.finishCheckpoint(r.job, r.err)
+	return w.finishCheckpoint(j, j.err)
 }
 
 // finishCheckpoint takes the outcome err of writing j back to the worker.

@@ -53,10 +53,10 @@ type worker struct {
 	// (a part of some 20 files, merged later), and these rows are only
 	// needed in ClickHouse before the offsets past them are committed.
 	held Batch
-	// ckpt, when not nil, brings the outcome of the checkpoint being
-	// written (see startCheckpoint); recs is the room for the next one's
+	// ckpt, when not nil, brings back the checkpoint being written, with
+	// its outcome (see startCheckpoint); recs is the room for the next one's
 	// records.
-	ckpt chan checkpointResult
+	ckpt chan *checkpointJob
 	recs []session.StateRecord
 
 	next      int64     // offset of the next message to read
