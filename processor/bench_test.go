@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,20 +46,30 @@ import (
 //   - the CPU time per event, up to the commit, of the processor, of the
 //     broker (this process) and of the ClickHouse server, with the
 //     throughput they add up to on two cores nobody else uses (the machine
-//     is shared, so the wall clock depends on the neighbours);
+//     is shared, so the wall clock depends on the neighbours); and the
+//     same up to the end of the events/s window (-in-window), what the
+//     rate is made of;
 //
 //   - reference-ns: the time of a fixed piece of work on one core before
 //     and after the run (referenceNs), the machine's speed at the time.
 //
 //     go test -run '^$' -bench Pipeline -benchtime 1x ./processor/
 //
-// BENCH_VISITORS, BENCH_BATCH, BENCH_INTERVAL and BENCH_CKPT change the
-// stream's visitors (40,000), the batch size (the processor's default),
-// the batch interval (1s) and the checkpoint interval (5s);
+// BENCH_VISITORS, BENCH_BATCH, BENCH_INTERVAL, BENCH_CKPT and BENCH_WRITES
+// change the stream's visitors (40,000), the batch size (the processor's
+// default), the batch interval (1s), the checkpoint interval (5s) and the
+// inserts at once (the processor's default);
 // BENCH_CPU_PROFILE=FILE writes the processor's CPU profile to FILE and
-// its allocations to FILE.allocs; BENCH_CH_LOG=FILE writes what each table
-// cost the ClickHouse server to FILE (reportServerCosts); BENCH_TIMELINE=FILE
-// writes the run's progress every 100ms to FILE (timeline).
+// its allocations to FILE.allocs, with BENCH_CPU_PROFILE_WINDOW=1 only up
+// to the moment ClickHouse holds every event (the events/s window);
+// BENCH_HEAP_MID=FILE writes the processor's live heap, once half the
+// stream is consumed, to FILE.pprof; BENCH_CH_LOG=FILE writes what each
+// table cost the ClickHouse server to FILE (reportServerCosts);
+// BENCH_TIMELINE=FILE writes the run's progress and the CPU of the
+// processor and of ClickHouse every 100ms to FILE (timeline);
+// BENCH_METRICS=FILE writes the processor's metrics at the end to FILE;
+// BENCH_DROP_MVS=VIEW,... drops those materialized views before the run
+// (what they cost ClickHouse).
 func BenchmarkPipeline(b *testing.B) {
 	e := newEnv(b)
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -88,8 +99,18 @@ func BenchmarkPipeline(b *testing.B) {
 		if d, err := time.ParseDuration(os.Getenv("BENCH_CKPT")); err == nil {
 			cfg.CheckpointInterval = d
 		}
+		if n, err := strconv.Atoi(os.Getenv("BENCH_WRITES")); err == nil {
+			cfg.Writes = n
+		}
 		cfg.GroupSessionTimeout = 30 * time.Second
 		db, dbConn := e.database()
+		if os.Getenv("BENCH_DROP_MVS") != "" {
+			for _, v := range strings.Split(os.Getenv("BENCH_DROP_MVS"), ",") {
+				if err := dbConn.Exec(context.Background(), "DROP TABLE "+v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
 		refBefore := referenceNs()
 		self0, children0 := cpuTimes()
 		start := time.Now()
@@ -98,15 +119,25 @@ func BenchmarkPipeline(b *testing.B) {
 		// The processor's memory limit as deployed (deploy/k8s), under
 		// which it runs at GOGC=400 (processor.TuneGC).
 		c := startChild(b, childSpec{Processor: cfg, ClickHouse: db, CPUProfile: os.Getenv("BENCH_CPU_PROFILE"),
-			MetricsFile: metricsFile, MetricsAddrFile: addrFile, MemLimit: cmp.Or(os.Getenv("BENCH_MEMLIMIT"), "1600MiB")})
+			MetricsFile: metricsFile, MetricsAddrFile: addrFile, MemLimit: cmp.Or(os.Getenv("BENCH_MEMLIMIT"), "1600MiB"),
+			MemFile: os.Getenv("BENCH_HEAP_MID")})
+		heapTaken := os.Getenv("BENCH_HEAP_MID") == ""
 		// Every decoded event is inserted into events, and has its row in
 		// event_sessions but the tail events (one per partition, far in the
 		// future: nothing moves the watermark past them).
-		tl := newTimeline(start)
+		tlPid := 0
+		if os.Getenv("BENCH_TIMELINE") != "" {
+			tlPid = c.cmd.Process.Pid
+		}
+		tl := newTimeline(start, tlPid)
 		for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 			p := readProgress(addrFile)
 			rows := p.rows
 			tl.sample(p)
+			if !heapTaken && float64(p.messages) > n/2 {
+				c.cmd.Process.Signal(syscall.SIGUSR1)
+				heapTaken = true
+			}
 			if rows["events"] == decodable && rows["event_sessions"] == decodable-partitions {
 				break
 			}
@@ -115,6 +146,11 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 		}
 		inserted := time.Since(start)
+		procW := processCPU(c.cmd.Process.Pid)
+		if os.Getenv("BENCH_CPU_PROFILE_WINDOW") != "" {
+			c.cmd.Process.Signal(syscall.SIGUSR2)
+		}
+		selfW, childrenW := cpuTimes()
 		if f := os.Getenv("BENCH_TIMELINE"); f != "" {
 			if err := os.WriteFile(f, tl.text(), 0o644); err != nil {
 				b.Error(err)
@@ -141,6 +177,11 @@ func BenchmarkPipeline(b *testing.B) {
 		b.ReportMetric(brokerUS, "broker-cpu-µs/event")
 		b.ReportMetric(chUS, "clickhouse-cpu-µs/event")
 		b.ReportMetric(2e6/(procUS+brokerUS+chUS), "events/s-on-2-idle-cores")
+		// The same until ClickHouse holds every event (the events/s window):
+		// what the run's rate is made of.
+		b.ReportMetric(perEvent(procW), "processor-cpu-µs/event-in-window")
+		b.ReportMetric(perEvent(childrenW-children0-procW), "clickhouse-cpu-µs/event-in-window")
+		b.ReportMetric(perEvent(selfW-self0), "broker-cpu-µs/event-in-window")
 		b.ReportMetric((refBefore+refAfter)/2, "reference-ns")
 		b.Logf("reference work: %.0f ns before the run, %.0f ns after", refBefore, refAfter)
 		b.Logf("%.0f events: in ClickHouse after %v, committed after %v", n, inserted.Round(time.Millisecond), took.Round(time.Millisecond))
@@ -218,21 +259,42 @@ func readProgress(addrFile string) progress {
 type timeline struct {
 	start, last time.Time
 	idle        int // the machine's idle ticks at the last sample
-	lines       []string
+	pid         int // the processor's
+	// proc and others are the processor's CPU time and that of this
+	// process's other children (the ClickHouse server) at the last sample.
+	proc, others time.Duration
+	lines        []string
 }
 
-func newTimeline(start time.Time) *timeline {
-	return &timeline{start: start, last: start, idle: idleTicks(),
-		lines: []string{"seconds\tconsumed\tevents\tevent_sessions\tsessions\tidle%"}}
+func newTimeline(start time.Time, pid int) *timeline {
+	t := &timeline{start: start, last: start, idle: idleTicks(), pid: pid,
+		lines: []string{"seconds\tconsumed\tevents\tevent_sessions\tsessions\tidle%\tprocessor%\tclickhouse%"}}
+	t.proc, t.others = t.cpu()
+	return t
+}
+
+// cpu returns the CPU time so far of the processor and of this process's
+// other children; zero without the processor's pid (no BENCH_TIMELINE:
+// reading every process's stat ten times a second costs the broker's CPU).
+func (t *timeline) cpu() (proc, others time.Duration) {
+	if t.pid == 0 {
+		return 0, 0
+	}
+	proc = processCPU(t.pid)
+	_, children := cpuTimes()
+	return proc, children - proc
 }
 
 func (t *timeline) sample(p progress) {
 	now, idle := time.Now(), idleTicks()
+	proc, others := t.cpu()
 	// /proc/stat counts USER_HZ (100) ticks per CPU.
-	pct := float64(idle-t.idle) / (now.Sub(t.last).Seconds() * 100 * float64(runtime.NumCPU())) * 100
-	t.lines = append(t.lines, fmt.Sprintf("%.2f\t%d\t%d\t%d\t%d\t%.0f", now.Sub(t.start).Seconds(), p.messages,
-		p.rows["events"], p.rows["event_sessions"], p.rows["sessions"], pct))
-	t.last, t.idle = now, idle
+	wall := now.Sub(t.last).Seconds()
+	pct := float64(idle-t.idle) / (wall * 100 * float64(runtime.NumCPU())) * 100
+	share := func(d time.Duration) float64 { return d.Seconds() / wall * 100 }
+	t.lines = append(t.lines, fmt.Sprintf("%.2f\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f", now.Sub(t.start).Seconds(), p.messages,
+		p.rows["events"], p.rows["event_sessions"], p.rows["sessions"], pct, share(proc-t.proc), share(others-t.others)))
+	t.last, t.idle, t.proc, t.others = now, idle, proc, others
 }
 
 func (t *timeline) text() []byte { return []byte(strings.Join(t.lines, "\n") + "\n") }
@@ -259,6 +321,9 @@ func logInserts(b *testing.B, metricsFile string) {
 	if err != nil {
 		b.Logf("no metrics: %v", err)
 		return
+	}
+	if f := os.Getenv("BENCH_METRICS"); f != "" {
+		os.WriteFile(f, data, 0o644)
 	}
 	var lines []string
 	for _, l := range strings.Split(string(data), "\n") {

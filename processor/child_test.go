@@ -89,6 +89,10 @@ func childMain() bool {
 		if f, err := os.Create(c.CPUProfile); err == nil {
 			pprof.StartCPUProfile(f)
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
+			// SIGUSR2 ends the profile early (the benchmark's window).
+			usr2 := make(chan os.Signal, 1)
+			signal.Notify(usr2, syscall.SIGUSR2)
+			go func() { <-usr2; pprof.StopCPUProfile() }()
 		}
 	}
 	if c.MemFile != "" {

@@ -32,6 +32,9 @@ type worker struct {
 	commit    func(partition int, offset int64) error
 	log       *slog.Logger
 	lag       prometheus.Gauge // this partition's consumer lag
+	// id tells this worker's batches from those of the partition's next
+	// owner; writeSeq numbers them in the order they are written.
+	id, writeSeq uint64
 
 	dec  *eventDecoder
 	sess *session.Sessionizer
@@ -86,6 +89,7 @@ func newWorker(p *Processor, partition int, committed int64, commit func(int, in
 		committed: committed,
 		commit:    commit,
 		log:       p.log.With("partition", partition),
+		id:        p.workerIDs.Add(1),
 		lag:       p.m.lag.WithLabelValues(strconv.Itoa(partition)),
 		loss:      newLossAcc(),
 		dec:       newEventDecoder(),
@@ -467,6 +471,7 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 			return err
 		}
 		if w.batch.Rows() > 0 {
+			w.sequence(w.batch)
 			if err := w.writeBatch(ctx, leaving, w.batch); err != nil {
 				return err
 			}
@@ -492,6 +497,7 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 		}
 		f := &inflightBatch{b: b, done: make(chan struct{})}
 		w.inflight = append(w.inflight, f)
+		w.sequence(b)
 		go func() {
 			f.err = w.writeBatch(ctx, leaving, b)
 			close(f.done)
@@ -600,6 +606,12 @@ func (w *worker) wait() error {
 	return first
 }
 
+// sequence numbers b, the next batch to write.
+func (w *worker) sequence(b *Batch) {
+	b.owner, b.seq = w.id, w.writeSeq
+	w.writeSeq++
+}
+
 // writeBatch writes b, retrying transient failures with capped, jittered
 // backoff until it succeeds or ctx is done or leaving closed, and empties
 // it.
@@ -608,6 +620,8 @@ func (w *worker) writeBatch(ctx context.Context, leaving <-chan struct{}, b *Bat
 	events := len(b.Events)
 	err := w.retry(ctx, leaving, "write batch", func() error { return w.p.writer.write(ctx, b) })
 	if err != nil {
+		// Its later batches must not be written before it.
+		w.p.writer.abandon(b)
 		return err
 	}
 	w.p.m.flushDuration.Observe(time.Since(start).Seconds())

@@ -56,10 +56,14 @@ type Config struct {
 	// BatchSize and BatchInterval bound a partition's batch: it is handed
 	// to the writer when it has BatchSize events or BatchInterval passed
 	// since it began. The writer inserts the batches of all partitions that
-	// are waiting together, one insert per table. The defaults are 10,000
-	// events and 1 second.
+	// are waiting together, one insert per table. The defaults are 25,000
+	// events (DefaultBatchSize) and 1 second.
 	BatchSize     int
 	BatchInterval time.Duration
+	// Writes is how many such inserts (of other partitions' batches) may
+	// be in progress at once; a partition's batches are written one insert
+	// after the other. The default is DefaultWrites.
+	Writes int
 	// CheckpointInterval is how often a partition's state is written to the
 	// changelog and its offset committed (after a batch is written). Longer
 	// intervals write fewer state records; a crash replays up to this much
@@ -123,6 +127,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RebalanceTimeout, "kafka.rebalance-timeout", 10*time.Second, "how long a rebalance waits for processors to checkpoint and rejoin (and for one that died during it)")
 	fs.IntVar(&c.BatchSize, "batch.size", DefaultBatchSize, "events per partition per batch, at most (the batches of all partitions are inserted together)")
 	fs.DurationVar(&c.BatchInterval, "batch.interval", time.Second, "longest wait before a partial batch is inserted")
+	fs.IntVar(&c.Writes, "batch.writes", DefaultWrites, "inserts in progress at once, each with the batches of other partitions")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint.interval", 5*time.Second, "how often partition state is written to the state topic and offsets committed")
 	fs.DurationVar(&c.IdleAdvance, "session.idle-advance", time.Minute, "after a partition is idle at its end this long, its watermark follows the wall clock (negative: never)")
 	c.Session.RegisterFlags(fs)
@@ -160,6 +165,9 @@ func (c *Config) setDefaults() {
 	if c.BatchInterval == 0 {
 		c.BatchInterval = time.Second
 	}
+	if c.Writes == 0 {
+		c.Writes = DefaultWrites
+	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 5 * time.Second
 	}
@@ -183,6 +191,8 @@ func (c *Config) Validate() error {
 		return errors.New("batch.size must be at least 1")
 	case c.BatchInterval <= 0:
 		return errors.New("batch.interval must be positive")
+	case c.Writes < 1:
+		return errors.New("batch.writes must be at least 1")
 	case c.CheckpointInterval <= 0:
 		return errors.New("checkpoint.interval must be positive")
 	case c.StateTopic == c.Topic:
@@ -221,6 +231,8 @@ type Processor struct {
 
 	ready   atomic.Bool // joined a generation and restored its partitions
 	failing atomic.Int32
+	// workerIDs numbers the partition workers (worker.id).
+	workerIDs atomic.Uint64
 }
 
 // New returns a processor writing to sink. Its metrics are registered with
@@ -238,7 +250,7 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) (*P
 		log:       log.With("component", "processor"),
 		m:         newMetrics(reg),
 		changelog: newChangelog(cfg.Brokers, cfg.StateTopic),
-		writer:    newGroupWriter(sink, 20*time.Millisecond),
+		writer:    newGroupWriter(sink, 20*time.Millisecond, cfg.Writes),
 		signals:   newSignalWriter(cfg.Brokers, cfg.SignalsTopic),
 		cm:        newCartMetrics(reg),
 		facts:     newFactWriter(cfg.Brokers, cfg.CustomersTopic),

@@ -167,28 +167,35 @@ type eventCols struct {
 // while the string is in use.
 func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// eventColsCache keeps one eventCols between inserts (a sync.Pool would
-// lose it at every garbage collection, and it is large).
+// eventColsCache keeps the eventCols of past inserts, one per insert in
+// progress at once (processor.Config.Writes), for the next (a sync.Pool
+// would lose them at every garbage collection, and they are large).
 var eventColsCache struct {
 	sync.Mutex
-	c *eventCols
+	free []*eventCols
 }
+
+// maxCachedEventCols bounds eventColsCache.
+const maxCachedEventCols = 4
 
 func getEventCols() *eventCols {
 	eventColsCache.Lock()
 	defer eventColsCache.Unlock()
-	c := eventColsCache.c
-	eventColsCache.c = nil
-	if c == nil {
-		c = new(eventCols)
+	if n := len(eventColsCache.free); n > 0 {
+		c := eventColsCache.free[n-1]
+		eventColsCache.free[n-1] = nil
+		eventColsCache.free = eventColsCache.free[:n-1]
+		return c
 	}
-	return c
+	return new(eventCols)
 }
 
 func putEventCols(c *eventCols) {
 	eventColsCache.Lock()
-	eventColsCache.c = c
-	eventColsCache.Unlock()
+	defer eventColsCache.Unlock()
+	if len(eventColsCache.free) < maxCachedEventCols {
+		eventColsCache.free = append(eventColsCache.free, c)
+	}
 }
 
 // eventColumnValues returns the values of the events rows refs, one slice
