@@ -72,8 +72,9 @@ const DefaultBatchSize = 25000
 // DefaultWrites is the default of Config.Writes. With one insert at a
 // time, the partitions' workers stalled whenever ClickHouse worked on a
 // large insert (their batches in flight all waiting for it), leaving a
-// core idle: two at once were ahead in 7 of 9 alternating pairs of the
-// pipeline benchmark (median +6 %).
+// core idle: with two at once the pipeline benchmark kept 96.5-97.5 % of
+// the two cores busy against 94.6-96.2 % (six alternating pairs; two were
+// ahead in seven of nine pairs before).
 const DefaultWrites = 2
 
 // preallocEvents is the most events a new batch has room for before it

@@ -17,11 +17,11 @@ import (
 // Up to writers writes are in progress at once, each with the batches of
 // other partitions: ClickHouse works on an insert with one thread, and
 // with one write at a time the partitions' workers, their batches in
-// flight all waiting for it, left a core idle (see the README, "Batches in
-// flight"). A partition's batches are written one write at a time, in
-// the order its worker made them (Batch.seq), also when a failed write is
-// retried after later batches came: sessions keeps the last row written
-// of a session (its final row after its provisional ones).
+// flight all waiting for it, left a core idle (DefaultWrites). A
+// partition's batches are written one write at a time, in the order its
+// worker made them (Batch.seq), also when a failed write is retried after
+// later batches came: sessions keeps the last row written of a session
+// (its final row after its provisional ones).
 type groupWriter struct {
 	sink Sink
 	reqs chan *writeReq
