@@ -5,24 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
 
-// gateSink is a Sink whose writes each wait for a release; it records what
-// every write took.
+// gateSink is a Sink whose writes each report their batches on started
+// and wait for an outcome on release.
 type gateSink struct {
-	mu      sync.Mutex
-	writes  [][]*Batch
 	started chan []*Batch
 	release chan error
 }
 
 func (s *gateSink) Write(_ context.Context, batches []*Batch) error {
-	s.mu.Lock()
-	s.writes = append(s.writes, slices.Clone(batches))
-	s.mu.Unlock()
 	s.started <- batches
 	return <-s.release
 }

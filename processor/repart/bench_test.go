@@ -8,8 +8,9 @@ import (
 )
 
 // BenchmarkMerger: facts of 4 sources, a few minutes apart within each
-// checkpoint, merged 50,000 at a time (as many as wait between two checkpoints in the pipeline benchmark) under their watermarks: ns per fact
-// through Add and Release.
+// checkpoint, merged 50,000 at a time (as many as wait between two
+// checkpoints in the pipeline benchmark) under their watermarks: ns per
+// fact through Add and Release.
 //
 //	go test -run '^$' -bench Merger ./processor/repart/
 func BenchmarkMerger(b *testing.B) {
