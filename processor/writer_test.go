@@ -29,7 +29,7 @@ func newGateSink() *gateSink {
 func names(bs []*Batch) []string {
 	var out []string
 	for _, b := range bs {
-		out = append(out, fmt.Sprintf("%s/%d#%d", b.Topic, b.Partition, b.Written))
+		out = append(out, fmt.Sprintf("%s/%d#%d", b.Topic, b.Partition, b.seq))
 	}
 	return out
 }
@@ -56,9 +56,8 @@ func TestGroupWriterConcurrentWrites(t *testing.T) {
 	done := make(chan struct{})
 	go func() { g.run(ctx); close(done) }()
 
-	// Written carries a sequence number here, to name batches apart (the
-	// fake sink does not use it).
-	batch := func(p int, seq uint32) *Batch { return &Batch{Topic: "ev", Partition: p, Written: seq} }
+	// Batches without an owner (0) are not ordered; seq only names them.
+	batch := func(p int, seq uint64) *Batch { return &Batch{Topic: "ev", Partition: p, seq: seq} }
 	// submit hands b to the writer as write does, returning once the
 	// writer took it (so batches come in the order submitted).
 	results := make(chan error, 16)
@@ -158,7 +157,6 @@ func TestGroupWriterOrder(t *testing.T) {
 	batch := func(p int) *Batch {
 		b := &Batch{Topic: "ev", Partition: p}
 		w.sequence(b)
-		b.Written = uint32(b.seq)
 		return b
 	}
 	submit := func(b *Batch) *writeReq {
