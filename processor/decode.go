@@ -23,7 +23,9 @@ import (
 // then the answer, so the two never differ (TestDecodeMatchesEncodingJSON).
 //
 // Short strings that repeat across events (site, event name, browser,
-// campaign, path) are interned, which saves most allocations. An
+// campaign, path) are interned, which saves most allocations; a visitor's
+// tab and address, too many to intern, are shared with the event before
+// when they repeat it (parser.recent). An
 // eventDecoder is not safe for concurrent use: one per partition worker.
 type eventDecoder struct {
 	strs map[string]string
@@ -181,6 +183,19 @@ func (p *parser) string(dst *string) bool {
 
 // interned reads a string into dst, a field of p.e, interned.
 func (p *parser) interned(dst *string) bool {
+	return p.shared(dst, true)
+}
+
+// recent reads a string into dst, a field of p.e, shared with the same
+// field of the event before when equal, else copied: for values that
+// repeat in a row (a tab's events, a visitor's address) but are too many
+// to intern (each would take a slot of the table, which then starts over
+// more often and loses the values that do repeat across visitors).
+func (p *parser) recent(dst *string) bool {
+	return p.shared(dst, false)
+}
+
+func (p *parser) shared(dst *string, intern bool) bool {
 	s, ok := p.str()
 	if !ok {
 		return false
@@ -192,7 +207,11 @@ func (p *parser) interned(dst *string) bool {
 	}
 	last := &p.d.last[slot]
 	if *last != string(s) {
-		*last = p.d.intern(s)
+		if intern {
+			*last = p.d.intern(s)
+		} else {
+			*last = string(s)
+		}
 	}
 	*dst = *last
 	return true
@@ -587,7 +606,7 @@ func (p *parser) context(c *shoptrail.Context) bool {
 		case "userAgent":
 			return p.interned(&c.UserAgent)
 		case "ip":
-			return p.interned(&c.IP)
+			return p.recent(&c.IP)
 		case "library":
 			return p.object(func(key []byte) bool {
 				switch string(key) {
@@ -628,7 +647,7 @@ func (p *parser) context(c *shoptrail.Context) bool {
 			return p.object(func(key []byte) bool {
 				switch string(key) {
 				case "tab":
-					return p.interned(&c.Delivery.Tab)
+					return p.recent(&c.Delivery.Tab)
 				case "seq":
 					return p.integer(&c.Delivery.Seq)
 				case "transport":

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/shoptrail/shoptrail"
 )
@@ -230,4 +231,34 @@ func benchEventJSON() []byte {
 		panic(err)
 	}
 	return data
+}
+
+// TestDecodeKeepsInternTable decodes events of many tabs and addresses,
+// each unique, between events whose paths repeat: the tabs and addresses
+// must not take the intern table's slots (it would start over every few
+// thousand events and lose the paths), and each decoded value must still be
+// right and shared with the event before when it repeats.
+func TestDecodeKeepsInternTable(t *testing.T) {
+	d := newEventDecoder()
+	var prev shoptrail.Event
+	for i := range 3 * maxInterned {
+		tab := fmt.Sprintf("v%d-t0", i/2) // two events per tab, in a row
+		ip := fmt.Sprintf("203.0.%d.0", i/2%256)
+		b := fmt.Appendf(nil, `{"v":1,"site":"shop","messageId":"m%d","type":"page","anonymousId":"v%d","timestamp":"2026-11-01T10:00:00Z",`+
+			`"context":{"page":{"path":"/p/%d"},"ip":%q,"delivery":{"tab":%q,"seq":1}}}`, i, i/2, i%7, ip, tab)
+		var e shoptrail.Event
+		if err := d.decode(b, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Context.Delivery.Tab != tab || e.Context.IP != ip || e.Context.Page.Path != fmt.Sprintf("/p/%d", i%7) {
+			t.Fatalf("event %d decoded as tab %q, ip %q, path %q", i, e.Context.Delivery.Tab, e.Context.IP, e.Context.Page.Path)
+		}
+		if i%2 == 1 && unsafe.StringData(e.Context.Delivery.Tab) != unsafe.StringData(prev.Context.Delivery.Tab) {
+			t.Fatalf("event %d: the tab of the event before was copied again", i)
+		}
+		prev = e
+	}
+	if n := len(d.strs); n > 100 {
+		t.Errorf("the intern table holds %d strings, want the few repeating ones", n)
+	}
 }

@@ -187,14 +187,18 @@ type rowRef struct{ b, i int }
 // insertRows inserts the table's rows of all batches in one insert. Rows
 // that fail on their own data are moved to their batch's dead letters.
 func insertRows[T any](ctx context.Context, s *Sink, tb *table[T], batches []*processor.Batch) error {
-	var refs []rowRef
+	n := 0
+	for _, b := range batches {
+		n += len(tb.rows(b))
+	}
+	if n == 0 {
+		return nil
+	}
+	refs := make([]rowRef, 0, n)
 	for bi, b := range batches {
 		for i := range tb.rows(b) {
 			refs = append(refs, rowRef{bi, i})
 		}
-	}
-	if len(refs) == 0 {
-		return nil
 	}
 	return insertRefs(ctx, s, tb, batches, refs)
 }
