@@ -89,6 +89,9 @@ type captured struct {
 	// go to the customer stage in the order they arrived.
 	Offset int64 `json:"offset,omitempty"`
 	N      int   `json:"n"`
+	// key is the event's key in the stage's pending map (site NUL
+	// message id), kept so that it is made once.
+	key string
 }
 
 // forCustomer tells whether the customer stage reads the event.
@@ -154,7 +157,7 @@ func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props, offset int64)
 		return
 	}
 	x := &captured{Site: e.Site, AnonymousID: e.AnonymousID, UserID: e.UserID, MessageID: e.MessageID, Name: e.Event,
-		Time: e.Timestamp, Props: *p, Offset: offset, N: 1}
+		Time: e.Timestamp, Props: *p, Offset: offset, N: 1, key: key}
 	if e.Type != shoptrail.TypeTrack {
 		x.Type, x.Traits = e.Type, append(json.RawMessage(nil), e.Traits...)
 	}
@@ -175,7 +178,7 @@ func (c *cartStage) assigned(a *session.Assignment, held *Batch) {
 	if x == nil {
 		return
 	}
-	key := a.Site + "\x00" + a.MessageID
+	key := x.key
 	if a.Status == session.Assigned && (cartEvents[x.Name] || x.UserID != "") {
 		// Other events of a known customer tell the cart tracker the
 		// visitor's customer id (its waiting carts are handed off).
@@ -468,6 +471,7 @@ func (c *cartStage) restore(recs []session.StateRecord) ([]session.StateRecord, 
 				return nil, fmt.Errorf("cart stage: captured event %q: %w", r.Key, err)
 			}
 			key := strings.TrimPrefix(r.Key, cartPendingKey)
+			x.key = key
 			c.pending[key] = &x
 			c.saved[key] = true
 		case strings.HasPrefix(r.Key, cartStateKey):
