@@ -197,8 +197,6 @@ func (o *writeOrder) take(queue []*writeReq, busy map[source]bool, linger time.D
 	if wait := linger - time.Since(first); wait > 0 {
 		return nil, wait
 	}
-	// A worker's batches are taken in seq order: each only when it is
-	// the next.
 	return take, 0
 }
 
@@ -229,8 +227,12 @@ func (o *writeOrder) own(b *Batch) {
 }
 
 // abandon tells the writer that b's worker gave up writing it: its later
-// batches, waiting for b, get errAbandoned.
+// batches, waiting for b, get errAbandoned. A batch without an order
+// (owner 0) has no later batches.
 func (g *groupWriter) abandon(b *Batch) {
+	if b.owner == 0 {
+		return
+	}
 	select {
 	case g.abandoned <- b:
 	case <-g.stopped:
