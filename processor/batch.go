@@ -81,22 +81,26 @@ const DefaultWrites = 2
 // grows: a partition that never fills more keeps smaller batches.
 const preallocEvents = 10000
 
-// newBatch returns a batch with room for size events, at most
-// preallocEvents: growing a slice of events (large structs full of
+// newBatch returns a batch with room for size events, at most room (and at
+// least preallocEvents): growing a slice of events (large structs full of
 // pointers) while the garbage collector runs costs far more than
 // allocating it once, and a batch keeps what it grew to (at most the batch
-// size: reset truncates its events without freeing them).
-func newBatch(topic string, partition, size int) *Batch {
-	b := &Batch{Topic: topic, Partition: partition, Offsets: make([]int64, 0, min(size, preallocEvents))}
-	b.makeRoom(size)
+// size: reset truncates its events without freeing them). room is what the
+// partition's batch before grew to, so a busy partition grows its first
+// batch only.
+func newBatch(topic string, partition, size, room int) *Batch {
+	b := &Batch{Topic: topic, Partition: partition}
+	b.makeRoom(size, room)
 	return b
 }
 
-// makeRoom gives b's events room for size events, at most
-// preallocEvents, and a quarter of that to their commerce properties.
-func (b *Batch) makeRoom(size int) {
-	n := min(size, preallocEvents)
+// makeRoom gives b's events room for size events, at most room (and at
+// least preallocEvents), and a quarter of that to their commerce
+// properties.
+func (b *Batch) makeRoom(size, room int) {
+	n := min(size, max(room, preallocEvents))
 	b.Events = make([]shoptrail.Event, 0, n)
+	b.Offsets = make([]int64, 0, n)
 	b.CommerceOf = make([]int32, 0, n)
 	b.Commerce = make([]commerce.Props, 0, max(n/4, 1))
 }

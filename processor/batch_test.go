@@ -27,3 +27,22 @@ func TestMove(t *testing.T) {
 		t.Fatalf("nothing: dst %v, src %v", dst, src)
 	}
 }
+
+// A new batch has the room the batch before it grew to, within
+// [preallocEvents, the batch size]: a busy partition grows its first batch
+// only.
+func TestNewBatchRoom(t *testing.T) {
+	for _, c := range []struct{ size, room, want int }{
+		{25000, 0, preallocEvents},
+		{25000, 17000, 17000},
+		{25000, 40000, 25000},
+		{4, 0, 4},
+		{4, 25000, 4},
+	} {
+		b := newBatch("t", 0, c.size, c.room)
+		if cap(b.Events) != c.want || cap(b.Offsets) != c.want || cap(b.CommerceOf) != c.want {
+			t.Errorf("newBatch(size %d, room %d): room for %d events, %d offsets, %d commerce indexes; want %d",
+				c.size, c.room, cap(b.Events), cap(b.Offsets), cap(b.CommerceOf), c.want)
+		}
+	}
+}

@@ -11,7 +11,7 @@ import (
 // reused slot forgets the last event's.
 func TestBatchCommerce(t *testing.T) {
 	d := newEventDecoder()
-	b := newBatch("t", 0, 4)
+	b := newBatch("t", 0, 4, 0)
 	msgs := []string{
 		`{"v":1,"site":"s","messageId":"m1","type":"track","event":"Order Completed","anonymousId":"a","timestamp":"2026-11-01T10:00:00Z","receivedAt":"2026-11-01T10:00:00Z","context":{},"properties":{"order_id":"o1","revenue":12.5,"currency":"EUR","products":[{"product_id":"p1","price":12.5,"quantity":1}]}}`,
 		`{"v":1,"site":"s","messageId":"m2","type":"page","anonymousId":"a","timestamp":"2026-11-01T10:00:01Z","receivedAt":"2026-11-01T10:00:01Z","context":{},"properties":{"order_id":"x"}}`,

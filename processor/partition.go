@@ -93,7 +93,7 @@ func newWorker(p *Processor, partition int, committed int64, commit func(int, in
 		lag:       p.m.lag.WithLabelValues(strconv.Itoa(partition)),
 		loss:      newLossAcc(),
 		dec:       newEventDecoder(),
-		batch:     newBatch(p.cfg.Topic, partition, p.cfg.BatchSize),
+		batch:     newBatch(p.cfg.Topic, partition, p.cfg.BatchSize, 0),
 	}
 }
 
@@ -133,20 +133,8 @@ func (w *worker) run(ctx, gctx context.Context, restored func()) error {
 		stopReading()
 		<-readDone
 	}()
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:       w.cfg.Brokers,
-		Topic:         w.cfg.Topic,
-		Partition:     w.partition,
-		MinBytes:      1,
-		MaxBytes:      fetchMaxBytes,
-		MaxWait:       fetchMaxWait,
-		QueueCapacity: 4096,
-		ErrorLogger:   kafka.LoggerFunc(w.p.kafkaLog),
-	})
+	r := newPartitionReader(w.cfg.Brokers, w.cfg.Topic, w.partition, w.next, w.log)
 	defer r.Close()
-	if err := r.SetOffset(w.next); err != nil {
-		return fmt.Errorf("cannot seek partition %d to %d: %w", w.partition, w.next, err)
-	}
 	w.lastMsg, w.lastCkpt = time.Now(), time.Now()
 	// Writes and checkpoints run under a context that outlives wctx by a
 	// grace period: a batch being inserted when the partition is revoked
@@ -263,7 +251,7 @@ func (w *worker) restore(ctx context.Context) error {
 
 // fetch adds messages to the batch until it is full, BatchInterval has
 // passed, or ctx is done.
-func (w *worker) fetch(ctx context.Context, r *kafka.Reader) error {
+func (w *worker) fetch(ctx context.Context, r *partitionReader) error {
 	fctx, cancel := context.WithTimeout(ctx, w.cfg.BatchInterval)
 	defer cancel()
 	for len(w.batch.Events) < w.cfg.BatchSize {
@@ -289,7 +277,7 @@ func (w *worker) add(m *kafka.Message) {
 	}
 	w.dirty = true
 	if cap(w.batch.Events) == 0 { // trimmed while the partition was quiet
-		w.batch.makeRoom(w.cfg.BatchSize)
+		w.batch.makeRoom(w.cfg.BatchSize, 0)
 	}
 	// Reuse the slot without zeroing it first: decode resets it, and each
 	// pass over these large structs costs cache misses.
@@ -493,7 +481,7 @@ func (w *worker) flush(ctx context.Context, leaving <-chan struct{}, final bool)
 		if n := len(w.free); n > 0 {
 			w.batch, w.free = w.free[n-1], w.free[:n-1]
 		} else {
-			w.batch = newBatch(w.cfg.Topic, w.partition, w.cfg.BatchSize)
+			w.batch = newBatch(w.cfg.Topic, w.partition, w.cfg.BatchSize, cap(b.Events))
 		}
 		f := &inflightBatch{b: b, done: make(chan struct{})}
 		w.inflight = append(w.inflight, f)
