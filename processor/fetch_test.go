@@ -1,0 +1,130 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shoptrail/shoptrail/internal/devstack"
+)
+
+// fetchTestTopic starts a broker (in process: the package's tests cannot
+// use testenv, which imports this package) with a one-partition topic
+// holding n messages ("m0", "m1", ...).
+func fetchTestTopic(t *testing.T, n int) (*devstack.Broker, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the in-process broker (run without -short)")
+	}
+	topic := "fetch"
+	b, err := devstack.StartBroker(devstack.BrokerConfig{Partitions: 1, Topics: []string{topic}})
+	if err != nil {
+		t.Fatalf("cannot start the test Kafka broker: %v", err)
+	}
+	t.Cleanup(b.Close)
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs...), Topic: topic, BatchSize: 1000, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i].Value = fmt.Appendf(nil, "m%d", i)
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return b, topic
+}
+
+// readN reads n messages from r (each must come within 10s, however busy
+// the machine), then checks that nothing more comes within 300ms.
+func readN(t *testing.T, r *partitionReader, n int) []string {
+	t.Helper()
+	var got []string
+	for len(got) < n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := r.FetchMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("FetchMessage after %d messages: %v", len(got), err)
+		}
+		if want := fmt.Sprintf("m%d", m.Offset); string(m.Value) != want {
+			t.Fatalf("message at offset %d is %q, want %q", m.Offset, m.Value, want)
+		}
+		got = append(got, string(m.Value))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if m, err := r.FetchMessage(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("after %d messages: %q, %v; want context.DeadlineExceeded", n, m.Value, err)
+	}
+	return got
+}
+
+// The reader returns every message from its offset in order, over as many
+// fetches as that takes, and with nothing left returns the context's
+// error at its deadline.
+func TestPartitionReaderReadsInOrder(t *testing.T) {
+	b, topic := fetchTestTopic(t, 3000)
+	r := newPartitionReader(b.Addrs, topic, 0, 1000, slog.New(slog.DiscardHandler))
+	defer r.Close()
+	got := readN(t, r, 2000)
+	for i, v := range got {
+		if want := fmt.Sprintf("m%d", 1000+i); v != want {
+			t.Fatalf("message %d is %q, want %q", i, v, want)
+		}
+	}
+	// A cancelled context ends a wait for data at once, not at the broker's
+	// wait.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := r.FetchMessage(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("FetchMessage after cancel: %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took >= fetchMaxWait {
+		t.Errorf("cancelled fetch took %v, want less than the broker's wait %v", took, fetchMaxWait)
+	}
+	// And the reader goes on where it was.
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs...), Topic: topic, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte("m3000")}); err != nil {
+		t.Fatal(err)
+	}
+	readN(t, r, 1)
+}
+
+// An offset that retention removed moves to the partition's first, as
+// kafka-go's Reader does.
+func TestPartitionReaderSkipsRemovedOffsets(t *testing.T) {
+	b, topic := fetchTestTopic(t, 100)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 60
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("delete records: error code %d", code)
+	}
+	r := newPartitionReader(b.Addrs, topic, 0, 10, slog.New(slog.DiscardHandler))
+	defer r.Close()
+	if got := readN(t, r, 40); got[0] != "m60" {
+		t.Fatalf("read %q .. %q, want m60 .. m99", got[0], got[39])
+	}
+}
