@@ -281,9 +281,16 @@ func (f *factWriter) ensure(ctx context.Context, eventsTopic string) (int, error
 // write writes facts (events and hand-offs, keyed by site and customer).
 func (f *factWriter) write(ctx context.Context, facts []repart.Fact) error {
 	msgs := make([]kafka.Message, len(facts))
+	// The keys and values share one buffer (a few hundred bytes a fact):
+	// two allocations per fact were a tenth of the cost of writing them.
+	buf := make([]byte, 0, 256*len(facts))
 	for i := range facts {
 		site, id := factKey(&facts[i])
-		msgs[i] = kafka.Message{Key: []byte(site + "\x00" + id), Value: repart.AppendFact(nil, &facts[i])}
+		start := len(buf)
+		buf = append(append(append(buf, site...), 0), id...)
+		key := len(buf)
+		buf = repart.AppendFact(buf, &facts[i])
+		msgs[i] = kafka.Message{Key: buf[start:key:key], Value: buf[key:len(buf):len(buf)]}
 	}
 	if err := f.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("cannot write %d customer facts to %s: %w", len(msgs), f.topic, err)

@@ -63,7 +63,7 @@ type worker struct {
 	recs []session.StateRecord
 
 	next      int64     // offset of the next message to read
-	lastMsg   time.Time // wall time of the last message (or of the start)
+	lastMsg   time.Time // wall time of the last fetch round with messages (or of the start)
 	lastCkpt  time.Time
 	dirty     bool // state changed since the last checkpoint
 	lossDirty bool // the open loss bucket changed since its rows were written
@@ -254,6 +254,19 @@ func (w *worker) restore(ctx context.Context) error {
 func (w *worker) fetch(ctx context.Context, r *partitionReader) error {
 	fctx, cancel := context.WithTimeout(ctx, w.cfg.BatchInterval)
 	defer cancel()
+	// The round's messages are counted, and the time of the last one
+	// taken, when it ends: per message, the clock and the metrics cost
+	// about 1 % of the processor's CPU.
+	n, hwm := 0, int64(-1)
+	defer func() {
+		if n > 0 {
+			w.lastMsg = time.Now()
+			w.p.m.messages.Add(float64(n))
+			if lag := hwm - w.next; lag >= 0 {
+				w.lag.Set(float64(lag))
+			}
+		}
+	}()
 	for len(w.batch.Events) < w.cfg.BatchSize {
 		m, err := r.FetchMessage(fctx)
 		if err != nil {
@@ -262,6 +275,7 @@ func (w *worker) fetch(ctx context.Context, r *partitionReader) error {
 			}
 			return err
 		}
+		n, hwm = n+1, m.HighWaterMark
 		w.add(&m)
 	}
 	return nil
@@ -269,12 +283,7 @@ func (w *worker) fetch(ctx context.Context, r *partitionReader) error {
 
 // add decodes one message and feeds it to the sessionizer.
 func (w *worker) add(m *kafka.Message) {
-	w.p.m.messages.Inc()
 	w.next = m.Offset + 1
-	w.lastMsg = time.Now()
-	if lag := m.HighWaterMark - w.next; lag >= 0 {
-		w.lag.Set(float64(lag))
-	}
 	w.dirty = true
 	if cap(w.batch.Events) == 0 { // trimmed while the partition was quiet
 		w.batch.makeRoom(w.cfg.BatchSize, 0)
