@@ -72,6 +72,30 @@ var customerEvents = map[string]bool{
 	shoptrail.EventProductAddedToWishlist: true, shoptrail.EventInquiry: true, shoptrail.EventSignedUp: true, shoptrail.EventLoggedIn: true,
 }
 
+// trackKinds tells, per event name, which of cartEvents, orderChanges and
+// customerEvents hold it: capture looks at every track event, and one
+// lookup costs a third of three.
+var trackKinds = func() map[string]uint8 {
+	m := map[string]uint8{}
+	for name := range cartEvents {
+		m[name] |= kindCart
+	}
+	for name := range orderChanges {
+		m[name] |= kindOrderChange
+	}
+	for name := range customerEvents {
+		m[name] |= kindCustomer
+	}
+	return m
+}()
+
+// Bits of trackKinds.
+const (
+	kindCart uint8 = 1 << iota
+	kindOrderChange
+	kindCustomer
+)
+
 // captured is a cart, order or customer event waiting for its assignment;
 // n counts the copies of its message id waiting (each yields one
 // assignment).
@@ -140,7 +164,7 @@ func (c *cartStage) capture(e *shoptrail.Event, p *commerce.Props, offset int64)
 	}
 	switch e.Type {
 	case shoptrail.TypeTrack:
-		if !cartEvents[e.Event] && orderChanges[e.Event] == "" && (e.UserID == "" || !customerEvents[e.Event]) {
+		if k := trackKinds[e.Event]; k&(kindCart|kindOrderChange) == 0 && (e.UserID == "" || k&kindCustomer == 0) {
 			return
 		}
 	case shoptrail.TypeIdentify:
