@@ -28,7 +28,6 @@ type partitionReader struct {
 	brokers   []string
 	topic     string
 	partition int
-	dialer    *kafka.Dialer
 	log       *slog.Logger
 
 	conn   *kafka.Conn
@@ -50,8 +49,7 @@ const (
 )
 
 func newPartitionReader(brokers []string, topic string, partition int, offset int64, log *slog.Logger) *partitionReader {
-	return &partitionReader{brokers: brokers, topic: topic, partition: partition, offset: offset, log: log,
-		dialer: kafka.DefaultDialer}
+	return &partitionReader{brokers: brokers, topic: topic, partition: partition, offset: offset, log: log}
 }
 
 // FetchMessage returns the partition's next message. With nothing to read
@@ -59,43 +57,33 @@ func newPartitionReader(brokers []string, topic string, partition int, offset in
 // returns ctx's error).
 func (r *partitionReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
 	for {
+		var err error
 		if r.batch == nil {
-			if err := r.fetch(ctx); err != nil {
-				if ctx.Err() != nil {
-					return kafka.Message{}, ctx.Err()
-				}
-				if !r.retryable(err) {
-					return kafka.Message{}, err
-				}
-				if err := r.backoff(ctx, err); err != nil {
-					return kafka.Message{}, err
-				}
-				continue
+			err = r.fetch(ctx)
+		} else {
+			m, rerr := r.batch.ReadMessage()
+			if rerr == nil {
+				r.offset = m.Offset + 1
+				return m, nil
 			}
-		}
-		m, err := r.batch.ReadMessage()
-		if err == nil {
-			r.offset = m.Offset + 1
-			return m, nil
-		}
-		closeErr := r.batch.Close()
-		r.batch = nil
-		if errors.Is(err, io.EOF) && closeErr == nil {
+			closeErr := r.batch.Close()
+			r.batch = nil
 			// The end of this fetch's messages (kafka-go reports a message
 			// cut short as io.ErrUnexpectedEOF): ask for more.
-			if ctx.Err() != nil {
-				return kafka.Message{}, ctx.Err()
+			if err = rerr; errors.Is(rerr, io.EOF) {
+				err = closeErr
 			}
-			continue
 		}
-		if errors.Is(err, io.EOF) {
-			err = closeErr
-		}
-		if !r.retryable(err) {
+		switch {
+		case ctx.Err() != nil:
+			return kafka.Message{}, ctx.Err()
+		case err == nil:
+		case !r.retryable(err):
 			return kafka.Message{}, err
-		}
-		if err := r.backoff(ctx, err); err != nil {
-			return kafka.Message{}, err
+		default:
+			if err := r.backoff(ctx, err); err != nil {
+				return kafka.Message{}, err
+			}
 		}
 	}
 }
@@ -149,7 +137,7 @@ func (r *partitionReader) connect(ctx context.Context) error {
 	var err error
 	for _, broker := range r.brokers {
 		var c *kafka.Conn
-		if c, err = r.dialer.DialLeader(ctx, "tcp", broker, r.topic, r.partition); err != nil {
+		if c, err = kafka.DefaultDialer.DialLeader(ctx, "tcp", broker, r.topic, r.partition); err != nil {
 			continue
 		}
 		c.SetDeadline(time.Now().Add(responseSlack))
