@@ -73,6 +73,12 @@ func (r *partitionReader) FetchMessage(ctx context.Context) (kafka.Message, erro
 			if err = rerr; errors.Is(rerr, io.EOF) {
 				err = closeErr
 			}
+			// A fetch the broker ended at its wait with nothing to read:
+			// kafka-go reports it as RequestTimedOut and keeps the
+			// connection (its Reader, too, just asks again).
+			if errors.Is(err, kafka.RequestTimedOut) {
+				err = nil
+			}
 		}
 		switch {
 		case ctx.Err() != nil:

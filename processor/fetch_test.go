@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,5 +127,49 @@ func TestPartitionReaderSkipsRemovedOffsets(t *testing.T) {
 	defer r.Close()
 	if got := readN(t, r, 40); got[0] != "m60" {
 		t.Fatalf("read %q .. %q, want m60 .. m99", got[0], got[39])
+	}
+}
+
+// countingHandler counts the records logged at Warn or above.
+type countingHandler struct{ warnings *atomic.Int64 }
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h countingHandler) WithGroup(string) slog.Handler            { return h }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.warnings.Add(1)
+	}
+	return nil
+}
+
+// A fetch the broker ends at its wait with nothing to read is an empty
+// fetch, not a failure: the reader asks again on the same connection, at
+// once and without a warning, as kafka-go's Reader does.
+func TestPartitionReaderWaitsOnIdlePartition(t *testing.T) {
+	b, topic := fetchTestTopic(t, 10)
+	var warnings atomic.Int64
+	r := newPartitionReader(b.Addrs, topic, 0, 10, slog.New(countingHandler{&warnings}))
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*fetchMaxWait+fetchMaxWait/2)
+	defer cancel()
+	if m, err := r.FetchMessage(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("FetchMessage on an idle partition: %q, %v; want context.DeadlineExceeded", m.Value, err)
+	}
+	conn := r.conn
+	if n := warnings.Load(); n != 0 {
+		t.Errorf("%d warnings while waiting on an idle partition, want none", n)
+	}
+	if conn == nil {
+		t.Fatal("the reader dropped its connection while waiting on an idle partition")
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs...), Topic: topic, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte("m10")}); err != nil {
+		t.Fatal(err)
+	}
+	readN(t, r, 1)
+	if r.conn != conn {
+		t.Error("the reader reconnected to read after waiting on an idle partition")
 	}
 }
