@@ -1,11 +1,13 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -14,6 +16,13 @@ import (
 // partitionReader reads one partition of the events topic on the calling
 // goroutine, one fetch at a time, from a connection to the partition's
 // leader that it keeps between fetches.
+//
+// It reads each message's value into one buffer, reused from message to
+// message, and not its key, headers or time: kafka-go's Batch.ReadMessage
+// allocates every value (some 550 MB in a pipeline benchmark run, the
+// processor's largest source of garbage), and the worker only decodes the
+// value. The time of the rare message that is no event (its dead letter
+// keeps it) comes from Time.
 //
 // kafka-go's Reader does the same on a goroutine of its own and hands each
 // message over a channel; with the per-message deadline it sets and its
@@ -33,6 +42,10 @@ type partitionReader struct {
 	conn   *kafka.Conn
 	batch  *kafka.Batch // the fetch being read, if any
 	offset int64        // the next offset to read
+	// value holds the value of the message FetchMessage returned last.
+	value []byte
+	// times are the times of the messages Time fetched last, by offset.
+	times []messageTime
 	// failures counts the fetches in a row that failed (the backoff).
 	failures int
 }
@@ -48,23 +61,51 @@ const (
 	maxFetchDelay = time.Second
 )
 
-func newPartitionReader(brokers []string, topic string, partition int, offset int64, log *slog.Logger) *partitionReader {
-	return &partitionReader{brokers: brokers, topic: topic, partition: partition, offset: offset, log: log}
+type messageTime struct {
+	offset int64
+	time   time.Time
 }
 
-// FetchMessage returns the partition's next message. With nothing to read
-// it waits, at most fetchMaxWait at a time, until ctx is done (and then
-// returns ctx's error).
+// initialValueBuffer is the room for values a reader starts with; a
+// longer value doubles it (and is fetched again).
+const initialValueBuffer = 64 << 10
+
+func newPartitionReader(brokers []string, topic string, partition int, offset int64, log *slog.Logger) *partitionReader {
+	return &partitionReader{brokers: brokers, topic: topic, partition: partition, offset: offset, log: log,
+		value: make([]byte, 0, initialValueBuffer)}
+}
+
+// FetchMessage returns the partition's next message: its offset, the
+// partition's high-water mark and its value, which is only valid until
+// the next call (its Key, Headers and Time are not read). With nothing to
+// read it waits, at most fetchMaxWait at a time, until ctx is done (and
+// then returns ctx's error).
 func (r *partitionReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
 	for {
 		var err error
 		if r.batch == nil {
 			err = r.fetch(ctx)
 		} else {
-			m, rerr := r.batch.ReadMessage()
+			n, rerr := r.batch.Read(r.value[:0])
 			if rerr == nil {
-				r.offset = m.Offset + 1
-				return m, nil
+				// A fetch begins with the whole record batch its offset is
+				// in: skip what comes before (Batch.ReadMessage does too).
+				offset := r.batch.Offset() - 1
+				if offset < r.offset {
+					continue
+				}
+				r.offset = offset + 1
+				return kafka.Message{Topic: r.topic, Partition: r.partition, Offset: offset,
+					HighWaterMark: r.batch.HighWaterMark(), Value: r.value[:n]}, nil
+			}
+			if errors.Is(rerr, io.ErrShortBuffer) {
+				// The batch is spent (kafka-go discards the rest of the
+				// response and keeps the connection): fetch again from the
+				// same offset with room for the value.
+				r.value = make([]byte, 0, 2*cap(r.value))
+				r.batch.Close()
+				r.batch = nil
+				continue
 			}
 			closeErr := r.batch.Close()
 			r.batch = nil
@@ -140,35 +181,92 @@ func (r *partitionReader) fetch(ctx context.Context) error {
 // answers, and seeks to r.offset; an offset before the partition's first
 // (removed by retention) moves to the first, as kafka-go's Reader does.
 func (r *partitionReader) connect(ctx context.Context) error {
+	c, err := r.dial(ctx)
+	if err != nil {
+		return err
+	}
+	c.SetDeadline(time.Now().Add(responseSlack))
+	first, last, err := c.ReadOffsets()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("cannot read the offsets of partition %d: %w", r.partition, err)
+	}
+	if r.offset < first {
+		r.log.Warn("partition's offset is gone (retention); skipping to its first", "offset", r.offset, "first", first, "skipped", first-r.offset)
+		r.offset = first
+	}
+	if r.offset > last {
+		c.Close()
+		return fmt.Errorf("offset %d of partition %d is past its end %d: %w", r.offset, r.partition, last, kafka.OffsetOutOfRange)
+	}
+	if _, err = c.Seek(r.offset, kafka.SeekAbsolute); err != nil {
+		c.Close()
+		return err
+	}
+	c.SetDeadline(time.Time{})
+	r.conn = c
+	return nil
+}
+
+// dial connects to the partition's leader through the first broker that
+// answers.
+func (r *partitionReader) dial(ctx context.Context) (*kafka.Conn, error) {
 	var err error
 	for _, broker := range r.brokers {
 		var c *kafka.Conn
-		if c, err = kafka.DefaultDialer.DialLeader(ctx, "tcp", broker, r.topic, r.partition); err != nil {
-			continue
+		if c, err = kafka.DefaultDialer.DialLeader(ctx, "tcp", broker, r.topic, r.partition); err == nil {
+			return c, nil
 		}
-		c.SetDeadline(time.Now().Add(responseSlack))
-		first, last, oerr := c.ReadOffsets()
-		if oerr != nil {
-			c.Close()
-			return fmt.Errorf("cannot read the offsets of partition %d: %w", r.partition, oerr)
-		}
-		if r.offset < first {
-			r.log.Warn("partition's offset is gone (retention); skipping to its first", "offset", r.offset, "first", first, "skipped", first-r.offset)
-			r.offset = first
-		}
-		if r.offset > last {
-			c.Close()
-			return fmt.Errorf("offset %d of partition %d is past its end %d: %w", r.offset, r.partition, last, kafka.OffsetOutOfRange)
-		}
-		if _, err = c.Seek(r.offset, kafka.SeekAbsolute); err != nil {
-			c.Close()
-			return err
-		}
-		c.SetDeadline(time.Time{})
-		r.conn = c
-		return nil
 	}
-	return fmt.Errorf("cannot reach the leader of partition %d: %w", r.partition, err)
+	return nil, fmt.Errorf("cannot reach the leader of partition %d: %w", r.partition, err)
+}
+
+// Time returns the time of the message at offset, read on a connection of
+// its own with the times of the messages after it (up to a fetch's worth),
+// which answer the next calls: it is for messages that are no event, rare
+// but possibly many in a row.
+func (r *partitionReader) Time(ctx context.Context, offset int64) (time.Time, error) {
+	find := func() (time.Time, bool) {
+		i, ok := slices.BinarySearchFunc(r.times, offset, func(m messageTime, o int64) int { return cmp.Compare(m.offset, o) })
+		if !ok {
+			return time.Time{}, false
+		}
+		return r.times[i].time, true
+	}
+	if t, ok := find(); ok {
+		return t, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, responseSlack)
+	defer cancel()
+	c, err := r.dial(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer c.Close()
+	if d, ok := ctx.Deadline(); ok {
+		c.SetDeadline(d)
+	}
+	if _, err := c.Seek(offset, kafka.SeekAbsolute); err != nil {
+		return time.Time{}, fmt.Errorf("cannot seek to offset %d of partition %d: %w", offset, r.partition, err)
+	}
+	b := c.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: fetchMaxBytes, MaxWait: 100 * time.Millisecond})
+	r.times = r.times[:0]
+	for {
+		m, err := b.ReadMessage()
+		if err != nil {
+			break
+		}
+		if m.Offset >= offset {
+			r.times = append(r.times, messageTime{m.Offset, m.Time})
+		}
+	}
+	if err := b.Close(); err != nil && !errors.Is(err, kafka.RequestTimedOut) {
+		return time.Time{}, fmt.Errorf("cannot read offset %d of partition %d: %w", offset, r.partition, err)
+	}
+	if t, ok := find(); ok {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("offset %d of partition %d is not there", offset, r.partition)
 }
 
 // retryable tells whether a failed fetch is worth asking again: all but

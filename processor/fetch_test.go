@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,8 @@ import (
 
 // fetchTestTopic starts a broker (in process: the package's tests cannot
 // use testenv, which imports this package) with a one-partition topic
-// holding n messages ("m0", "m1", ...).
+// holding n messages (testValue(i) at testTime(i)), written in compressed
+// record batches of 300.
 func fetchTestTopic(t *testing.T, n int) (*devstack.Broker, string) {
 	t.Helper()
 	if testing.Short() {
@@ -30,16 +32,32 @@ func fetchTestTopic(t *testing.T, n int) (*devstack.Broker, string) {
 		t.Fatalf("cannot start the test Kafka broker: %v", err)
 	}
 	t.Cleanup(b.Close)
-	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs...), Topic: topic, BatchSize: 1000, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs...), Topic: topic, BatchSize: 300, BatchTimeout: time.Millisecond, Compression: kafka.Lz4}
 	defer w.Close()
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
-		msgs[i].Value = fmt.Appendf(nil, "m%d", i)
+		msgs[i].Value, msgs[i].Time = testValue(int64(i)), testTime(int64(i))
 	}
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
 	return b, topic
+}
+
+// testValue is the value of the test topic's message at offset: "m" and
+// the offset, and for offset 1500 more than the reader's first room for
+// values.
+func testValue(offset int64) []byte {
+	v := fmt.Appendf(nil, "m%d", offset)
+	if offset == 1500 {
+		v = append(v, bytes.Repeat([]byte{'x'}, 3*initialValueBuffer)...)
+	}
+	return v
+}
+
+// testTime is the time of the test topic's message at offset.
+func testTime(offset int64) time.Time {
+	return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(offset) * time.Second)
 }
 
 // readN reads n messages from r (each must come within 10s, however busy
@@ -54,10 +72,10 @@ func readN(t *testing.T, r *partitionReader, n int) []string {
 		if err != nil {
 			t.Fatalf("FetchMessage after %d messages: %v", len(got), err)
 		}
-		if want := fmt.Sprintf("m%d", m.Offset); string(m.Value) != want {
-			t.Fatalf("message at offset %d is %q, want %q", m.Offset, m.Value, want)
+		if want := testValue(m.Offset); !bytes.Equal(m.Value, want) {
+			t.Fatalf("message at offset %d is %.20q (%d bytes), want %.20q (%d bytes)", m.Offset, m.Value, len(m.Value), want, len(want))
 		}
-		got = append(got, string(m.Value))
+		got = append(got, string(m.Value[:min(len(m.Value), 8)]))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -74,10 +92,19 @@ func TestPartitionReaderReadsInOrder(t *testing.T) {
 	b, topic := fetchTestTopic(t, 3000)
 	r := newPartitionReader(b.Addrs, topic, 0, 1000, slog.New(slog.DiscardHandler))
 	defer r.Close()
+	// Offset 1000 is inside a record batch (900-1199), and 1500's value
+	// needs more room than the reader started with.
 	got := readN(t, r, 2000)
-	for i, v := range got {
-		if want := fmt.Sprintf("m%d", 1000+i); v != want {
-			t.Fatalf("message %d is %q, want %q", i, v, want)
+	if got[0] != "m1000" || got[1999] != "m2999" {
+		t.Fatalf("read %q .. %q, want m1000 .. m2999", got[0], got[1999])
+	}
+	// The time of a message, and of the next ones from what that read.
+	for _, offset := range []int64{1234, 1235, 2999, 17} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		tm, err := r.Time(ctx, offset)
+		cancel()
+		if err != nil || !tm.Equal(testTime(offset)) {
+			t.Errorf("Time(%d) = %v, %v; want %v", offset, tm, err, testTime(offset))
 		}
 	}
 	// A cancelled context ends a wait for data at once, not at the broker's
@@ -94,7 +121,7 @@ func TestPartitionReaderReadsInOrder(t *testing.T) {
 	// And the reader goes on where it was.
 	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs...), Topic: topic, BatchTimeout: time.Millisecond}
 	defer w.Close()
-	if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte("m3000")}); err != nil {
+	if err := w.WriteMessages(context.Background(), kafka.Message{Value: testValue(3000)}); err != nil {
 		t.Fatal(err)
 	}
 	readN(t, r, 1)
@@ -165,7 +192,7 @@ func TestPartitionReaderWaitsOnIdlePartition(t *testing.T) {
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(b.Addrs...), Topic: topic, BatchTimeout: time.Millisecond}
 	defer w.Close()
-	if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte("m10")}); err != nil {
+	if err := w.WriteMessages(context.Background(), kafka.Message{Value: testValue(10)}); err != nil {
 		t.Fatal(err)
 	}
 	readN(t, r, 1)

@@ -276,13 +276,13 @@ func (w *worker) fetch(ctx context.Context, r *partitionReader) error {
 			return err
 		}
 		n, hwm = n+1, m.HighWaterMark
-		w.add(&m)
+		w.add(ctx, r, &m)
 	}
 	return nil
 }
 
-// add decodes one message and feeds it to the sessionizer.
-func (w *worker) add(m *kafka.Message) {
+// add decodes one message, read by r, and feeds it to the sessionizer.
+func (w *worker) add(ctx context.Context, r *partitionReader, m *kafka.Message) {
 	w.next = m.Offset + 1
 	w.dirty = true
 	if cap(w.batch.Events) == 0 { // trimmed while the partition was quiet
@@ -298,7 +298,14 @@ func (w *worker) add(m *kafka.Message) {
 	}
 	day := e.Timestamp
 	if err != nil {
-		day = m.Time
+		t, terr := r.Time(ctx, m.Offset)
+		if terr != nil {
+			// The broker is gone since the message came: the dead letter
+			// gets the time it was read at.
+			w.log.Warn("cannot read the time of a message that is no event", "offset", m.Offset, "err", terr)
+			t = time.Now()
+		}
+		m.Time, day = t.UTC(), t
 	}
 	if w.lossUntil >= 0 && m.Offset >= w.lossUntil {
 		w.endLossReplay()
