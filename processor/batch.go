@@ -106,7 +106,7 @@ func (b *Batch) makeRoom(size, room int) {
 }
 
 // extend returns s one element longer, with the slot past its length as it
-// was (not zeroed: the caller resets it). A full s grows straight to room
+// was (zero in a batch's events: see reset). A full s grows straight to room
 // for size elements rather than in append's 1.25x steps, each of which
 // copies every element so far: a batch of 25,000 events that starts with
 // room for 10,000 allocated and copied some 70 MB on its way up.
@@ -131,7 +131,10 @@ const maxKeptCap = 1 << 15
 // reset empties b for reuse, keeping the capacity of its slices unless
 // they grew beyond maxKeptCap.
 func (b *Batch) reset() {
-	// Events: at most BatchSize, and each is reset as it is decoded into.
+	// Events: at most BatchSize, cleared here (in one pass, on the writer's
+	// goroutine) so that the strings they held go at once and the worker
+	// decodes into zero slots.
+	clear(b.Events)
 	b.Events = b.Events[:0]
 	b.Offsets = b.Offsets[:0]
 	// Commerce: as Events; each Props keeps its products' room.

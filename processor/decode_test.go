@@ -160,6 +160,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		var out shoptrail.Event
 		for b.Loop() {
+			out = shoptrail.Event{}
 			if err := d.decode(data, &out); err != nil {
 				b.Fatal(err)
 			}
