@@ -269,7 +269,7 @@ func newFactWriter(brokers []string, topic string) *factWriter {
 			RequiredAcks: kafka.RequireAll, BatchSize: 5000, BatchBytes: 1 << 20, BatchTimeout: 2 * time.Millisecond,
 			// Uncompressed, as Kafka Streams writes its repartition
 			// topics by default: the facts live until the next
-			// checkpoint, and lz4 both ways cost 5 % of the processor's
+			// checkpoint, and lz4 both ways cost 7 % of the processor's
 			// CPU in the pipeline benchmark (three alternating pairs,
 			// 0.65 µs an event).
 			MaxAttempts: 5},
