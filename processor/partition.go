@@ -299,8 +299,9 @@ func (w *worker) add(ctx context.Context, r *partitionReader, m *kafka.Message) 
 	if err != nil {
 		t, terr := r.Time(ctx, m.Offset)
 		if terr != nil {
-			// The broker is gone since the message came: the dead letter
-			// gets the time it was read at.
+			// The broker cannot be asked (gone since, or the partition
+			// is being revoked): the dead letter gets the time it was
+			// read at.
 			w.log.Warn("cannot read the time of a message that is no event", "offset", m.Offset, "err", terr)
 			t = time.Now()
 		}
@@ -541,8 +542,9 @@ func (w *worker) release() {
 // kind of row that spare has more room for; spare gets h's room. The batch
 // that took the held rows at the last checkpoint comes back with their
 // room, and the rows held for the next one would otherwise grow theirs
-// again from whatever room the current batch had (some 250 MB of sessions
-// alone in a pipeline benchmark run).
+// again from whatever room the current batch had (Sessionizer.Drain, which
+// appends the sessions, fell from 2.8 % to 0.7 % of the processor's CPU in
+// the pipeline benchmark).
 func (h *Batch) takeRoom(spare *Batch) {
 	h.Sessions, spare.Sessions = roomier(h.Sessions, spare.Sessions)
 	h.Links, spare.Links = roomier(h.Links, spare.Links)
