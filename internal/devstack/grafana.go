@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -309,20 +310,59 @@ func StartGrafana(ctx context.Context, cfg GrafanaConfig) (*Grafana, error) {
 			}
 		}
 	}
-	cmd := exec.Command(filepath.Join(home, "bin", "grafana"), "server", "--homepath", home, "--config", ini)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), cfg.Env...)
-	c, err := startChild("grafana", cmd, filepath.Join(dir, "log", "stdout.log"), log)
-	if err != nil {
-		return nil, err
-	}
-	g := &Grafana{URL: "http://127.0.0.1:" + strconv.Itoa(port), child: c}
-	if err := g.waitReady(ctx, cfg.StartTimeout); err != nil {
+	stdout := filepath.Join(dir, "log", "stdout.log")
+	for attempt := 1; ; attempt++ {
+		cmd := exec.Command(filepath.Join(home, "bin", "grafana"), "server", "--homepath", home, "--config", ini)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), cfg.Env...)
+		before := fileSize(stdout)
+		c, err := startChild("grafana", cmd, stdout, log)
+		if err != nil {
+			return nil, err
+		}
+		g := &Grafana{URL: "http://127.0.0.1:" + strconv.Itoa(port), child: c}
+		err = g.waitReady(ctx, cfg.StartTimeout)
+		if err == nil {
+			log.Info("grafana started", "url", g.URL, "dir", dir)
+			return g, nil
+		}
 		g.Stop()
-		return nil, fmt.Errorf("grafana in %s did not start: %w (see %s); its log ends:\n%s", dir, err, filepath.Join(dir, "log"), logTail(filepath.Join(dir, "log", "stdout.log"), 15))
+		// Grafana's first start on a new database can lose a race with
+		// itself creating the main organization and exit (grafana/grafana
+		// pull request 68644); the organization is there for the next.
+		if attempt < maxGrafanaStarts && bytes.Contains(readFrom(stdout, before), []byte(grafanaOrgRace)) {
+			log.Warn("grafana exited creating its main organization; starting it again", "attempt", attempt)
+			continue
+		}
+		return nil, fmt.Errorf("grafana in %s did not start: %w (see %s); its log ends:\n%s", dir, err, filepath.Join(dir, "log"), logTail(stdout, 15))
 	}
-	log.Info("grafana started", "url", g.URL, "dir", dir)
-	return g, nil
+}
+
+// maxGrafanaStarts bounds the starts of one Grafana that exited on
+// grafanaOrgRace.
+const maxGrafanaStarts = 3
+
+// grafanaOrgRace is what Grafana logs when it exits on its race creating
+// the main organization.
+const grafanaOrgRace = "failed to create default organization: UNIQUE constraint failed"
+
+// fileSize returns the size of the file at path, 0 if it cannot be read.
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// readFrom returns what the file at path holds from offset on (nil if it
+// cannot be read).
+func readFrom(path string, offset int64) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < offset {
+		return nil
+	}
+	return b[offset:]
 }
 
 func (g *Grafana) waitReady(ctx context.Context, timeout time.Duration) error {
