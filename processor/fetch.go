@@ -243,9 +243,8 @@ func (r *partitionReader) Time(ctx context.Context, offset int64) (time.Time, er
 		return time.Time{}, err
 	}
 	defer c.Close()
-	if d, ok := ctx.Deadline(); ok {
-		c.SetDeadline(d)
-	}
+	d, _ := ctx.Deadline() // set just above
+	c.SetDeadline(d)
 	if _, err := c.Seek(offset, kafka.SeekAbsolute); err != nil {
 		return time.Time{}, fmt.Errorf("cannot seek to offset %d of partition %d: %w", offset, r.partition, err)
 	}
